@@ -1,0 +1,152 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from zquant.scheduler.v1 import task_pb2 as _task_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WatchSchedulerEventsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchSchedulerEventsResponse(_message.Message):
+    __slots__ = ("event_type", "task", "task_id", "execution")
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    event_type: str
+    task: _task_pb2.Task
+    task_id: int
+    execution: _task_pb2.Execution
+    def __init__(self, event_type: _Optional[str] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ...) -> None: ...
+
+class CreateExecutionRequest(_message.Message):
+    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_KEY_FIELD_NUMBER: _ClassVar[int]
+    task_id: int
+    trigger: str
+    scheduled_time: _timestamp_pb2.Timestamp
+    status: str
+    error_message: str
+    parent_execution_id: int
+    retry_count: int
+    dedup_key: str
+    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ...) -> None: ...
+
+class CreateExecutionResponse(_message.Message):
+    __slots__ = ("execution", "created")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    execution: _task_pb2.Execution
+    created: bool
+    def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class StartExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "executor", "lease_seconds")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    executor: str
+    lease_seconds: int
+    def __init__(self, execution_id: _Optional[int] = ..., executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+
+class StartExecutionResponse(_message.Message):
+    __slots__ = ("execution", "attempt", "task")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    execution: _task_pb2.Execution
+    attempt: int
+    task: _task_pb2.Task
+    def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., attempt: _Optional[int] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
+
+class RequeueExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "attempt")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    attempt: int
+    def __init__(self, execution_id: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class RequeueExecutionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReportProgressRequest(_message.Message):
+    __slots__ = ("execution_id", "attempt", "result", "lease_seconds")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    attempt: int
+    result: _struct_pb2.Struct
+    lease_seconds: int
+    def __init__(self, execution_id: _Optional[int] = ..., attempt: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+
+class ReportProgressResponse(_message.Message):
+    __slots__ = ("terminate_requested",)
+    TERMINATE_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    terminate_requested: bool
+    def __init__(self, terminate_requested: _Optional[bool] = ...) -> None: ...
+
+class FinishExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "attempt", "status", "result", "error_message")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    attempt: int
+    status: str
+    result: _struct_pb2.Struct
+    error_message: str
+    def __init__(self, execution_id: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class FinishExecutionResponse(_message.Message):
+    __slots__ = ("execution", "retry")
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    execution: _task_pb2.Execution
+    retry: _task_pb2.Execution
+    def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., retry: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ...) -> None: ...
+
+class ReapExpiredLeasesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReapExpiredLeasesResponse(_message.Message):
+    __slots__ = ("failed", "retries")
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    failed: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
+    retries: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
+    def __init__(self, failed: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ..., retries: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ...) -> None: ...
+
+class ListActiveExecutionsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListActiveExecutionsResponse(_message.Message):
+    __slots__ = ("executions",)
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
+    def __init__(self, executions: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ...) -> None: ...
