@@ -127,18 +127,6 @@ class FinishExecutionResponse(_message.Message):
     retry: _task_pb2.Execution
     def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., retry: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ...) -> None: ...
 
-class ReapExpiredLeasesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class ReapExpiredLeasesResponse(_message.Message):
-    __slots__ = ("failed", "retries")
-    FAILED_FIELD_NUMBER: _ClassVar[int]
-    RETRIES_FIELD_NUMBER: _ClassVar[int]
-    failed: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
-    retries: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
-    def __init__(self, failed: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ..., retries: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ...) -> None: ...
-
 class ListActiveExecutionsRequest(_message.Message):
     __slots__ = ("limit",)
     LIMIT_FIELD_NUMBER: _ClassVar[int]

@@ -67,11 +67,6 @@ class RegistryInternalServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionResponse.FromString,
                 _registered_method=True)
-        self.ReapExpiredLeases = channel.unary_unary(
-                '/zquant.scheduler.v1.RegistryInternalService/ReapExpiredLeases',
-                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReapExpiredLeasesRequest.SerializeToString,
-                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReapExpiredLeasesResponse.FromString,
-                _registered_method=True)
         self.ListActiveExecutions = channel.unary_unary(
                 '/zquant.scheduler.v1.RegistryInternalService/ListActiveExecutions',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.SerializeToString,
@@ -118,7 +113,9 @@ class RegistryInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportProgress(self, request, context):
-        """Progress and heartbeats from the executor, relayed by the scheduler. Renews the lease.
+        """Progress and heartbeats from the executor, relayed by the scheduler. Renews the lease: a run
+        with no report for ZQ_LEASE_SECONDS (default 15) is failed by the registry with "执行器失联"
+        and retried per its task's policy.
         Watchers see every report at once; the database gets a bounded number of writes per second.
         FAILED_PRECONDITION for a stale attempt or a finished run.
         """
@@ -129,13 +126,6 @@ class RegistryInternalServiceServicer:
     def FinishExecution(self, request, context):
         """Final state of a run. When the run failed and retries are left, the pending retry is created
         in the same transaction and returned. FAILED_PRECONDITION for a stale attempt.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ReapExpiredLeases(self, request, context):
-        """Fails every running execution whose lease expired ("执行器失联") and creates their retries.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,11 +170,6 @@ def add_RegistryInternalServiceServicer_to_server(servicer, server):
                     servicer.FinishExecution,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionResponse.SerializeToString,
-            ),
-            'ReapExpiredLeases': grpc.unary_unary_rpc_method_handler(
-                    servicer.ReapExpiredLeases,
-                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReapExpiredLeasesRequest.FromString,
-                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReapExpiredLeasesResponse.SerializeToString,
             ),
             'ListActiveExecutions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListActiveExecutions,
@@ -357,33 +342,6 @@ class RegistryInternalService:
             '/zquant.scheduler.v1.RegistryInternalService/FinishExecution',
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ReapExpiredLeases(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/zquant.scheduler.v1.RegistryInternalService/ReapExpiredLeases',
-            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReapExpiredLeasesRequest.SerializeToString,
-            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReapExpiredLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,60 @@
+"""Registry settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.settings import data_dir, env_float, env_int, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    host: str
+    port: int
+    data_dir: Path
+    database_url: str
+    service_token: str
+    default_timezone: str
+    admin_username: str
+    # Empty: generate one on first start and write it to <data_dir>/admin_password.txt.
+    admin_password: str
+    access_token_ttl: int
+    refresh_token_ttl: int
+    # Progress reaches watchers at once; the database gets at most one write per run per interval.
+    progress_flush_seconds: float
+    lease_seconds: int
+    log_level: str
+
+    @property
+    def jwt_key_path(self) -> Path:
+        return self.data_dir / "jwt_signing_key.pem"
+
+    @property
+    def jwks_path(self) -> Path:
+        return self.data_dir / "jwks.json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrySettings:
+        env = os.environ if env is None else env
+        directory = data_dir(env)
+        service_token = env_str(env, "ZQ_SERVICE_TOKEN", "")
+        if not service_token:
+            raise ValueError("ZQ_SERVICE_TOKEN must be set (shared secret of the internal services)")
+        return cls(
+            host=env_str(env, "ZQ_BIND_HOST", "127.0.0.1"),
+            port=env_int(env, "ZQ_REGISTRY_PORT", 50051),
+            data_dir=directory,
+            database_url=env_str(env, "ZQ_DATABASE_URL", f"sqlite:///{directory / 'scheduler.db'}"),
+            service_token=service_token,
+            default_timezone=env_str(env, "ZQ_DEFAULT_TIMEZONE", "Asia/Shanghai"),
+            admin_username=env_str(env, "ZQ_ADMIN_USERNAME", "admin"),
+            admin_password=env_str(env, "ZQ_ADMIN_PASSWORD", ""),
+            access_token_ttl=env_int(env, "ZQ_ACCESS_TOKEN_TTL", 3600),
+            refresh_token_ttl=env_int(env, "ZQ_REFRESH_TOKEN_TTL", 7 * 24 * 3600),
+            progress_flush_seconds=env_float(env, "ZQ_PROGRESS_FLUSH_SECONDS", 1.0),
+            lease_seconds=env_int(env, "ZQ_LEASE_SECONDS", 15),
+            log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
+        )
