@@ -282,7 +282,8 @@ def task_names(session: Session, task_ids: set[int]) -> dict[int, str]:
     if not task_ids:
         return {}
     rows = session.execute(select(TaskRow.id, TaskRow.name).where(TaskRow.id.in_(task_ids)))
-    return {task_id: name for task_id, name in rows}
+    # Not dict(rows): a Result has keys(), so dict() would treat it as a mapping.
+    return {task_id: name for task_id, name in rows}  # noqa: C416
 
 
 @dataclass(frozen=True, slots=True)
