@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from services.registry.convert import (
     from_timestamp,
     struct_to_dict,
     task_to_proto,
+    to_timestamp,
 )
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store import executions as store
@@ -27,6 +28,17 @@ from services.registry.store import executions as store
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 FEED_HEARTBEAT_SECONDS = 5.0
+
+
+def task_event(
+    row: TaskRow, now: datetime, last_scheduled: datetime | None = None
+) -> pb2.WatchSchedulerEventsResponse:
+    return pb2.WatchSchedulerEventsResponse(
+        event_type="task_upsert",
+        task=task_to_proto(row, now),
+        schedule_anchor=to_timestamp(row.schedule_anchor),
+        last_scheduled_time=to_timestamp(last_scheduled),
+    )
 
 
 def _require_service() -> None:

@@ -12,6 +12,7 @@ from services.common.server import current_principal
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, from_timestamp, struct_to_dict, task_to_proto
 from services.registry.models import TaskRow
+from services.registry.servicers.internal import task_event
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as store
 

@@ -346,3 +346,13 @@ def has_active_run(session: Session, task_id: int, exclude_id: int = 0) -> bool:
         ExecutionRow.id != exclude_id,
     )
     return session.scalar(query.limit(1)) is not None
+
+
+def last_scheduled_times(session: Session) -> dict[int, datetime]:
+    """Per task, the newest planned time that got an execution (run or skipped)."""
+    rows = session.execute(
+        select(ExecutionRow.task_id, func.max(ExecutionRow.scheduled_time))
+        .where(ExecutionRow.trigger == "schedule")
+        .group_by(ExecutionRow.task_id)
+    )
+    return {task_id: moment for task_id, moment in rows if moment is not None}

@@ -16,16 +16,20 @@ class WatchSchedulerEventsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchSchedulerEventsResponse(_message.Message):
-    __slots__ = ("event_type", "task", "task_id", "execution")
+    __slots__ = ("event_type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time")
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ANCHOR_FIELD_NUMBER: _ClassVar[int]
+    LAST_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
     event_type: str
     task: _task_pb2.Task
     task_id: int
     execution: _task_pb2.Execution
-    def __init__(self, event_type: _Optional[str] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ...) -> None: ...
+    schedule_anchor: _timestamp_pb2.Timestamp
+    last_scheduled_time: _timestamp_pb2.Timestamp
+    def __init__(self, event_type: _Optional[str] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
     __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key")

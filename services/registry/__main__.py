@@ -1,0 +1,22 @@
+"""Entry point: `python -m services.registry`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common.logging import configure_logging
+from services.registry.server import create_server
+from services.registry.settings import RegistrySettings
+
+
+async def main() -> None:
+    settings = RegistrySettings.from_env()
+    configure_logging("registry", settings.log_level)
+    registry = await create_server(settings)
+    registry.server.install_signal_handlers()
+    await registry.server.wait_for_stop_signal()
+    await registry.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,169 @@
+"""Registry server wiring: database, keys, servicers, authentication, background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+
+import grpc
+from sqlalchemy import select
+from zquant.scheduler.v1 import (
+    cron_service_pb2,
+    cron_service_pb2_grpc,
+    execution_service_pb2,
+    execution_service_pb2_grpc,
+    registry_internal_service_pb2,
+    registry_internal_service_pb2_grpc,
+    stats_service_pb2,
+    stats_service_pb2_grpc,
+    task_service_pb2,
+    task_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
+
+from services.common.auth import (
+    SERVICE_PRINCIPAL,
+    Principal,
+    TokenService,
+    bearer_token,
+    is_service_token,
+    load_or_create_keys,
+)
+from services.common.errors import AlreadyExists, PermissionDenied, Unauthenticated
+from services.common.server import Authenticator, ServiceServer
+from services.registry.app import RegistryApp
+from services.registry.convert import execution_to_proto
+from services.registry.db import Database, migrate
+from services.registry.events import EventHub
+from services.registry.models import ExecutionRow
+from services.registry.progress import ProgressBuffer
+from services.registry.servicers import auth as auth_servicers
+from services.registry.servicers.executions import ExecutionServicer, StatsServicer
+from services.registry.servicers.internal import InternalServicer
+from services.registry.servicers.tasks import TaskServicer
+from services.registry.servicers.workflows import CronServicer, WorkflowServicer
+from services.registry.settings import RegistrySettings
+from services.registry.store.users import ensure_admin
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "/zquant.scheduler.v1."
+OPEN_METHODS = frozenset({f"{PACKAGE}AuthService/Login", f"{PACKAGE}AuthService/RefreshToken"})
+INTERNAL_PREFIX = f"{PACKAGE}RegistryInternalService/"
+_VERIFIED_CACHE_SIZE = 4096
+
+
+def make_authenticator(tokens: TokenService, service_token: str) -> Authenticator:
+    """Bearer header (direct gRPC and REST via Envoy) or the access_token cookie (EventSource)."""
+    verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def authenticate(method: str, metadata: dict[str, str]) -> Principal | None:
+        if method in OPEN_METHODS:
+            return None
+        token = bearer_token(metadata)
+        if token is None and "cookie" in metadata:
+            morsel = SimpleCookie(metadata["cookie"]).get("access_token")
+            token = morsel.value if morsel else None
+        if is_service_token(token, service_token):
+            return SERVICE_PRINCIPAL
+        if method.startswith(INTERNAL_PREFIX):
+            raise PermissionDenied("内部接口只接受服务令牌")
+        if not token:
+            raise Unauthenticated("未提供认证令牌")
+        # Signature checks cost ~0.1 ms; a verified token is remembered until it expires.
+        cached = verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        claims = tokens.verify(token)
+        principal = Principal(username=str(claims["sub"]), role=str(claims["role"]))
+        verified[token] = (principal, float(claims["exp"]))
+        if len(verified) > _VERIFIED_CACHE_SIZE:
+            verified.popitem(last=False)
+        return principal
+
+    return authenticate
+
+
+def _name(module: Any, service: str) -> str:
+    return str(module.DESCRIPTOR.services_by_name[service].full_name)
+
+
+@dataclass
+class RegistryServer:
+    app: RegistryApp
+    server: ServiceServer
+    port: int
+    internal: InternalServicer
+    background: list[asyncio.Task[None]]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.server.stop(grace)
+        for task in self.background:
+            task.cancel()
+        self.app.progress.flush_due(force=True)
+        self.app.db.dispose()
+
+
+def prepare(settings: RegistrySettings) -> RegistryApp:
+    """Schema, keys and the first admin: everything that must exist before serving."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    migrate(db.engine)
+    keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
+    with db.session() as session:
+        generated = ensure_admin(
+            session,
+            settings.admin_username,
+            settings.admin_password,
+            settings.data_dir / "admin_password.txt",
+        )
+    if generated:
+        log.warning("created admin user %r; password in admin_password.txt", settings.admin_username)
+    events = EventHub()
+    return RegistryApp(
+        settings=settings,
+        db=db,
+        tokens=TokenService(keys, settings.access_token_ttl, settings.refresh_token_ttl),
+        events=events,
+        progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
+    )
+
+
+async def create_server(settings: RegistrySettings, app: RegistryApp | None = None) -> RegistryServer:
+    app = app or prepare(settings)
+    # Runs left running by a previous registry get a full lease to report again before reaping.
+    with app.db.session() as session:
+        for row in session.scalars(select(ExecutionRow).where(ExecutionRow.status == "running")):
+            app.progress.track(execution_to_proto(row), row.attempt)
+    server = ServiceServer("registry", make_authenticator(app.tokens, settings.service_token))
+    internal = InternalServicer(app)
+    grpc_server: grpc.aio.Server = server.server
+    task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), grpc_server)
+    execution_service_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(app), grpc_server)
+    stats_service_pb2_grpc.add_StatsServiceServicer_to_server(StatsServicer(app), grpc_server)
+    workflow_service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(app), grpc_server)
+    cron_service_pb2_grpc.add_CronServiceServicer_to_server(CronServicer(app), grpc_server)
+    registry_internal_service_pb2_grpc.add_RegistryInternalServiceServicer_to_server(internal, grpc_server)
+    server.add(
+        [
+            _name(task_service_pb2, "TaskService"),
+            _name(execution_service_pb2, "ExecutionService"),
+            _name(stats_service_pb2, "StatsService"),
+            _name(workflow_service_pb2, "WorkflowService"),
+            _name(cron_service_pb2, "CronService"),
+            _name(registry_internal_service_pb2, "RegistryInternalService"),
+            *auth_servicers.register(grpc_server, app),
+        ]
+    )
+    port = await server.start(settings.host, settings.port)
+    background = [
+        asyncio.create_task(app.progress.run_flusher(), name="progress-flusher"),
+        asyncio.create_task(internal.run_reaper(), name="lease-reaper"),
+    ]
+    return RegistryServer(app=app, server=server, port=port, internal=internal, background=background)

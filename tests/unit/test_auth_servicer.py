@@ -1,0 +1,294 @@
+"""AuthService and UserService over a real in-process gRPC channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from argon2 import PasswordHasher
+from sqlalchemy import delete
+from zquant.scheduler.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
+
+from services.common.auth import TokenService, load_or_create_keys
+from services.common.server import ServiceServer
+from services.registry.app import RegistryApp
+from services.registry.db import Database, migrate
+from services.registry.events import EventHub
+from services.registry.models import UserRow
+from services.registry.progress import ProgressBuffer
+from services.registry.server import make_authenticator
+from services.registry.servicers.auth import register
+from services.registry.settings import RegistrySettings
+from services.registry.store import users
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+FAST = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+PASSWORD = "correct-horse"
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+Code = grpc.StatusCode
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Env:
+    app: RegistryApp
+    clock: Clock
+    auth: Any
+    users: Any
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    tmp: Path = tmp_path_factory.mktemp("registry")
+    settings = RegistrySettings.from_env({"ZQ_SERVICE_TOKEN": "test-service-token", "ZQ_DATA_DIR": str(tmp)})
+    db = Database(f"sqlite:///{tmp / 'registry.db'}")
+    migrate(db.engine)
+    keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
+    tokens = TokenService(keys, settings.access_token_ttl, settings.refresh_token_ttl)
+    events = EventHub()
+    clock = Clock()
+    app = RegistryApp(
+        settings=settings,
+        db=db,
+        tokens=tokens,
+        events=events,
+        progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
+        clock=clock,
+    )
+
+    server = ServiceServer("registry-test", make_authenticator(tokens, settings.service_token))
+    server.add(register(server.server, app, hasher=FAST))
+    port = await server.start("127.0.0.1", 0)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield Env(
+        app,
+        clock,
+        auth_service_pb2_grpc.AuthServiceStub(channel),
+        user_service_pb2_grpc.UserServiceStub(channel),
+    )
+    await channel.close(grace=None)
+    await server.stop(0)
+    db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def seeded(env: Env) -> Iterator[None]:
+    env.clock.now = T0
+    with env.app.db.session() as s:
+        s.execute(delete(UserRow))
+        for name, role in [("root", "admin"), ("oper", "operator"), ("view", "viewer")]:
+            users.create_user(s, name, PASSWORD, role, hasher=FAST)
+    yield
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def login(env: Env, username: str, password: str = PASSWORD) -> Any:
+    return await env.auth.Login(auth_service_pb2.LoginRequest(username=username, password=password))
+
+
+async def access(env: Env, username: str) -> tuple[tuple[str, str], ...]:
+    return bearer((await login(env, username)).access_token)
+
+
+async def fails(call: Awaitable[Any], code: grpc.StatusCode) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == code, info.value.details()
+    details = info.value.details()
+    assert details is not None
+    return details
+
+
+async def test_login_issues_a_token_pair(env: Env) -> None:
+    response = await login(env, "oper")
+    assert response.token_type == "bearer"
+    assert response.expires_in == env.app.settings.access_token_ttl
+    claims = env.app.tokens.verify(response.access_token, "access")
+    assert (claims["sub"], claims["role"]) == ("oper", "operator")
+    assert env.app.tokens.verify(response.refresh_token, "refresh")["sub"] == "oper"
+
+
+async def test_login_failures(env: Env) -> None:
+    assert await fails(login(env, "oper", "wrong-password"), Code.UNAUTHENTICATED) == "用户名或密码错误"
+    assert await fails(login(env, "nobody", "wrong-password"), Code.UNAUTHENTICATED) == "用户名或密码错误"
+    assert await fails(login(env, "", PASSWORD), Code.INVALID_ARGUMENT) == "用户名和密码不能为空"
+    assert await fails(login(env, "oper", ""), Code.INVALID_ARGUMENT) == "用户名和密码不能为空"
+
+
+async def test_login_lockout(env: Env) -> None:
+    for _ in range(4):
+        await fails(login(env, "view", "wrong-password"), Code.UNAUTHENTICATED)
+    locked = "账户已被锁定，请15分钟后再试"
+    assert await fails(login(env, "view", "wrong-password"), Code.UNAUTHENTICATED) == locked
+    assert await fails(login(env, "view"), Code.UNAUTHENTICATED) == locked
+    assert (await login(env, "oper")).access_token
+    env.clock.now = T0 + timedelta(minutes=5)
+    assert await fails(login(env, "view"), Code.UNAUTHENTICATED) == "账户已被锁定，请10分钟后再试"
+    env.clock.now = T0 + timedelta(minutes=15)
+    assert (await login(env, "view")).access_token
+
+
+async def test_disabled_user_cannot_log_in(env: Env) -> None:
+    with env.app.db.session() as s:
+        users.update_user(s, "view", disabled=True)
+    assert await fails(login(env, "view"), Code.UNAUTHENTICATED) == "用户已被禁用"
+
+
+async def test_refresh_uses_the_current_role(env: Env) -> None:
+    pair = await login(env, "oper")
+    with env.app.db.session() as s:
+        users.update_user(s, "oper", role="viewer")
+    fresh = await env.auth.RefreshToken(
+        auth_service_pb2.RefreshTokenRequest(refresh_token=pair.refresh_token)
+    )
+    assert fresh.token_type == "bearer"
+    assert fresh.expires_in == env.app.settings.access_token_ttl
+    assert env.app.tokens.verify(fresh.access_token, "access")["role"] == "viewer"
+    assert env.app.tokens.verify(fresh.refresh_token, "refresh")["sub"] == "oper"
+
+
+async def test_refresh_failures(env: Env) -> None:
+    def refresh(token: str) -> Any:
+        return env.auth.RefreshToken(auth_service_pb2.RefreshTokenRequest(refresh_token=token))
+
+    assert await fails(refresh(""), Code.UNAUTHENTICATED) == "无效的刷新Token"
+    assert await fails(refresh("garbage"), Code.UNAUTHENTICATED) == "无效的刷新Token"
+    pair = await login(env, "view")
+    assert await fails(refresh(pair.access_token), Code.UNAUTHENTICATED) == "Token类型错误"
+
+    with env.app.db.session() as s:
+        users.update_user(s, "view", disabled=True)
+    assert await fails(refresh(pair.refresh_token), Code.UNAUTHENTICATED) == "用户已被禁用"
+    with env.app.db.session() as s:
+        users.delete_user(s, "view")
+    assert await fails(refresh(pair.refresh_token), Code.UNAUTHENTICATED) == "无效的刷新Token"
+
+
+async def test_get_me(env: Env) -> None:
+    me = await env.auth.GetMe(auth_service_pb2.GetMeRequest(), metadata=await access(env, "oper"))
+    assert (me.username, me.role, me.disabled) == ("oper", "operator", False)
+    assert me.HasField("created_at")
+    assert me.created_at.seconds > 0
+
+
+async def test_get_me_needs_an_access_token(env: Env) -> None:
+    request = auth_service_pb2.GetMeRequest()
+    assert await fails(env.auth.GetMe(request), Code.UNAUTHENTICATED) == "未提供认证令牌"
+    refresh = (await login(env, "oper")).refresh_token
+    assert (
+        await fails(env.auth.GetMe(request, metadata=bearer(refresh)), Code.UNAUTHENTICATED)
+        == "Token类型错误"
+    )
+    assert (
+        await fails(env.auth.GetMe(request, metadata=bearer("garbage")), Code.UNAUTHENTICATED)
+        == "无效的Token"
+    )
+
+
+async def test_admin_manages_users(env: Env) -> None:
+    admin = await access(env, "root")
+    created = await env.users.CreateUser(
+        user_service_pb2.CreateUserRequest(username="alice", password="alice-password"), metadata=admin
+    )
+    assert (created.username, created.role, created.disabled) == ("alice", "viewer", False)
+    assert created.HasField("created_at")
+
+    listed = await env.users.ListUsers(user_service_pb2.ListUsersRequest(), metadata=admin)
+    assert [(u.username, u.role) for u in listed.users] == [
+        ("root", "admin"),
+        ("oper", "operator"),
+        ("view", "viewer"),
+        ("alice", "viewer"),
+    ]
+
+    updated = await env.users.UpdateUser(
+        user_service_pb2.UpdateUserRequest(username="alice", role="operator"), metadata=admin
+    )
+    assert (updated.role, updated.disabled) == ("operator", False)
+    # Only the fields that are set change: the role stays when just the flag is sent.
+    updated = await env.users.UpdateUser(
+        user_service_pb2.UpdateUserRequest(username="alice", disabled=True), metadata=admin
+    )
+    assert (updated.role, updated.disabled) == ("operator", True)
+    await env.users.UpdateUser(
+        user_service_pb2.UpdateUserRequest(username="alice", disabled=False, password="changed-password"),
+        metadata=admin,
+    )
+    assert (await login(env, "alice", "changed-password")).access_token
+
+    deleted = await env.users.DeleteUser(user_service_pb2.DeleteUserRequest(username="alice"), metadata=admin)
+    assert deleted.message == "用户 alice 已删除"
+    assert await fails(login(env, "alice", "changed-password"), Code.UNAUTHENTICATED) == "用户名或密码错误"
+
+
+async def test_user_admin_errors(env: Env) -> None:
+    admin = await access(env, "root")
+
+    def create(username: str, password: str = PASSWORD, role: str = "") -> Any:
+        request = user_service_pb2.CreateUserRequest(username=username, password=password, role=role)
+        return env.users.CreateUser(request, metadata=admin)
+
+    assert await fails(create("oper"), Code.ALREADY_EXISTS) == "用户 oper 已存在"
+    assert await fails(create("alice", role="root"), Code.INVALID_ARGUMENT) == "无效的角色: root"
+    assert await fails(create("alice", password="short"), Code.INVALID_ARGUMENT) == "密码长度至少为8位"
+    assert await fails(create("bad name"), Code.INVALID_ARGUMENT)
+
+    missing = user_service_pb2.UpdateUserRequest(username="ghost", role="viewer")
+    assert await fails(env.users.UpdateUser(missing, metadata=admin), Code.NOT_FOUND) == "用户 ghost 不存在"
+    delete_missing = user_service_pb2.DeleteUserRequest(username="ghost")
+    assert (
+        await fails(env.users.DeleteUser(delete_missing, metadata=admin), Code.NOT_FOUND)
+        == "用户 ghost 不存在"
+    )
+
+    last = "不能删除或降级最后一个管理员"
+    demote = user_service_pb2.UpdateUserRequest(username="root", role="operator")
+    assert await fails(env.users.UpdateUser(demote, metadata=admin), Code.FAILED_PRECONDITION) == last
+    delete_root = user_service_pb2.DeleteUserRequest(username="root")
+    assert await fails(env.users.DeleteUser(delete_root, metadata=admin), Code.FAILED_PRECONDITION) == last
+
+
+@pytest.mark.parametrize("username", ["oper", "view"])
+async def test_only_admins_manage_users(env: Env, username: str) -> None:
+    caller = await access(env, username)
+    calls = [
+        (env.users.ListUsers, user_service_pb2.ListUsersRequest()),
+        (
+            env.users.CreateUser,
+            user_service_pb2.CreateUserRequest(username="mallory", password=PASSWORD, role="admin"),
+        ),
+        (env.users.UpdateUser, user_service_pb2.UpdateUserRequest(username=username, role="admin")),
+        (env.users.DeleteUser, user_service_pb2.DeleteUserRequest(username="root")),
+    ]
+    for method, request in calls:
+        assert await fails(method(request, metadata=caller), Code.PERMISSION_DENIED) == "需要管理员权限"
+    with env.app.db.session() as s:
+        assert users.get_user(s, username).role != "admin"
+        assert [u.username for u in users.list_users(s)] == ["root", "oper", "view"]
+
+
+async def test_user_service_needs_a_token(env: Env) -> None:
+    call = env.users.ListUsers(user_service_pb2.ListUsersRequest())
+    assert await fails(call, Code.UNAUTHENTICATED) == "未提供认证令牌"
