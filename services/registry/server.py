@@ -116,13 +116,16 @@ def prepare(settings: RegistrySettings) -> RegistryApp:
     db = Database(settings.database_url)
     migrate(db.engine)
     keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
-    with db.session() as session:
-        generated = ensure_admin(
-            session,
-            settings.admin_username,
-            settings.admin_password,
-            settings.data_dir / "admin_password.txt",
-        )
+    try:
+        with db.session() as session:
+            generated = ensure_admin(
+                session,
+                settings.admin_username,
+                settings.admin_password,
+                settings.data_dir / "admin_password.txt",
+            )
+    except AlreadyExists:  # another replica created it at the same moment
+        generated = None
     if generated:
         log.warning("created admin user %r; password in admin_password.txt", settings.admin_username)
     events = EventHub()

@@ -44,11 +44,9 @@ class TaskServicer:
         self._app = app
 
     def _publish(self, row: TaskRow) -> task_pb2.Task:
-        task = task_to_proto(row, self._app.clock())
-        self._app.events.publish_scheduler(
-            internal_pb2.WatchSchedulerEventsResponse(event_type="task_upsert", task=task)
-        )
-        return task
+        event = task_event(row, self._app.clock())
+        self._app.events.publish_scheduler(event)
+        return event.task
 
     async def CreateTask(
         self, request: task_service_pb2.CreateTaskRequest, context: Context
@@ -136,11 +134,8 @@ class TaskServicer:
                 assert paused is not None
                 row = store.set_paused(session, task_id, paused, principal.username, now)
             latest = store.latest_runs(session, [row.id]).get(row.id)
-        task = task_to_proto(row, now, latest)
-        self._app.events.publish_scheduler(
-            internal_pb2.WatchSchedulerEventsResponse(event_type="task_upsert", task=task)
-        )
-        return task
+        self._app.events.publish_scheduler(task_event(row, now))
+        return task_to_proto(row, now, latest)
 
     async def EnableTask(
         self, request: task_service_pb2.EnableTaskRequest, context: Context
