@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from zquant.scheduler.v1 import task_pb2
 
 from services.registry.models import ExecutionRow, TaskRow, UserRow
 from services.registry.store.executions import StatsRow
 from services.registry.store.tasks import LatestRun, next_run_time, schedule_status
+from zquant.scheduler.v1 import task_pb2
 
 
 def plain(value: Any) -> Any:

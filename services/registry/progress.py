@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zquant.scheduler.v1 import task_pb2
-
 from services.common.errors import FailedPrecondition
 from services.registry.convert import to_struct
 from services.registry.db import Database
 from services.registry.events import EventHub
 from services.registry.store.executions import write_progress
+from zquant.scheduler.v1 import task_pb2
 
 log = logging.getLogger(__name__)
 

@@ -12,20 +12,6 @@ from typing import Any
 
 import grpc
 from sqlalchemy import select
-from zquant.scheduler.v1 import (
-    cron_service_pb2,
-    cron_service_pb2_grpc,
-    execution_service_pb2,
-    execution_service_pb2_grpc,
-    registry_internal_service_pb2,
-    registry_internal_service_pb2_grpc,
-    stats_service_pb2,
-    stats_service_pb2_grpc,
-    task_service_pb2,
-    task_service_pb2_grpc,
-    workflow_service_pb2,
-    workflow_service_pb2_grpc,
-)
 
 from services.common.auth import (
     SERVICE_PRINCIPAL,
@@ -50,6 +36,20 @@ from services.registry.servicers.tasks import TaskServicer
 from services.registry.servicers.workflows import CronServicer, WorkflowServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store.users import ensure_admin
+from zquant.scheduler.v1 import (
+    cron_service_pb2,
+    cron_service_pb2_grpc,
+    execution_service_pb2,
+    execution_service_pb2_grpc,
+    registry_internal_service_pb2,
+    registry_internal_service_pb2_grpc,
+    stats_service_pb2,
+    stats_service_pb2_grpc,
+    task_service_pb2,
+    task_service_pb2_grpc,
+    workflow_service_pb2,
+    workflow_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,6 @@ import pytest
 import pytest_asyncio
 from argon2 import PasswordHasher
 from sqlalchemy import delete
-from zquant.scheduler.v1 import (
-    auth_service_pb2,
-    auth_service_pb2_grpc,
-    user_service_pb2,
-    user_service_pb2_grpc,
-)
 
 from services.common.auth import TokenService, load_or_create_keys
 from services.common.server import ServiceServer
@@ -31,6 +25,12 @@ from services.registry.server import make_authenticator
 from services.registry.servicers.auth import register
 from services.registry.settings import RegistrySettings
 from services.registry.store import users
+from zquant.scheduler.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -6,6 +6,12 @@ from typing import Any
 
 import grpc
 from argon2 import PasswordHasher
+
+from services.common.errors import InvalidArgument, NotFound, Unauthenticated
+from services.common.server import current_principal
+from services.registry.app import RegistryApp
+from services.registry.convert import user_to_proto
+from services.registry.store import users
 from zquant.scheduler.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
@@ -13,12 +19,6 @@ from zquant.scheduler.v1 import (
     user_service_pb2,
     user_service_pb2_grpc,
 )
-
-from services.common.errors import InvalidArgument, NotFound, Unauthenticated
-from services.common.server import current_principal
-from services.registry.app import RegistryApp
-from services.registry.convert import user_to_proto
-from services.registry.store import users
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

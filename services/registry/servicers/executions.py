@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from zquant.scheduler.v1 import execution_service_pb2, stats_service_pb2, task_pb2
-from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
 from services.common.server import current_principal
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, stats_to_proto
 from services.registry.models import ACTIVE_STATUSES, ExecutionRow
 from services.registry.store import executions as store
+from zquant.scheduler.v1 import execution_service_pb2, stats_service_pb2, task_pb2
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 WATCH_HEARTBEAT_SECONDS = 10.0

@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 from sqlalchemy import select
-from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 
 from services.common.errors import FailedPrecondition
 from services.common.server import current_principal
@@ -24,6 +23,7 @@ from services.registry.convert import (
 )
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store import executions as store
+from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]

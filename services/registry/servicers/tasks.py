@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
-from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
 from services.common.server import current_principal
 from services.registry.app import RegistryApp
@@ -15,6 +13,8 @@ from services.registry.models import TaskRow
 from services.registry.servicers.internal import task_event
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as store
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import grpc
 from sqlalchemy import select
-from zquant.scheduler.v1 import cron_service_pb2, workflow_service_pb2
 
 from services.common.cron import CronError, parse_cron, validate_timezone
 from services.common.errors import FailedPrecondition, InvalidArgument
@@ -17,6 +16,7 @@ from services.registry.convert import struct_to_dict, task_to_proto, to_timestam
 from services.registry.models import TaskRow
 from services.registry.store import tasks as task_store
 from services.registry.store.workflows import parse_workflow, validate_workflow
+from zquant.scheduler.v1 import cron_service_pb2, workflow_service_pb2
 
 Context = grpc.aio.ServicerContext[Any, Any]
 

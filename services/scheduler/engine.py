@@ -1,0 +1,447 @@
+"""The scheduler engine.
+
+APScheduler decides WHEN (one job per schedulable task, with our triggers); the registry is the source
+of truth, followed through its change feed. A fire becomes an execution row keyed by task + planned
+time (so duplicates are impossible), then a run relayed from an executor's stream to the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from apscheduler.executors.base import BaseExecutor
+from apscheduler.job import Job
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from services.scheduler.clients import ExecutorHandle, ExecutorPool, RegistryClient
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.triggers import Schedule, dedup_key
+from zquant.scheduler.v1 import execution_service_pb2, executor_service_pb2, task_pb2
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_START = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+GONE = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _job_marker(task_id: int) -> None:
+    """APScheduler needs a job function; FireExecutor hands the run times to the engine instead."""
+
+
+class FireExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler ships no type hints
+    """Receives every due run time of a job (APScheduler's misfire grace is bypassed: the engine
+    applies each task's own grace and records what it skips)."""
+
+    def __init__(self, on_fire: Callable[[int, datetime], None]) -> None:
+        super().__init__()
+        self._on_fire = on_fire
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        for run_time in run_times:
+            self._on_fire(job.args[0], run_time)
+        self._run_job_success(job.id, [])
+
+
+@dataclass
+class TaskState:
+    task: task_pb2.Task
+    schedule: Schedule | None
+
+
+@dataclass
+class RunHandle:
+    execution_id: int
+    task_id: int
+    handle: ExecutorHandle | None = None
+    attempt: int = 0
+    cancel_requested: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        registry: RegistryClient,
+        executors: ExecutorPool,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._executors = executors
+        self._clock = clock
+        self._tasks: dict[int, TaskState] = {}
+        self._runs: dict[int, RunHandle] = {}
+        self._active_by_task: defaultdict[int, set[int]] = defaultdict(set)
+        self._background: set[asyncio.Task[Any]] = set()
+        self._aps = AsyncIOScheduler(
+            timezone=UTC,
+            executors={"default": FireExecutor(self._on_fire)},
+            job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1_000_000},
+        )
+        self.ready = asyncio.Event()
+        # Fire lateness in seconds (planned -> seen by the engine), for metrics and benchmarks.
+        self.lateness: deque[float] = deque(maxlen=100_000)
+        self.fired = 0
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follows the registry's change feed forever, re-subscribing after any error."""
+        self._aps.start()
+        backoff = 0.2
+        while True:
+            try:
+                call = self._registry.internal.WatchSchedulerEvents(
+                    internal_pb2.WatchSchedulerEventsRequest(), metadata=self._registry.metadata
+                )
+                snapshot: set[int] = set()
+                in_snapshot = True
+                async for event in call:
+                    backoff = 0.2
+                    if event.event_type == "task_upsert":
+                        self._upsert(event)
+                        if in_snapshot:
+                            snapshot.add(event.task.id)
+                            await self._catch_up(event)
+                    elif event.event_type == "snapshot_done":
+                        in_snapshot = False
+                        for task_id in set(self._tasks) - snapshot:
+                            self._remove(task_id)
+                        await self._adopt_pending_runs()
+                        self.ready.set()
+                    elif event.event_type == "task_delete":
+                        self._remove(event.task_id)
+                    elif event.event_type == "execution_ready":
+                        self._launch(event.execution)
+                    elif event.event_type == "terminate_requested":
+                        self._spawn(self._cancel_run(event.execution.id))
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                log.warning("change feed lost, reconnecting", extra={"code": exc.code().name})
+            except Exception:
+                log.exception("change feed handler failed, reconnecting")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def stop(self) -> None:
+        self._aps.shutdown(wait=False)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # ---- schedule -----------------------------------------------------------------------------
+
+    def _upsert(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        task = event.task
+        anchor = event.schedule_anchor.ToDatetime(tzinfo=UTC)
+        schedule = Schedule.of(task, anchor)
+        previous = self._tasks.get(task.id)
+        self._tasks[task.id] = TaskState(task=task, schedule=schedule)
+        if previous is not None and previous.schedule == schedule:
+            return
+        job_id = str(task.id)
+        if self._aps.get_job(job_id) is not None:
+            self._aps.remove_job(job_id)
+        if schedule is not None:
+            self._aps.add_job(_job_marker, schedule.trigger(), args=[task.id], id=job_id)
+
+    def _remove(self, task_id: int) -> None:
+        self._tasks.pop(task_id, None)
+        if self._aps.get_job(str(task_id)) is not None:
+            self._aps.remove_job(str(task_id))
+
+    async def _catch_up(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        """Applies the misfire policy to planned times that passed while no scheduler ran."""
+        state = self._tasks[event.task.id]
+        if state.schedule is None:
+            return
+        task = event.task
+        since = max(
+            state.schedule.anchor,
+            task.updated_at.ToDatetime(tzinfo=UTC),
+            event.last_scheduled_time.ToDatetime(tzinfo=UTC)
+            if event.HasField("last_scheduled_time")
+            else state.schedule.anchor,
+        )
+        now = self._clock()
+        missed, left_out = state.schedule.planned_between(since, now, self._settings.max_missed_records)
+        if not missed:
+            return
+        catch_up = missed[-1] if task.misfire_policy == "run_once" else None
+        if catch_up is not None and (now - catch_up).total_seconds() > task.misfire_grace_seconds:
+            catch_up = None
+        for index, planned in enumerate(missed):
+            if planned == catch_up:
+                await self._create_and_launch(task, planned)
+                continue
+            reason = "调度器未运行，错过计划执行时间"
+            if index == 0 and left_out:
+                reason += f"（另有 {left_out} 次更早的错过执行未逐条记录）"
+            await self._record_skipped(task.id, planned, reason)
+        log.info("caught up missed runs", extra={"task_id": task.id, "missed": len(missed) + left_out})
+
+    # ---- firing -------------------------------------------------------------------------------
+
+    def _on_fire(self, task_id: int, planned: datetime) -> None:
+        now = self._clock()
+        self.fired += 1
+        self.lateness.append((now - planned).total_seconds())
+        self._spawn(self._fire(task_id, planned, now))
+
+    async def _fire(self, task_id: int, planned: datetime, now: datetime) -> None:
+        state = self._tasks.get(task_id)
+        if state is None or state.schedule is None:
+            return
+        task = state.task
+        late = (now - planned).total_seconds()
+        if late > task.misfire_grace_seconds:
+            await self._record_skipped(
+                task_id,
+                planned,
+                f"错过执行宽限期（延迟 {late:.1f} 秒，宽限 {task.misfire_grace_seconds} 秒）",
+            )
+            return
+        active = self._active_by_task.get(task_id)
+        if active:
+            if task.concurrency_policy == "forbid":
+                await self._record_skipped(
+                    task_id, planned, "上一次执行仍在运行，本次跳过（并发策略: forbid）"
+                )
+                return
+            if task.concurrency_policy == "replace":
+                for execution_id in list(active):
+                    await self._terminate(execution_id)
+        await self._create_and_launch(task, planned)
+
+    async def _create(
+        self, request: internal_pb2.CreateExecutionRequest
+    ) -> internal_pb2.CreateExecutionResponse | None:
+        try:
+            response: internal_pb2.CreateExecutionResponse = await self._registry.internal.CreateExecution(
+                request, metadata=self._registry.metadata, timeout=30
+            )
+            return response
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile
+                return None
+            log.error("cannot record run", extra={"task_id": request.task_id, "code": exc.code().name})
+            raise
+
+    async def _create_and_launch(self, task: task_pb2.Task, planned: datetime) -> None:
+        request = internal_pb2.CreateExecutionRequest(
+            task_id=task.id, trigger="schedule", dedup_key=dedup_key(task.id, planned)
+        )
+        request.scheduled_time.FromDatetime(planned)
+        response = await self._create(request)
+        if response is not None and response.created:
+            self._launch(response.execution)
+
+    async def _record_skipped(self, task_id: int, planned: datetime, reason: str) -> None:
+        request = internal_pb2.CreateExecutionRequest(
+            task_id=task_id,
+            trigger="schedule",
+            status="skipped",
+            error_message=reason,
+            dedup_key=dedup_key(task_id, planned),
+        )
+        request.scheduled_time.FromDatetime(planned)
+        await self._create(request)
+
+    async def _adopt_pending_runs(self) -> None:
+        """Pending runs in the database (manual triggers, retries, runs a previous scheduler left)."""
+        response = await self._registry.internal.ListActiveExecutions(
+            internal_pb2.ListActiveExecutionsRequest(), metadata=self._registry.metadata, timeout=30
+        )
+        for execution in response.executions:
+            if execution.status == "pending":
+                self._launch(execution)
+
+    # ---- running ------------------------------------------------------------------------------
+
+    def _launch(self, execution: task_pb2.Execution) -> None:
+        if execution.id in self._runs or execution.status != "pending":
+            return
+        run = RunHandle(execution_id=execution.id, task_id=execution.task_id)
+        self._runs[execution.id] = run
+        self._active_by_task[execution.task_id].add(execution.id)
+        self._spawn(self._run(run, execution))
+
+    async def _run(self, run: RunHandle, execution: task_pb2.Execution) -> None:
+        try:
+            if execution.HasField("scheduled_time"):
+                delay = (execution.scheduled_time.ToDatetime(tzinfo=UTC) - self._clock()).total_seconds()
+                if delay > 0:  # a retry waits for its retry interval
+                    await asyncio.sleep(delay)
+            backoff = 0.1
+            while not run.cancel_requested:
+                handle = self._executors.pick()
+                if handle is None:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                outcome = await self._dispatch(run, handle)
+                if outcome != "requeue":
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run failed in the scheduler", extra={"execution_id": run.execution_id})
+        finally:
+            self._runs.pop(run.execution_id, None)
+            active = self._active_by_task.get(run.task_id)
+            if active is not None:
+                active.discard(run.execution_id)
+                if not active:
+                    del self._active_by_task[run.task_id]
+
+    async def _dispatch(self, run: RunHandle, handle: ExecutorHandle) -> str:
+        """Claims the run, streams it from one executor; 'requeue' when that executor had no room."""
+        md = self._registry.metadata
+        try:
+            started: internal_pb2.StartExecutionResponse = await self._registry.internal.StartExecution(
+                internal_pb2.StartExecutionRequest(execution_id=run.execution_id, executor=handle.address),
+                metadata=md,
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in GONE:  # terminated, deleted, or claimed by another scheduler
+                return "gone"
+            raise
+        run.handle, run.attempt = handle, started.attempt
+        call = handle.stub.Run(
+            executor_service_pb2.RunRequest(
+                execution_id=run.execution_id, attempt=started.attempt, task=started.task
+            ),
+            metadata=self._executors.metadata,
+        )
+        accepted = False
+        try:
+            while True:
+                event = await asyncio.wait_for(call.read(), timeout=self._settings.lost_executor_seconds)
+                if event is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing from grpc-stubs
+                    await self._finish(run, "failed", None, "执行器失联：执行流意外结束")
+                    return "done"
+                if event.event_type == "accepted":
+                    accepted = True
+                elif event.event_type in ("progress", "heartbeat"):
+                    if not await self._report(run, event):
+                        call.cancel()
+                        return "done"
+                elif event.event_type == "finished":
+                    await self._finish(run, event.status, event.result, event.error_message)
+                    return "done"
+        except TimeoutError:
+            call.cancel()
+            await self._finish(
+                run, "failed", None, f"执行器失联（{self._settings.lost_executor_seconds:.0f} 秒未收到心跳）"
+            )
+            return "done"
+        except grpc.aio.AioRpcError as exc:
+            if not accepted and exc.code() in RETRYABLE_START:
+                self._executors.cool_down(
+                    handle, 1.0 if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else 5.0
+                )
+                await self._requeue(run)
+                return "requeue"
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                self._executors.cool_down(handle, 5.0)
+            await self._finish(run, "failed", None, f"执行器失联：{exc.details() or exc.code().name}")
+            return "done"
+
+    async def _report(self, run: RunHandle, event: executor_service_pb2.RunResponse) -> bool:
+        """Relays progress; False when the registry no longer accepts this attempt."""
+        request = internal_pb2.ReportProgressRequest(execution_id=run.execution_id, attempt=run.attempt)
+        if event.event_type == "progress":
+            request.result.CopyFrom(event.result)
+        try:
+            response = await self._registry.internal.ReportProgress(
+                request, metadata=self._registry.metadata, timeout=30
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in GONE:  # reaped as lost, or finished by someone else
+                return False
+            raise
+        if response.terminate_requested and not run.cancel_requested:
+            self._spawn(self._cancel_run(run.execution_id))
+        return True
+
+    async def _finish(self, run: RunHandle, status: str, result: Any, error_message: str) -> None:
+        request = internal_pb2.FinishExecutionRequest(
+            execution_id=run.execution_id, attempt=run.attempt, status=status, error_message=error_message
+        )
+        if result is not None:
+            request.result.CopyFrom(result)
+        try:
+            await self._registry.internal.FinishExecution(
+                request, metadata=self._registry.metadata, timeout=30
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in GONE:
+                raise
+
+    async def _requeue(self, run: RunHandle) -> None:
+        await self._registry.internal.RequeueExecution(
+            internal_pb2.RequeueExecutionRequest(execution_id=run.execution_id, attempt=run.attempt),
+            metadata=self._registry.metadata,
+            timeout=30,
+        )
+
+    async def _cancel_run(self, execution_id: int) -> None:
+        run = self._runs.get(execution_id)
+        if run is None:
+            return
+        run.cancel_requested = True
+        if run.handle is not None:
+            try:
+                await run.handle.stub.Cancel(
+                    executor_service_pb2.CancelRequest(execution_id=execution_id),
+                    metadata=self._executors.metadata,
+                    timeout=10,
+                )
+            except grpc.aio.AioRpcError as exc:
+                log.warning("cancel failed", extra={"execution_id": execution_id, "code": exc.code().name})
+
+    async def _terminate(self, execution_id: int) -> None:
+        """Through the registry, so the record says who stopped it and the feed tells everyone."""
+        try:
+            await self._registry.executions.TerminateExecution(
+                execution_service_pb2.TerminateExecutionRequest(execution_id=execution_id),
+                metadata=self._registry.metadata,
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in GONE:
+                raise
+
+    # ---- introspection ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "tasks": len(self._tasks),
+            "jobs": len(self._aps.get_jobs()),
+            "active_runs": len(self._runs),
+            "fired": self.fired,
+            "monotonic": time.monotonic(),
+        }

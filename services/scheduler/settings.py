@@ -1,0 +1,40 @@
+"""Scheduler settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.settings import env_float, env_int, env_list, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    host: str
+    port: int
+    registry_address: str
+    executor_addresses: tuple[str, ...]
+    service_token: str
+    # A run with no event from its executor for this long is failed with "执行器失联".
+    lost_executor_seconds: float
+    # Runs missed while no scheduler was up are recorded one by one up to this many per task.
+    max_missed_records: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
+        env = os.environ if env is None else env
+        token = env_str(env, "ZQ_SERVICE_TOKEN", "")
+        if not token:
+            raise ValueError("ZQ_SERVICE_TOKEN must be set (shared secret of the internal services)")
+        return cls(
+            host=env_str(env, "ZQ_BIND_HOST", "127.0.0.1"),
+            port=env_int(env, "ZQ_SCHEDULER_PORT", 50052),
+            registry_address=env_str(env, "ZQ_REGISTRY_ADDR", "127.0.0.1:50051"),
+            executor_addresses=env_list(env, "ZQ_EXECUTOR_ADDRS", "127.0.0.1:50061"),
+            service_token=token,
+            lost_executor_seconds=env_float(env, "ZQ_LOST_EXECUTOR_SECONDS", 15.0),
+            max_missed_records=env_int(env, "ZQ_MAX_MISSED_RECORDS", 100),
+            log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
+        )
