@@ -35,7 +35,9 @@ def main() -> None:
     run_protoc(f"--python_out={GEN}", f"--pyi_out={GEN}", f"--grpc_python_out={GEN}", *protos)
     DESCRIPTOR.parent.mkdir(parents=True, exist_ok=True)
     # google/rpc/* lets Envoy render error details as JSON; they come from googleapis-common-protos.
-    rpc_include = Path(os.path.dirname(__import__("google.rpc.status_pb2").rpc.status_pb2.__file__)).parent.parent
+    rpc_include = Path(
+        os.path.dirname(__import__("google.rpc.status_pb2").rpc.status_pb2.__file__)
+    ).parent.parent
     run_protoc(
         f"-I{rpc_include}",
         "--include_imports",

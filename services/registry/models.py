@@ -26,8 +26,13 @@ class Base(DeclarativeBase):
     pass
 
 
+# Ids are never reused (SQLite would reuse the highest deleted id without AUTOINCREMENT).
+NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 class TaskRow(Base):
     __tablename__ = "zq_task_scheduled_tasks"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -60,6 +65,7 @@ class ExecutionRow(Base):
     __table_args__ = (
         Index("ix_zq_exec_task_id_id", "task_id", "id"),
         Index("ix_zq_exec_status_id", "status", "id"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -86,6 +92,7 @@ class ExecutionRow(Base):
 
 class UserRow(Base):
     __tablename__ = "zq_task_users"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

@@ -36,6 +36,7 @@ from services.registry.servicers.tasks import TaskServicer
 from services.registry.servicers.workflows import CronServicer, WorkflowServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store.users import ensure_admin
+from services.registry.task_watch import TaskChangeWatcher
 from zquant.scheduler.v1 import (
     cron_service_pb2,
     cron_service_pb2_grpc,
@@ -168,5 +169,6 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
     background = [
         asyncio.create_task(app.progress.run_flusher(), name="progress-flusher"),
         asyncio.create_task(internal.run_reaper(), name="lease-reaper"),
+        asyncio.create_task(TaskChangeWatcher(app.db, app.events, app.clock).run(), name="task-watch"),
     ]
     return RegistryServer(app=app, server=server, port=port, internal=internal, background=background)

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("updated_by", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("zq_task_scheduled_tasks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_zq_task_scheduled_tasks_enabled"), ["enabled"], unique=False)
@@ -68,6 +69,7 @@ def upgrade() -> None:
         sa.Column("updated_at", services.registry.db.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("username"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "zq_task_task_executions",
@@ -96,6 +98,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["task_id"], ["zq_task_scheduled_tasks.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("dedup_key"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("zq_task_task_executions", schema=None) as batch_op:
         batch_op.create_index("ix_zq_exec_status_id", ["status", "id"], unique=False)
