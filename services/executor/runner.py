@@ -19,7 +19,9 @@ from services.executor.settings import ExecutorSettings
 log = logging.getLogger(__name__)
 
 TERMINATED_MESSAGE = "任务已被终止"
-STOPPING_MESSAGE = "执行器正在停止，任务已被终止"
+# A drained run did not fail on its own and nobody terminated it: it fails, so the task's retry
+# policy runs it again on another executor.
+STOPPING_MESSAGE = "执行器正在停止，任务已中断"
 CALLER_GONE_MESSAGE = "调度器已断开连接，任务已被终止"
 
 
@@ -35,6 +37,7 @@ class ActiveRun:
         self._finished = False
         # Set once a cancel was requested; the reason reported when the job ends cancelled.
         self.cancel_message = ""
+        self.cancel_status = "terminated"
         self.task: asyncio.Task[tuple[str, str]] | None = None
 
     def push(self, event: RunEvent) -> None:
@@ -49,12 +52,13 @@ class ActiveRun:
             self._pending.append(event)
         self._wakeup.set()
 
-    def cancel(self, message: str, grace_seconds: float | None = None) -> bool:
+    def cancel(self, message: str, grace_seconds: float | None = None, status: str = "terminated") -> bool:
         """Asks the job to stop; False when it is not running any more."""
         if self.task is None or self.task.done():
             return False
         if not self.cancel_message:
             self.cancel_message = message
+            self.cancel_status = status
             if grace_seconds is not None:
                 self.ctx.kill_grace_seconds = grace_seconds
             self.task.cancel()
@@ -141,7 +145,7 @@ class Runner:
         _, pending = await asyncio.wait(tasks, timeout=seconds)
         if pending:
             for run in list(self._active.values()):
-                run.cancel(STOPPING_MESSAGE)
+                run.cancel(STOPPING_MESSAGE, status="failed")
             await asyncio.wait(pending)
 
     async def _execute(self, run: ActiveRun) -> tuple[str, str]:
@@ -161,7 +165,7 @@ class Runner:
 
     def _finish(self, run: ActiveRun, task: asyncio.Task[tuple[str, str]]) -> None:
         if task.cancelled():
-            status, error = "terminated", run.cancel_message or TERMINATED_MESSAGE
+            status, error = run.cancel_status, run.cancel_message or TERMINATED_MESSAGE
         elif (exc := task.exception()) is not None:
             log.error("job crashed", exc_info=exc, extra=_log_fields(run.spec))
             status, error = "failed", f"执行器内部错误: {exc}"

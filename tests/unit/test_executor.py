@@ -613,13 +613,13 @@ async def test_stop_lets_an_active_run_finish(executor: Executor) -> None:
     await stopping
 
 
-async def test_stop_terminates_runs_that_outlast_the_drain(start_executor: StartExecutor) -> None:
+async def test_stop_fails_runs_that_outlast_the_drain_so_they_are_retried(start_executor: StartExecutor) -> None:
     executor = await start_executor(drain_seconds=0.2)
     stream = executor.stream(1, make_task(duration_seconds=30))
     await stream.next("accepted")
     stopping = asyncio.create_task(executor.server.stop(5))
     end = (await stream.rest())[-1]
-    assert (end.status, end.error_message) == ("terminated", "执行器正在停止，任务已被终止")
+    assert (end.status, end.error_message) == ("failed", "执行器正在停止，任务已中断")
     await stopping
 
 
