@@ -9,6 +9,7 @@ from datetime import datetime
 from services.common.auth import TokenService
 from services.registry.db import Database, utcnow
 from services.registry.events import EventHub
+from services.registry.list_cache import TaskListCache
 from services.registry.progress import ProgressBuffer
 from services.registry.settings import RegistrySettings
 
@@ -20,4 +21,5 @@ class RegistryApp:
     tokens: TokenService
     events: EventHub
     progress: ProgressBuffer
+    list_cache: TaskListCache
     clock: Callable[[], datetime] = field(default=utcnow)

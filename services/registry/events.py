@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
@@ -20,8 +20,15 @@ class EventHub:
     def __init__(self) -> None:
         self._scheduler: set[asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse]] = set()
         self._executions: defaultdict[int, set[asyncio.Queue[task_pb2.Execution]]] = defaultdict(set)
+        # Called on every change of a task or of an execution's state (not on progress updates).
+        self.on_change: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     def publish_scheduler(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        self._changed()
         for queue in self._scheduler:
             queue.put_nowait(event)
 
@@ -39,6 +46,12 @@ class EventHub:
         return len(self._scheduler)
 
     def publish_execution(self, execution: task_pb2.Execution) -> None:
+        """A state change of an execution (created, started, finished, terminated)."""
+        self._changed()
+        self.publish_progress(execution)
+
+    def publish_progress(self, execution: task_pb2.Execution) -> None:
+        """A progress snapshot of a running execution, for its watchers only."""
         for queue in self._executions.get(execution.id, ()):
             queue.put_nowait(execution)
 

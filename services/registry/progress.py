@@ -79,7 +79,7 @@ class ProgressBuffer:
             run.result = result
             run.dirty = True
             run.snapshot.result.CopyFrom(to_struct(result))
-            self._events.publish_execution(run.snapshot)
+            self._events.publish_progress(run.snapshot)
         return run
 
     def silent_runs(self, lease_seconds: float) -> list[LiveRun]:

@@ -27,6 +27,7 @@ from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto
 from services.registry.db import Database, migrate
 from services.registry.events import EventHub
+from services.registry.list_cache import TaskListCache
 from services.registry.models import ExecutionRow
 from services.registry.progress import ProgressBuffer
 from services.registry.servicers import auth as auth_servicers
@@ -130,12 +131,15 @@ def prepare(settings: RegistrySettings) -> RegistryApp:
     if generated:
         log.warning("created admin user %r; password in admin_password.txt", settings.admin_username)
     events = EventHub()
+    list_cache = TaskListCache()
+    events.on_change.append(list_cache.invalidate)
     return RegistryApp(
         settings=settings,
         db=db,
         tokens=TokenService(keys, settings.access_token_ttl, settings.refresh_token_ttl),
         events=events,
         progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
+        list_cache=list_cache,
     )
 
 

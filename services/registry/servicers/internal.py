@@ -88,7 +88,10 @@ class InternalServicer:
         )
         with self._app.db.session() as session:
             row, created = store.create_execution(session, new, now)
-        return pb2.CreateExecutionResponse(execution=execution_to_proto(row), created=created)
+        execution = execution_to_proto(row)
+        if created:
+            self._app.events.publish_execution(execution)
+        return pb2.CreateExecutionResponse(execution=execution, created=created)
 
     async def StartExecution(
         self, request: pb2.StartExecutionRequest, context: Context

@@ -77,13 +77,18 @@ class TaskServicer:
             order=request.order,
             include_children=request.include_children,
         )
+        cached = self._app.list_cache.get(query)
+        if cached is not None:
+            return cached
         now = self._app.clock()
         with self._app.db.session() as session:
             rows, total = store.list_tasks(session, query)
             latest = store.latest_runs(session, [row.id for row in rows])
-        return task_service_pb2.ListTasksResponse(
+        page = task_service_pb2.ListTasksResponse(
             tasks=[task_to_proto(row, now, latest.get(row.id)) for row in rows], total=total
         )
+        self._app.list_cache.put(query, page, now)
+        return page
 
     async def GetTask(self, request: task_service_pb2.GetTaskRequest, context: Context) -> task_pb2.Task:
         current_principal()
