@@ -101,7 +101,12 @@ class InternalServicer:
         lease = request.lease_seconds or self._app.settings.lease_seconds
         with self._app.db.session() as session:
             row = store.claim_execution(
-                session, request.execution_id, request.executor, now + timedelta(seconds=lease), now
+                session,
+                request.execution_id,
+                request.executor,
+                now + timedelta(seconds=lease),
+                now,
+                adopt=request.adopt,
             )
             task_row = session.get(TaskRow, row.task_id)
             assert task_row is not None

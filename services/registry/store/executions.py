@@ -90,22 +90,35 @@ def create_execution(session: Session, new: NewExecution, now: datetime) -> tupl
 
 
 def claim_execution(
-    session: Session, execution_id: int, executor: str, lease_until: datetime, now: datetime
+    session: Session,
+    execution_id: int,
+    executor: str,
+    lease_until: datetime,
+    now: datetime,
+    adopt: bool = False,
 ) -> ExecutionRow:
-    """pending -> running, atomically: of two claimers exactly one wins."""
-    claimed = session.execute(
-        update(ExecutionRow)
-        .where(ExecutionRow.id == execution_id, ExecutionRow.status == "pending")
-        .values(
-            status="running",
-            start_time=now,
-            executor=executor,
-            attempt=ExecutionRow.attempt + 1,
-            lease_expires_at=lease_until,
-            result={},
+    """pending -> running, atomically: of two claimers exactly one wins. With `adopt`, a running
+    run is taken over instead (its start time and progress are kept)."""
+    if adopt:
+        statement = (
+            update(ExecutionRow)
+            .where(ExecutionRow.id == execution_id, ExecutionRow.status == "running")
+            .values(executor=executor, attempt=ExecutionRow.attempt + 1, lease_expires_at=lease_until)
         )
-        .returning(ExecutionRow.id)
-    ).scalar()
+    else:
+        statement = (
+            update(ExecutionRow)
+            .where(ExecutionRow.id == execution_id, ExecutionRow.status == "pending")
+            .values(
+                status="running",
+                start_time=now,
+                executor=executor,
+                attempt=ExecutionRow.attempt + 1,
+                lease_expires_at=lease_until,
+                result={},
+            )
+        )
+    claimed = session.execute(statement.returning(ExecutionRow.id)).scalar()
     row = get_execution(session, execution_id)
     if claimed is None:
         raise FailedPrecondition(f"执行记录 {execution_id} 当前状态为 {row.status}，不能开始执行")

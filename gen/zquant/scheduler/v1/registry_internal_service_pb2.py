@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3zquant/scheduler/v1/registry_internal_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x1d\n\x1bWatchSchedulerEventsRequest\"\x8d\x02\n\x1cWatchSchedulerEventsResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\'\n\x04task\x18\x02 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0f\n\x07task_id\x18\x03 \x01(\x05\x12\x31\n\texecution\x18\x04 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x33\n\x0fschedule_anchor\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_scheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\x16\x43reateExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x32\n\x0escheduled_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x06 \x01(\x05\x12\x13\n\x0bretry_count\x18\x07 \x01(\x05\x12\x11\n\tdedup_key\x18\x08 \x01(\t\"]\n\x17\x43reateExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"V\n\x15StartExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"\x85\x01\n\x16StartExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\"@\n\x17RequeueExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1a\n\x18RequeueExecutionResponse\"~\n\x15ReportProgressRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\"5\n\x16ReportProgressResponse\x12\x1b\n\x13terminate_requested\x18\x01 \x01(\x08\"\x8f\x01\n\x16\x46inishExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rerror_message\x18\x05 \x01(\t\"{\n\x17\x46inishExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12-\n\x05retry\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\",\n\x1bListActiveExecutionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"R\n\x1cListActiveExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution2\xb8\x06\n\x17RegistryInternalService\x12}\n\x14WatchSchedulerEvents\x12\x30.zquant.scheduler.v1.WatchSchedulerEventsRequest\x1a\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse0\x01\x12l\n\x0f\x43reateExecution\x12+.zquant.scheduler.v1.CreateExecutionRequest\x1a,.zquant.scheduler.v1.CreateExecutionResponse\x12i\n\x0eStartExecution\x12*.zquant.scheduler.v1.StartExecutionRequest\x1a+.zquant.scheduler.v1.StartExecutionResponse\x12o\n\x10RequeueExecution\x12,.zquant.scheduler.v1.RequeueExecutionRequest\x1a-.zquant.scheduler.v1.RequeueExecutionResponse\x12i\n\x0eReportProgress\x12*.zquant.scheduler.v1.ReportProgressRequest\x1a+.zquant.scheduler.v1.ReportProgressResponse\x12l\n\x0f\x46inishExecution\x12+.zquant.scheduler.v1.FinishExecutionRequest\x1a,.zquant.scheduler.v1.FinishExecutionResponse\x12{\n\x14ListActiveExecutions\x12\x30.zquant.scheduler.v1.ListActiveExecutionsRequest\x1a\x31.zquant.scheduler.v1.ListActiveExecutionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3zquant/scheduler/v1/registry_internal_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x1d\n\x1bWatchSchedulerEventsRequest\"\x8d\x02\n\x1cWatchSchedulerEventsResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\'\n\x04task\x18\x02 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0f\n\x07task_id\x18\x03 \x01(\x05\x12\x31\n\texecution\x18\x04 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x33\n\x0fschedule_anchor\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_scheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\x16\x43reateExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x32\n\x0escheduled_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x06 \x01(\x05\x12\x13\n\x0bretry_count\x18\x07 \x01(\x05\x12\x11\n\tdedup_key\x18\x08 \x01(\t\"]\n\x17\x43reateExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"e\n\x15StartExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\r\n\x05\x61\x64opt\x18\x04 \x01(\x08\"\x85\x01\n\x16StartExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\"@\n\x17RequeueExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1a\n\x18RequeueExecutionResponse\"~\n\x15ReportProgressRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\"5\n\x16ReportProgressResponse\x12\x1b\n\x13terminate_requested\x18\x01 \x01(\x08\"\x8f\x01\n\x16\x46inishExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rerror_message\x18\x05 \x01(\t\"{\n\x17\x46inishExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12-\n\x05retry\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\",\n\x1bListActiveExecutionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"R\n\x1cListActiveExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution2\xb8\x06\n\x17RegistryInternalService\x12}\n\x14WatchSchedulerEvents\x12\x30.zquant.scheduler.v1.WatchSchedulerEventsRequest\x1a\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse0\x01\x12l\n\x0f\x43reateExecution\x12+.zquant.scheduler.v1.CreateExecutionRequest\x1a,.zquant.scheduler.v1.CreateExecutionResponse\x12i\n\x0eStartExecution\x12*.zquant.scheduler.v1.StartExecutionRequest\x1a+.zquant.scheduler.v1.StartExecutionResponse\x12o\n\x10RequeueExecution\x12,.zquant.scheduler.v1.RequeueExecutionRequest\x1a-.zquant.scheduler.v1.RequeueExecutionResponse\x12i\n\x0eReportProgress\x12*.zquant.scheduler.v1.ReportProgressRequest\x1a+.zquant.scheduler.v1.ReportProgressResponse\x12l\n\x0f\x46inishExecution\x12+.zquant.scheduler.v1.FinishExecutionRequest\x1a,.zquant.scheduler.v1.FinishExecutionResponse\x12{\n\x14ListActiveExecutions\x12\x30.zquant.scheduler.v1.ListActiveExecutionsRequest\x1a\x31.zquant.scheduler.v1.ListActiveExecutionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,25 +43,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=695
   _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=788
   _globals['_STARTEXECUTIONREQUEST']._serialized_start=790
-  _globals['_STARTEXECUTIONREQUEST']._serialized_end=876
-  _globals['_STARTEXECUTIONRESPONSE']._serialized_start=879
-  _globals['_STARTEXECUTIONRESPONSE']._serialized_end=1012
-  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_start=1014
-  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_end=1078
-  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_start=1080
-  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_end=1106
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1108
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1234
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1236
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1289
-  _globals['_FINISHEXECUTIONREQUEST']._serialized_start=1292
-  _globals['_FINISHEXECUTIONREQUEST']._serialized_end=1435
-  _globals['_FINISHEXECUTIONRESPONSE']._serialized_start=1437
-  _globals['_FINISHEXECUTIONRESPONSE']._serialized_end=1560
-  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_start=1562
-  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_end=1606
-  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_start=1608
-  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_end=1690
-  _globals['_REGISTRYINTERNALSERVICE']._serialized_start=1693
-  _globals['_REGISTRYINTERNALSERVICE']._serialized_end=2517
+  _globals['_STARTEXECUTIONREQUEST']._serialized_end=891
+  _globals['_STARTEXECUTIONRESPONSE']._serialized_start=894
+  _globals['_STARTEXECUTIONRESPONSE']._serialized_end=1027
+  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_start=1029
+  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_end=1093
+  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_start=1095
+  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_end=1121
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1123
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1249
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1251
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1304
+  _globals['_FINISHEXECUTIONREQUEST']._serialized_start=1307
+  _globals['_FINISHEXECUTIONREQUEST']._serialized_end=1450
+  _globals['_FINISHEXECUTIONRESPONSE']._serialized_start=1452
+  _globals['_FINISHEXECUTIONRESPONSE']._serialized_end=1575
+  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_start=1577
+  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_end=1621
+  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_start=1623
+  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_end=1705
+  _globals['_REGISTRYINTERNALSERVICE']._serialized_start=1708
+  _globals['_REGISTRYINTERNALSERVICE']._serialized_end=2532
 # @@protoc_insertion_point(module_scope)

@@ -60,14 +60,16 @@ class CreateExecutionResponse(_message.Message):
     def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class StartExecutionRequest(_message.Message):
-    __slots__ = ("execution_id", "executor", "lease_seconds")
+    __slots__ = ("execution_id", "executor", "lease_seconds", "adopt")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTOR_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ADOPT_FIELD_NUMBER: _ClassVar[int]
     execution_id: int
     executor: str
     lease_seconds: int
-    def __init__(self, execution_id: _Optional[int] = ..., executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    adopt: bool
+    def __init__(self, execution_id: _Optional[int] = ..., executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., adopt: _Optional[bool] = ...) -> None: ...
 
 class StartExecutionResponse(_message.Message):
     __slots__ = ("execution", "attempt", "task")

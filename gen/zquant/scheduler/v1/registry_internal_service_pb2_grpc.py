@@ -97,8 +97,9 @@ class RegistryInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartExecution(self, request, context):
-        """Claims a pending execution for dispatch: pending -> running with a lease, attempt + 1.
-        FAILED_PRECONDITION when it is no longer pending (terminated, claimed by someone else).
+        """Claims a pending execution for dispatch: pending -> running with a lease, attempt + 1 (or, with
+        adopt, takes over a running one). FAILED_PRECONDITION when it is no longer claimable
+        (terminated, finished, claimed by someone else).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
