@@ -1,0 +1,82 @@
+"""A small REST client for the integration tests: everything goes through the real Envoy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+PREFIX = "/api/v1/scheduler"
+
+
+class Api:
+    """An httpx client logged in as one user; paths are relative to /api/v1/scheduler."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url
+        self.token = token
+        self.http = httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+    @classmethod
+    def login(cls, base_url: str, username: str, password: str) -> Api:
+        response = httpx.post(f"{base_url}/api/v1/auth/login", json={"username": username, "password": password})
+        response.raise_for_status()
+        return cls(base_url, response.json()["access_token"])
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = path if path.startswith("/api/") else PREFIX + path
+        return self.http.request(method, url, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON body of a 2xx response; fails the test with the body otherwise."""
+        response = self.request(method, path, **kwargs)
+        assert response.is_success, f"{method} {path} -> {response.status_code} {response.text}"
+        return response.json()
+
+    def create_task(self, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"task_type": "example_task", "config": {"duration_seconds": 0.2, "steps": 2}}
+        body.update(fields)
+        result: dict[str, Any] = self.ok("POST", "/tasks", json=body)
+        return result
+
+    def executions(self, task_id: int, **params: Any) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.ok("GET", f"/tasks/{task_id}/executions", params=params)["executions"]
+        return result
+
+    def wait_execution(self, task_id: int, execution_id: int, timeout: float = 30) -> dict[str, Any]:
+        """Polls until the execution is finished; returns it."""
+        return wait_for(
+            lambda: finished(self.ok("GET", f"/tasks/{task_id}/executions/{execution_id}")),
+            timeout,
+            f"execution {execution_id} to finish",
+        )
+
+
+def finished(execution: dict[str, Any]) -> dict[str, Any] | None:
+    return execution if execution["status"] not in ("pending", "running") else None
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
+        time.sleep(interval)
