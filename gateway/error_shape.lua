@@ -81,3 +81,36 @@ function envoy_on_response(response_handle)
   -- only be derived from the HTTP status (404 -> 12). Keep the backend's real code.
   response_handle:streamInfo():dynamicMetadata():set("zquant", "grpc_code", code)
 end
+
+-- Query parameters that repeat a field bound by the path. The transcoder lets the query win, so
+-- GET /tasks/1?task_id=2 would answer (and DELETE would remove) task 2: such requests are refused.
+local PATH_BOUND = {
+  { "^/api/v1/scheduler/tasks/[^/]+", { "task_id", "taskId" } },
+  { "^/api/v1/scheduler/tasks/[^/]+/executions/[^/]+", { "execution_id", "executionId" } },
+  { "^/api/v1/scheduler/executions/[^/]+", { "execution_id", "executionId" } },
+  { "^/api/v1/auth/users/[^/]+", { "username" } },
+}
+
+local function percent_decode(s)
+  return (string.gsub(s, "%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+function envoy_on_request(request_handle)
+  local path = request_handle:headers():get(":path") or ""
+  local mark = string.find(path, "?", 1, true)
+  if mark == nil then
+    return
+  end
+  local route = string.sub(path, 1, mark - 1)
+  local query = "&" .. percent_decode(string.sub(path, mark + 1)) .. "&"
+  for _, rule in ipairs(PATH_BOUND) do
+    if string.find(route, rule[1]) then
+      for _, name in ipairs(rule[2]) do
+        if string.find(query, "&" .. name .. "=", 1, true) or string.find(query, "&" .. name .. "&", 1, true) then
+          request_handle:respond({ [":status"] = "400" }, "查询参数 " .. name .. " 与路径中的值重复，请只在路径中指定")
+          return
+        end
+      end
+    end
+  end
+end

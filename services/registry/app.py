@@ -12,6 +12,7 @@ from services.registry.events import EventHub
 from services.registry.list_cache import TaskListCache
 from services.registry.progress import ProgressBuffer
 from services.registry.settings import RegistrySettings
+from services.registry.user_states import UserStates
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,4 +23,27 @@ class RegistryApp:
     events: EventHub
     progress: ProgressBuffer
     list_cache: TaskListCache
+    users: UserStates
     clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def create(
+        cls,
+        settings: RegistrySettings,
+        db: Database,
+        tokens: TokenService,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> RegistryApp:
+        events = EventHub()
+        list_cache = TaskListCache()
+        events.on_change.append(list_cache.invalidate)
+        return cls(
+            settings=settings,
+            db=db,
+            tokens=tokens,
+            events=events,
+            progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
+            list_cache=list_cache,
+            users=UserStates(db),
+            clock=clock,
+        )

@@ -26,10 +26,7 @@ from services.common.server import Authenticator, ServiceServer
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto
 from services.registry.db import Database, migrate
-from services.registry.events import EventHub
-from services.registry.list_cache import TaskListCache
 from services.registry.models import ExecutionRow
-from services.registry.progress import ProgressBuffer
 from services.registry.servicers import auth as auth_servicers
 from services.registry.servicers.executions import ExecutionServicer, StatsServicer
 from services.registry.servicers.internal import InternalServicer
@@ -38,6 +35,7 @@ from services.registry.servicers.workflows import CronServicer, WorkflowServicer
 from services.registry.settings import RegistrySettings
 from services.registry.store.users import ensure_admin
 from services.registry.task_watch import TaskChangeWatcher
+from services.registry.user_states import UserStates
 from zquant.scheduler.v1 import (
     cron_service_pb2,
     cron_service_pb2_grpc,
@@ -61,9 +59,9 @@ INTERNAL_PREFIX = f"{PACKAGE}RegistryInternalService/"
 _VERIFIED_CACHE_SIZE = 4096
 
 
-def make_authenticator(tokens: TokenService, service_token: str) -> Authenticator:
+def make_authenticator(tokens: TokenService, service_token: str, users: UserStates) -> Authenticator:
     """Bearer header (direct gRPC and REST via Envoy) or the access_token cookie (EventSource)."""
-    verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+    verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def authenticate(method: str, metadata: dict[str, str]) -> Principal | None:
         if method in OPEN_METHODS:
@@ -81,13 +79,15 @@ def make_authenticator(tokens: TokenService, service_token: str) -> Authenticato
         # Signature checks cost ~0.1 ms; a verified token is remembered until it expires.
         cached = verified.get(token)
         if cached is not None and cached[1] > time.time():
-            return cached[0]
-        claims = tokens.verify(token)
-        principal = Principal(username=str(claims["sub"]), role=str(claims["role"]))
-        verified[token] = (principal, float(claims["exp"]))
-        if len(verified) > _VERIFIED_CACHE_SIZE:
-            verified.popitem(last=False)
-        return principal
+            username = cached[0]
+        else:
+            claims = tokens.verify(token)
+            username = str(claims["sub"])
+            verified[token] = (username, float(claims["exp"]))
+            if len(verified) > _VERIFIED_CACHE_SIZE:
+                verified.popitem(last=False)
+        # The role is today's, not the one in the token: demotions and disabling apply at once.
+        return Principal(username=username, role=users.current_role(username))
 
     return authenticate
 
@@ -130,16 +130,8 @@ def prepare(settings: RegistrySettings) -> RegistryApp:
         generated = None
     if generated:
         log.warning("created admin user %r; password in admin_password.txt", settings.admin_username)
-    events = EventHub()
-    list_cache = TaskListCache()
-    events.on_change.append(list_cache.invalidate)
-    return RegistryApp(
-        settings=settings,
-        db=db,
-        tokens=TokenService(keys, settings.access_token_ttl, settings.refresh_token_ttl),
-        events=events,
-        progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
-        list_cache=list_cache,
+    return RegistryApp.create(
+        settings, db, TokenService(keys, settings.access_token_ttl, settings.refresh_token_ttl)
     )
 
 
@@ -149,7 +141,7 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
     with app.db.session() as session:
         for row in session.scalars(select(ExecutionRow).where(ExecutionRow.status == "running")):
             app.progress.track(execution_to_proto(row), row.attempt)
-    server = ServiceServer("registry", make_authenticator(app.tokens, settings.service_token))
+    server = ServiceServer("registry", make_authenticator(app.tokens, settings.service_token, app.users))
     internal = InternalServicer(app)
     grpc_server: grpc.aio.Server = server.server
     task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), grpc_server)

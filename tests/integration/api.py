@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,9 @@ class Api:
 
     @classmethod
     def login(cls, base_url: str, username: str, password: str) -> Api:
-        response = httpx.post(f"{base_url}/api/v1/auth/login", json={"username": username, "password": password})
+        response = httpx.post(
+            f"{base_url}/api/v1/auth/login", json={"username": username, "password": password}
+        )
         response.raise_for_status()
         return cls(base_url, response.json()["access_token"])
 
@@ -55,16 +58,19 @@ class Api:
         return result
 
     def executions(self, task_id: int, **params: Any) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.ok("GET", f"/tasks/{task_id}/executions", params=params)["executions"]
+        result: list[dict[str, Any]] = self.ok("GET", f"/tasks/{task_id}/executions", params=params)[
+            "executions"
+        ]
         return result
 
     def wait_execution(self, task_id: int, execution_id: int, timeout: float = 30) -> dict[str, Any]:
         """Polls until the execution is finished; returns it."""
-        return wait_for(
+        execution: dict[str, Any] = wait_for(
             lambda: finished(self.ok("GET", f"/tasks/{task_id}/executions/{execution_id}")),
             timeout,
             f"execution {execution_id} to finish",
         )
+        return execution
 
 
 def finished(execution: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,3 +86,24 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
         time.sleep(interval)
+
+
+def unique(prefix: str = "t") -> str:
+    """A task or user name no other test uses."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def error(
+    response: httpx.Response, status: int, detail: str | None = None, contains: str | None = None
+) -> str:
+    """Asserts an error response in the API's shape ({"detail": ...}) and returns its detail."""
+    assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"], body
+    if detail is not None:
+        assert body["detail"] == detail, body
+    if contains is not None:
+        assert contains in body["detail"], body
+    message: str = body["detail"]
+    return message

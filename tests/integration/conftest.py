@@ -48,13 +48,17 @@ def admin(stack: Stack) -> Api:
 
 @pytest.fixture(scope="module")
 def operator(stack: Stack, admin: Api) -> Api:
-    admin.ok("POST", "/api/v1/auth/users", json={"username": "op", "password": USER_PASSWORD, "role": "operator"})
+    admin.ok(
+        "POST", "/api/v1/auth/users", json={"username": "op", "password": USER_PASSWORD, "role": "operator"}
+    )
     return Api.login(stack.http_url, "op", USER_PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def viewer(stack: Stack, admin: Api) -> Api:
-    admin.ok("POST", "/api/v1/auth/users", json={"username": "viewer", "password": USER_PASSWORD, "role": "viewer"})
+    admin.ok(
+        "POST", "/api/v1/auth/users", json={"username": "viewer", "password": USER_PASSWORD, "role": "viewer"}
+    )
     return Api.login(stack.http_url, "viewer", USER_PASSWORD)
 
 

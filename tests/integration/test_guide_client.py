@@ -28,7 +28,9 @@ def test_guide_client_prints_progress_then_success(stack: Stack, admin: Api, tmp
     source = source.replace('"duration_seconds": 30,', '"duration_seconds": 9,')
     script = tmp_path / "guide_client.py"
     script.write_text(source, encoding="utf-8")
-    output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     progress = [int(p) for p in re.findall(r"进度: (\d+)%", output)]
     assert progress, output
     assert progress == sorted(progress) and 0 < progress[0] < 100, output

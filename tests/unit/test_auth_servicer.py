@@ -18,9 +18,7 @@ from services.common.auth import TokenService, load_or_create_keys
 from services.common.server import ServiceServer
 from services.registry.app import RegistryApp
 from services.registry.db import Database, migrate
-from services.registry.events import EventHub
 from services.registry.models import UserRow
-from services.registry.progress import ProgressBuffer
 from services.registry.server import make_authenticator
 from services.registry.servicers.auth import register
 from services.registry.settings import RegistrySettings
@@ -64,18 +62,10 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     migrate(db.engine)
     keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
     tokens = TokenService(keys, settings.access_token_ttl, settings.refresh_token_ttl)
-    events = EventHub()
     clock = Clock()
-    app = RegistryApp(
-        settings=settings,
-        db=db,
-        tokens=tokens,
-        events=events,
-        progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
-        clock=clock,
-    )
+    app = RegistryApp.create(settings, db, tokens, clock=clock)
 
-    server = ServiceServer("registry-test", make_authenticator(tokens, settings.service_token))
+    server = ServiceServer("registry-test", make_authenticator(tokens, settings.service_token, app.users))
     server.add(register(server.server, app, hasher=FAST))
     port = await server.start("127.0.0.1", 0)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")

@@ -120,6 +120,7 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):  # type: ignore[m
                 disabled=request.disabled if request.HasField("disabled") else None,
                 hasher=self._hasher,
             )
+        self._app.users.invalidate(request.username)
         return user_to_proto(user)
 
     async def DeleteUser(
@@ -128,6 +129,7 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):  # type: ignore[m
         current_principal().require("admin")
         with self._app.db.session() as s:
             users.delete_user(s, request.username)
+        self._app.users.invalidate(request.username)
         return user_service_pb2.DeleteUserResponse(message=f"用户 {request.username} 已删除")
 
 

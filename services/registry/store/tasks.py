@@ -204,6 +204,11 @@ def _check_rules(session: Session, row: TaskRow) -> None:
             raise InvalidArgument(f"编排任务配置无效: {exc.message}") from exc
 
 
+def _check_run_at_ahead(row: TaskRow, now: datetime) -> None:
+    if row.run_at is not None and row.run_at <= now:
+        raise InvalidArgument("一次性运行时间必须晚于当前时间")
+
+
 def _check_unique_name(session: Session, row: TaskRow) -> None:
     clash = session.scalar(select(TaskRow.id).where(TaskRow.name == row.name, TaskRow.id != (row.id or 0)))
     if clash is not None:
@@ -249,6 +254,7 @@ def create_task(
     for name, value in fields.items():
         if name != "task_type":
             _apply(row, name, value)
+    _check_run_at_ahead(row, now)
     _check_rules(session, row)
     _check_unique_name(session, row)
     session.add(row)
@@ -267,8 +273,12 @@ def update_task(
     was_enabled = row.enabled
     for name, value in changes.items():
         _apply(row, name, value)
-    _check_rules(session, row)
-    _check_unique_name(session, row)
+    if changes.get("run_at") not in (None, ""):
+        _check_run_at_ahead(row, now)
+    # The checks query; an autoflush of the changed row would hit the unique index first (-> 500).
+    with session.no_autoflush:
+        _check_rules(session, row)
+        _check_unique_name(session, row)
     if any(getattr(row, name) != before[name] for name in SCHEDULE_FIELDS) or (
         row.enabled and not was_enabled
     ):

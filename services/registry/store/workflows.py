@@ -49,6 +49,8 @@ def _int(value: Any) -> int | None:
 def parse_workflow(config: Mapping[str, Any]) -> WorkflowConfig:
     """Checks the shape of a workflow config; raises InvalidArgument with the guide's messages."""
     workflow_type = config.get("workflow_type")
+    if workflow_type is None:
+        raise InvalidArgument("编排任务配置中缺少 workflow_type，支持的模式：serial, parallel")
     if workflow_type not in WORKFLOW_TYPES:
         raise InvalidArgument(f"不支持的执行模式: {workflow_type}，支持的模式：serial, parallel")
     items = config.get("tasks")
