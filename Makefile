@@ -54,7 +54,7 @@ up: install proto web
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services scripts gateway tests bench
+	$(VENV)/bin/mypy services scripts gateway tests bench deploy
 	$(BUF) lint
 	$(BUF) breaking --against '.git#branch=main'
 

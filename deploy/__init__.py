@@ -1,0 +1,1 @@
+"""Kubernetes deployment of ZQuant Scheduler: generators and helpers (see deploy/README.md)."""

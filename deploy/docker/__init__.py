@@ -1,0 +1,1 @@
+"""Container image builds (see deploy/README.md)."""
