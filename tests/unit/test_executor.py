@@ -613,7 +613,9 @@ async def test_stop_lets_an_active_run_finish(executor: Executor) -> None:
     await stopping
 
 
-async def test_stop_fails_runs_that_outlast_the_drain_so_they_are_retried(start_executor: StartExecutor) -> None:
+async def test_stop_fails_runs_that_outlast_the_drain_so_they_are_retried(
+    start_executor: StartExecutor,
+) -> None:
     executor = await start_executor(drain_seconds=0.2)
     stream = executor.stream(1, make_task(duration_seconds=30))
     await stream.next("accepted")

@@ -14,7 +14,10 @@ def plan(kind: str, deps: dict[int, list[int]], on_failure: str = "stop", parall
             "workflow_type": kind,
             "on_failure": on_failure,
             "max_parallelism": float(parallelism),  # numbers arrive as floats through Struct
-            "tasks": [{"task_id": float(t), "name": f"n{t}", "dependencies": [float(d) for d in ds]} for t, ds in deps.items()],
+            "tasks": [
+                {"task_id": float(t), "name": f"n{t}", "dependencies": [float(d) for d in ds]}
+                for t, ds in deps.items()
+            ],
         }
     )
 
@@ -87,16 +90,25 @@ def test_the_newest_child_of_a_node_wins() -> None:
 
 @pytest.mark.parametrize(
     ("node_status", "expected_status", "percent"),
-    [({"t1": "success", "t2": "success"}, "success", 100), ({"t1": "success", "t2": "failed"}, "failed", 100)],
+    [
+        ({"t1": "success", "t2": "success"}, "success", 100),
+        ({"t1": "success", "t2": "failed"}, "failed", 100),
+    ],
 )
 def test_progress_summary(node_status: dict[str, str], expected_status: str, percent: int) -> None:
     p = plan("parallel", {1: [], 2: []})
     result = progress(p, states(**node_status), running=False)
-    assert (result["status"], result["progress_percent"], result["total_tasks"]) == (expected_status, percent, 2)
+    assert (result["status"], result["progress_percent"], result["total_tasks"]) == (
+        expected_status,
+        percent,
+        2,
+    )
     assert [n["status"] for n in result["nodes"]] == [node_status["t1"], node_status["t2"]]
 
 
 def test_progress_while_running_counts_finished_nodes() -> None:
-    result = progress(plan("serial", {1: [], 2: [1], 3: [2]}), states(t1="success", t2="running"), running=True)
+    result = progress(
+        plan("serial", {1: [], 2: [1], 3: [2]}), states(t1="success", t2="running"), running=True
+    )
     assert (result["current_step"], result["total_steps"], result["progress_percent"]) == (1, 3, 33)
     assert result["message"] == "串行执行中: 已完成 1/3"
