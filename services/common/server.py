@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common.auth import Principal
 from services.common.errors import DomainError, Unauthenticated
+from services.common.metrics import RPC_DURATION
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +65,18 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             unary: Any = handler.unary_unary
 
             async def unary_wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                started = time.perf_counter()
+                code = "OK"
                 try:
                     _principal.set(authenticate(method, _metadata(context)))
                     return await unary(request, context)
                 except (DomainError, Exception) as exc:
                     if isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "AbortError":
                         raise
+                    code = exc.code.name if isinstance(exc, DomainError) else "INTERNAL"
                     await _abort(context, exc, method)
+                finally:
+                    RPC_DURATION.labels(method, code).observe(time.perf_counter() - started)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_wrapper,

@@ -31,6 +31,8 @@ class ExecutorSettings:
     # How this executor names itself in logs.
     name: str = "executor"
     log_level: str = "INFO"
+    # Prometheus /metrics port; 0 = off.
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorSettings:
@@ -50,6 +52,7 @@ class ExecutorSettings:
             output_tail_bytes=env_int(env, "ZQ_EXECUTOR_OUTPUT_TAIL_BYTES", 65536),
             name=env_str(env, "ZQ_EXECUTOR_NAME", "executor"),
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
+            metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
         )
 
     def __post_init__(self) -> None:

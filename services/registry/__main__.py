@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.common.logging import configure_logging
+from services.common.metrics import serve_metrics
 from services.registry.server import create_server
 from services.registry.settings import RegistrySettings
 
@@ -13,6 +14,7 @@ async def main() -> None:
     settings = RegistrySettings.from_env()
     configure_logging("registry", settings.log_level)
     registry = await create_server(settings)
+    serve_metrics(settings.host, settings.metrics_port)
     registry.server.install_signal_handlers()
     await registry.server.wait_for_stop_signal()
     await registry.stop()

@@ -28,6 +28,8 @@ class RegistrySettings:
     progress_flush_seconds: float
     lease_seconds: int
     log_level: str
+    # Prometheus /metrics port; 0 = off.
+    metrics_port: int
 
     @property
     def jwt_key_path(self) -> Path:
@@ -58,4 +60,5 @@ class RegistrySettings:
             progress_flush_seconds=env_float(env, "ZQ_PROGRESS_FLUSH_SECONDS", 25.0),
             lease_seconds=env_int(env, "ZQ_LEASE_SECONDS", 15),
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
+            metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
         )

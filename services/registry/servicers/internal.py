@@ -12,6 +12,7 @@ import grpc
 from sqlalchemy import select
 
 from services.common.errors import FailedPrecondition
+from services.common.metrics import RUNS_FINISHED
 from services.common.server import current_principal
 from services.registry.app import RegistryApp
 from services.registry.convert import (
@@ -156,6 +157,7 @@ class InternalServicer:
             )
             names = store.task_names(session, {row.task_id})
         self._app.progress.forget(execution_id)
+        RUNS_FINISHED.labels(row.status).inc()
         self._app.events.publish_execution(execution_to_proto(row, names.get(row.task_id, "")))
         if retry is not None:
             self._app.events.publish_scheduler(
