@@ -58,8 +58,9 @@ lint: install
 	$(BUF) lint
 	$(BUF) breaking --against '.git#branch=main'
 
+# Browser tests drive Debian's Chromium; the CJK fonts make the Chinese UI render in screenshots.
 $(CHROMIUM):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
 
 unit: install proto
 	$(PY) -m pytest -q tests/unit

@@ -264,7 +264,7 @@ INVALID_CREATES: list[tuple[str, dict[str, Any], str | None, str | None]] = [
     (
         "manual-without-command",
         {"task_type": "manual_task", "config": {}},
-        "通用任务配置中必须包含 'command' 或 'task_action' 字段",
+        "手动任务配置中必须包含 'command' 或 'task_action' 字段",
         None,
     ),
     ("example-steps-0", {"config": {"steps": 0}}, "配置项 steps 必须是大于 0 的整数", None),

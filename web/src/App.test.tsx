@@ -101,6 +101,11 @@ describe('scheduler page', () => {
 
     fireEvent.click(screen.getByTestId('action-history-1'));
     const steps = await screen.findByTestId('exec-steps-11');
+    // The progress column follows the status, so it is on screen without scrolling sideways.
+    const headers = [...screen.getByTestId('history-drawer').querySelectorAll('thead th')].map(
+      (th) => th.textContent,
+    );
+    expect(headers.indexOf('执行结果')).toBe(headers.indexOf('状态') + 1);
     expect(steps.textContent).toMatch(/步骤 \d+\/30/);
     expect(screen.getByTestId('exec-progress-11')).toBeTruthy();
     expect(screen.getByTestId('exec-status-11').textContent).toBe('运行中');

@@ -196,7 +196,8 @@ def _check_rules(session: Session, row: TaskRow) -> None:
     if row.task_type in ("common_task", "manual_task") and not (
         config.get("command") or config.get("task_action")
     ):
-        raise InvalidArgument("通用任务配置中必须包含 'command' 或 'task_action' 字段")
+        kind = "手动任务" if row.task_type == "manual_task" else "通用任务"
+        raise InvalidArgument(f"{kind}配置中必须包含 'command' 或 'task_action' 字段")
     if row.task_type == "workflow":
         try:
             validate_workflow(session, config, row.id or 0)

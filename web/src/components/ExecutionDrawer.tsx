@@ -85,6 +85,8 @@ export function ExecutionDrawer({ task, onClose }: Props) {
   };
 
   const units = { h: t('durationH'), m: t('durationM'), s: t('durationS') };
+  // The result (live progress) comes right after the status so that it is on screen without
+  // scrolling sideways on a laptop-sized window.
   const columns: ColumnsType<Execution> = [
     { key: 'id', title: 'ID', dataIndex: 'id', width: 80 },
     ...(task
@@ -106,6 +108,34 @@ export function ExecutionDrawer({ task, onClose }: Props) {
       title: t('execStatus'),
       width: 90,
       render: (_, e) => <ExecutionStatusTag status={e.status} testId={`exec-status-${e.id}`} />,
+    },
+    {
+      key: 'result',
+      title: t('execResult'),
+      width: 300,
+      render: (_, e) => {
+        const result = e.result ?? {};
+        if (!hasProgress(e) && Object.keys(result).length === 0) return '-';
+        const summary =
+          typeof result.message === 'string' && result.message ? result.message : JSON.stringify(result);
+        return (
+          <div
+            role="button"
+            tabIndex={0}
+            className="exec-result"
+            data-testid={`exec-result-${e.id}`}
+            title={t('viewResult')}
+            onClick={() => setResultOf(e)}
+            onKeyDown={(event) => event.key === 'Enter' && setResultOf(e)}
+          >
+            {hasProgress(e) ? (
+              <ExecutionProgress execution={e} />
+            ) : (
+              <Typography.Link ellipsis>{summary}</Typography.Link>
+            )}
+          </div>
+        );
+      },
     },
     {
       key: 'trigger',
@@ -157,34 +187,6 @@ export function ExecutionDrawer({ task, onClose }: Props) {
         ) : (
           '-'
         ),
-    },
-    {
-      key: 'result',
-      title: t('execResult'),
-      width: 300,
-      render: (_, e) => {
-        const result = e.result ?? {};
-        if (!hasProgress(e) && Object.keys(result).length === 0) return '-';
-        const summary =
-          typeof result.message === 'string' && result.message ? result.message : JSON.stringify(result);
-        return (
-          <div
-            role="button"
-            tabIndex={0}
-            className="exec-result"
-            data-testid={`exec-result-${e.id}`}
-            title={t('viewResult')}
-            onClick={() => setResultOf(e)}
-            onKeyDown={(event) => event.key === 'Enter' && setResultOf(e)}
-          >
-            {hasProgress(e) ? (
-              <ExecutionProgress execution={e} />
-            ) : (
-              <Typography.Link ellipsis>{summary}</Typography.Link>
-            )}
-          </div>
-        );
-      },
     },
     {
       key: 'actions',
@@ -289,7 +291,7 @@ export function ExecutionDrawer({ task, onClose }: Props) {
           columns={columns}
           dataSource={rows}
           loading={list.loading}
-          scroll={{ x: 1700 }}
+          scroll={{ x: columns.reduce((sum, c) => sum + Number(c.width ?? 0), 0) }}
           onRow={(e) =>
             ({ ...testId(`exec-row-${e.id}`), 'data-status': e.status }) as HTMLAttributes<HTMLElement>
           }

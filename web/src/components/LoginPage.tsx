@@ -36,7 +36,13 @@ export function LoginPage({ expired }: { expired: boolean }) {
     <div className="login-page">
       <Card className="login-card" title={t('loginTitle')} extra={<LanguageSwitch />}>
         {expired && !error && (
-          <Alert type="info" showIcon message={t('sessionExpired')} className="login-alert" />
+          <Alert
+            type="info"
+            showIcon
+            message={t('sessionExpired')}
+            className="login-alert"
+            data-testid="session-expired"
+          />
         )}
         {error && (
           <Alert type="error" showIcon message={error} className="login-alert" data-testid="login-error" />

@@ -21,7 +21,7 @@ export function StatsDrawer({ task, onClose }: { task?: Task; onClose: () => voi
   const units = { h: t('durationH'), m: t('durationM'), s: t('durationS') };
 
   const figure = (testId: string, title: string, value: number | string, color?: string) => (
-    <Col span={8}>
+    <Col span={4}>
       <Card size="small">
         <Statistic
           title={title}
@@ -36,7 +36,7 @@ export function StatsDrawer({ task, onClose }: { task?: Task; onClose: () => voi
   return (
     <Drawer
       open
-      width={760}
+      width="min(820px, 100vw)"
       title={task ? t('statsTitle', { name: task.name }) : t('globalStatsTitle')}
       onClose={onClose}
       extra={

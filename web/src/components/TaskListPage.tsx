@@ -29,7 +29,7 @@ import { StatsDrawer } from './StatsDrawer';
 import { TASK_TYPES } from './tags';
 import type { TaskActionHandlers, TaskStateAction } from './TaskActions';
 import { TaskFormModal } from './TaskFormModal';
-import { buildRows, taskColumns, taskIdOfKey, type Row } from './taskRows';
+import { buildRows, columnsWidth, taskColumns, taskIdOfKey, type Row } from './taskRows';
 
 export const AUTO_REFRESH_MS = 5000;
 const DEFAULT_SORT: { order_by: TaskOrderBy; order: SortOrder } = { order_by: 'id', order: 'desc' };
@@ -267,7 +267,7 @@ export function TaskListPage() {
         columns={columns}
         dataSource={rows}
         loading={tasks.loading}
-        scroll={{ x: 1650 }}
+        scroll={{ x: columnsWidth(columns) }}
         onChange={onTableChange}
         onRow={(row) => ({
           className: row.kind === 'task' && row.depth > 0 ? 'child-task-row' : undefined,

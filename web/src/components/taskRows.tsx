@@ -10,7 +10,7 @@ import { errorText } from '../api/client';
 import type { Task, TaskOrderBy, TaskListQuery } from '../api/types';
 import type { Permissions } from '../auth/permissions';
 import type { ChildrenState } from '../hooks/useWorkflowChildren';
-import type { Translate } from '../i18n';
+import type { MessageKey, Translate } from '../i18n';
 import { formatTime } from '../lib/format';
 import { describeSchedule } from '../lib/schedule';
 import { ExecutionStatusTag, ScheduleStatusTag, TaskTypeTag } from './tags';
@@ -81,7 +81,32 @@ interface ColumnOptions {
   query: TaskListQuery;
 }
 
-const ACTION_WIDTH = { manage: 340, operate: 250, view: 130 };
+const NAME_WIDTH = 200;
+
+/** Rough rendered width of a 14 px label: CJK glyphs are square, Latin ones about half as wide. */
+function labelWidth(text: string): number {
+  let width = 0;
+  for (const ch of text) width += /[\u2e80-\u9fff\uff00-\uffef]/.test(ch) ? 14 : 8;
+  return width;
+}
+
+/**
+ * Width of the actions column: one line of the widest set of buttons the role can see (a small
+ * link button adds 2 × 7 px of padding and a 1 px border each side), in the current language, plus the cell padding.
+ */
+export function actionsWidth(t: Translate, can: Permissions): number {
+  const longer = (a: MessageKey, b: MessageKey) => Math.max(labelWidth(t(a)), labelWidth(t(b)));
+  const widths = [labelWidth(t('history')), labelWidth(t('stats'))];
+  if (can.operate)
+    widths.push(longer('enable', 'disable'), longer('pause', 'resume'), labelWidth(t('trigger')));
+  if (can.manage) widths.push(labelWidth(t('edit')), labelWidth(t('copy')), labelWidth(t('delete')));
+  return widths.reduce((sum, w) => sum + w + 16, 0) + 16 + 4;
+}
+
+/** The table's scroll width: the sum of the column widths (so no column is squeezed). */
+export function columnsWidth(columns: ColumnsType<Row>): number {
+  return columns.reduce((sum, c) => sum + (typeof c.width === 'number' ? c.width : NAME_WIDTH), 0);
+}
 
 export function taskColumns({ t, can, handlers, query }: ColumnOptions): ColumnsType<Row> {
   const sortOrder = (field: TaskOrderBy): AntSortOrder =>
@@ -135,7 +160,7 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
           </Space>
         );
       },
-      { ellipsis: false, ...sortable('name') },
+      { width: NAME_WIDTH, ellipsis: false, ...sortable('name') },
     ),
     column('task_type', t('colType'), (task) => <TaskTypeTag type={task.task_type} />, {
       width: 110,
@@ -150,6 +175,23 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
         </Tooltip>
       ),
       { width: 170 },
+    ),
+    column(
+      'enabled',
+      t('colEnabled'),
+      (task) =>
+        !task.enabled ? (
+          <Tag data-testid={`task-enabled-${task.id}`}>{t('disabledTag')}</Tag>
+        ) : task.paused ? (
+          <Tag color="warning" data-testid={`task-enabled-${task.id}`}>
+            {t('pausedTag')}
+          </Tag>
+        ) : (
+          <Tag color="success" data-testid={`task-enabled-${task.id}`}>
+            {t('enabledTag')}
+          </Tag>
+        ),
+      { width: 110, ...sortable('enabled') },
     ),
     column('next_run_time', t('colNextRun'), (task) => formatTime(task.next_run_time), { width: 170 }),
     column(
@@ -176,25 +218,8 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
         ),
       { width: 170 },
     ),
-    column(
-      'enabled',
-      t('colEnabled'),
-      (task) =>
-        !task.enabled ? (
-          <Tag data-testid={`task-enabled-${task.id}`}>{t('disabledTag')}</Tag>
-        ) : task.paused ? (
-          <Tag color="warning" data-testid={`task-enabled-${task.id}`}>
-            {t('pausedTag')}
-          </Tag>
-        ) : (
-          <Tag color="success" data-testid={`task-enabled-${task.id}`}>
-            {t('enabledTag')}
-          </Tag>
-        ),
-      { width: 90, ...sortable('enabled') },
-    ),
     column('max_retries', t('colRetries'), (task) => task.max_retries, {
-      width: 100,
+      width: 110,
       ...sortable('max_retries'),
     }),
     column('created_at', t('colCreatedAt'), (task) => formatTime(task.created_at), {
@@ -202,7 +227,7 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
       ...sortable('created_at'),
     }),
     column('actions', t('colActions'), (task) => <TaskActions task={task} can={can} {...handlers} />, {
-      width: can.manage ? ACTION_WIDTH.manage : can.operate ? ACTION_WIDTH.operate : ACTION_WIDTH.view,
+      width: actionsWidth(t, can),
       fixed: 'right',
     }),
   ];

@@ -44,10 +44,10 @@ export const zh = {
   colType: '任务类型',
   colSchedule: '调度方式',
   colNextRun: '下次运行',
-  colScheduleStatus: '调度状态',
+  colScheduleStatus: '运行状态',
   colLatest: '最近执行',
-  colEnabled: '启用',
-  colRetries: '重试次数',
+  colEnabled: '开启状态',
+  colRetries: '最大重试',
   colCreatedAt: '创建时间',
   colActions: '操作',
 
