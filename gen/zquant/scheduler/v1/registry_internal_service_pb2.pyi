@@ -144,3 +144,33 @@ class ListActiveExecutionsResponse(_message.Message):
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     executions: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
     def __init__(self, executions: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ...) -> None: ...
+
+class AcquireLeadershipRequest(_message.Message):
+    __slots__ = ("candidate", "ttl_seconds")
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    candidate: str
+    ttl_seconds: int
+    def __init__(self, candidate: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class AcquireLeadershipResponse(_message.Message):
+    __slots__ = ("leader", "holder", "term", "expires_at")
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    leader: bool
+    holder: str
+    term: int
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, leader: _Optional[bool] = ..., holder: _Optional[str] = ..., term: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReleaseLeadershipRequest(_message.Message):
+    __slots__ = ("candidate",)
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    candidate: str
+    def __init__(self, candidate: _Optional[str] = ...) -> None: ...
+
+class ReleaseLeadershipResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -72,6 +72,16 @@ class RegistryInternalServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsResponse.FromString,
                 _registered_method=True)
+        self.AcquireLeadership = channel.unary_unary(
+                '/zquant.scheduler.v1.RegistryInternalService/AcquireLeadership',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipResponse.FromString,
+                _registered_method=True)
+        self.ReleaseLeadership = channel.unary_unary(
+                '/zquant.scheduler.v1.RegistryInternalService/ReleaseLeadership',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryInternalServiceServicer:
@@ -139,6 +149,22 @@ class RegistryInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcquireLeadership(self, request, context):
+        """Scheduler leader election, held in the database: acquires the leadership when it is free or
+        expired, renews it when the candidate already holds it. One leader at a time; the term grows
+        with every change of holder (a fencing token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseLeadership(self, request, context):
+        """Gives the leadership up at once (graceful stop), if the candidate holds it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +202,16 @@ def add_RegistryInternalServiceServicer_to_server(servicer, server):
                     servicer.ListActiveExecutions,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsResponse.SerializeToString,
+            ),
+            'AcquireLeadership': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireLeadership,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipResponse.SerializeToString,
+            ),
+            'ReleaseLeadership': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseLeadership,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -370,6 +406,60 @@ class RegistryInternalService:
             '/zquant.scheduler.v1.RegistryInternalService/ListActiveExecutions',
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireLeadership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/AcquireLeadership',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseLeadership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/ReleaseLeadership',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipResponse.FromString,
             options,
             channel_credentials,
             insecure,
