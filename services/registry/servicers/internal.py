@@ -24,6 +24,7 @@ from services.registry.convert import (
 )
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store import executions as store
+from services.registry.store import leadership
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 
 log = logging.getLogger(__name__)
@@ -194,3 +195,26 @@ class InternalServicer:
         with self._app.db.session() as session:
             rows = store.active_executions(session, request.limit or 1000)
         return pb2.ListActiveExecutionsResponse(executions=[execution_to_proto(row) for row in rows])
+
+    async def AcquireLeadership(
+        self, request: pb2.AcquireLeadershipRequest, context: Context
+    ) -> pb2.AcquireLeadershipResponse:
+        _require_service()
+        with self._app.db.session() as session:
+            state = leadership.acquire(
+                session, request.candidate, request.ttl_seconds or 3, self._app.clock()
+            )
+        return pb2.AcquireLeadershipResponse(
+            leader=state.leader,
+            holder=state.holder,
+            term=state.term,
+            expires_at=to_timestamp(state.expires_at),
+        )
+
+    async def ReleaseLeadership(
+        self, request: pb2.ReleaseLeadershipRequest, context: Context
+    ) -> pb2.ReleaseLeadershipResponse:
+        _require_service()
+        with self._app.db.session() as session:
+            leadership.release(session, request.candidate, self._app.clock())
+        return pb2.ReleaseLeadershipResponse()

@@ -1,0 +1,62 @@
+"""Scheduler leader election in the database: one row, taken over only when expired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.common.errors import InvalidArgument
+from services.registry.models import SchedulerLeaderRow
+
+ROW_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    leader: bool
+    holder: str
+    term: int
+    expires_at: datetime
+
+
+def acquire(session: Session, candidate: str, ttl_seconds: int, now: datetime) -> Leadership:
+    """Renews for the holder, takes over when free or expired; each is one atomic statement."""
+    if not candidate or len(candidate) > 200:
+        raise InvalidArgument("candidate 必须是1到200个字符")
+    expires = now + timedelta(seconds=ttl_seconds)
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SchedulerLeaderRow)
+    session.execute(
+        insert.values(id=ROW_ID, holder="", term=0, expires_at=now).on_conflict_do_nothing(
+            index_elements=["id"]
+        )
+    )
+    renewed = session.execute(
+        update(SchedulerLeaderRow)
+        .where(SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.holder == candidate)
+        .values(expires_at=expires)
+        .returning(SchedulerLeaderRow.id)
+    ).scalar()
+    if renewed is None:
+        session.execute(
+            update(SchedulerLeaderRow)
+            .where(SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.expires_at <= now)
+            .values(holder=candidate, term=SchedulerLeaderRow.term + 1, expires_at=expires)
+        )
+    row = session.get(SchedulerLeaderRow, ROW_ID, populate_existing=True)
+    assert row is not None
+    return Leadership(
+        leader=row.holder == candidate, holder=row.holder, term=row.term, expires_at=row.expires_at
+    )
+
+
+def release(session: Session, candidate: str, now: datetime) -> None:
+    session.execute(
+        update(SchedulerLeaderRow)
+        .where(SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.holder == candidate)
+        .values(holder="", expires_at=now)
+    )
