@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from bench import rest_vs_grpc
+from bench import rest_vs_grpc, scheduling
 
 
 def main() -> None:
     rest_vs_grpc.main()
+    scheduling.main()
 
 
 if __name__ == "__main__":

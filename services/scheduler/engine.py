@@ -13,7 +13,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -31,10 +31,18 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_START = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 GONE = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+# A live fire up to this late is on time (event-loop and dispatch latency); the task's misfire grace,
+# which may be 0, only decides about fires later than this.
+ON_TIME_SECONDS = 1.0
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _active_since(task: task_pb2.Task, schedule: Schedule) -> datetime:
+    """When the task's current schedule took effect: its anchor, or a later resume / edit."""
+    return max(schedule.anchor, task.updated_at.ToDatetime(tzinfo=UTC))
 
 
 def _job_marker(task_id: int) -> None:
@@ -85,6 +93,8 @@ class Engine:
         self._tasks: dict[int, TaskState] = {}
         self._runs: dict[int, RunHandle] = {}
         self._active_by_task: defaultdict[int, set[int]] = defaultdict(set)
+        # One fire per task at a time, so the overlap policy sees the run the previous fire started.
+        self._fire_locks: dict[int, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._aps = AsyncIOScheduler(
             timezone=UTC,
@@ -112,7 +122,7 @@ class Engine:
                 async for event in call:
                     backoff = 0.2
                     if event.event_type == "task_upsert":
-                        self._upsert(event)
+                        self._upsert(event, live=not in_snapshot)
                         if in_snapshot:
                             snapshot.add(event.task.id)
                             await self._catch_up(event)
@@ -151,7 +161,10 @@ class Engine:
 
     # ---- schedule -----------------------------------------------------------------------------
 
-    def _upsert(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+    def _upsert(self, event: internal_pb2.WatchSchedulerEventsResponse, *, live: bool) -> None:
+        """(Re)schedules a task. A live change fires from the moment it was made, so a fire time
+        between the commit and its arrival here is due (or recorded as missed), never dropped; a
+        snapshot's task fires from now on, `_catch_up` covers its past."""
         task = event.task
         anchor = event.schedule_anchor.ToDatetime(tzinfo=UTC)
         schedule = Schedule.of(task, anchor)
@@ -162,11 +175,20 @@ class Engine:
         job_id = str(task.id)
         if self._aps.get_job(job_id) is not None:
             self._aps.remove_job(job_id)
-        if schedule is not None:
-            self._aps.add_job(_job_marker, schedule.trigger(), args=[task.id], id=job_id)
+        if schedule is None:
+            return
+        trigger = schedule.trigger()
+        if not live:
+            self._aps.add_job(_job_marker, trigger, args=[task.id], id=job_id)
+            return
+        # Strictly after the change, like the catch-up window (since, now].
+        first = trigger.get_next_fire_time(None, _active_since(task, schedule) + timedelta(microseconds=1))
+        if first is not None:  # (None would add a paused job)
+            self._aps.add_job(_job_marker, trigger, args=[task.id], id=job_id, next_run_time=first)
 
     def _remove(self, task_id: int) -> None:
         self._tasks.pop(task_id, None)
+        self._fire_locks.pop(task_id, None)
         if self._aps.get_job(str(task_id)) is not None:
             self._aps.remove_job(str(task_id))
 
@@ -176,13 +198,9 @@ class Engine:
         if state.schedule is None:
             return
         task = event.task
-        since = max(
-            state.schedule.anchor,
-            task.updated_at.ToDatetime(tzinfo=UTC),
-            event.last_scheduled_time.ToDatetime(tzinfo=UTC)
-            if event.HasField("last_scheduled_time")
-            else state.schedule.anchor,
-        )
+        since = _active_since(task, state.schedule)
+        if event.HasField("last_scheduled_time"):
+            since = max(since, event.last_scheduled_time.ToDatetime(tzinfo=UTC))
         now = self._clock()
         missed, left_out = state.schedule.planned_between(since, now, self._settings.max_missed_records)
         if not missed:
@@ -209,12 +227,16 @@ class Engine:
         self._spawn(self._fire(task_id, planned, now))
 
     async def _fire(self, task_id: int, planned: datetime, now: datetime) -> None:
+        async with self._fire_locks.setdefault(task_id, asyncio.Lock()):
+            await self._fire_in_order(task_id, planned, now)
+
+    async def _fire_in_order(self, task_id: int, planned: datetime, now: datetime) -> None:
         state = self._tasks.get(task_id)
         if state is None or state.schedule is None:
             return
         task = state.task
         late = (now - planned).total_seconds()
-        if late > task.misfire_grace_seconds:
+        if late > max(task.misfire_grace_seconds, ON_TIME_SECONDS):
             await self._record_skipped(
                 task_id,
                 planned,
