@@ -13,6 +13,7 @@ from zquant.scheduler.v1 import (
     execution_service_pb2_grpc,
     executor_service_pb2_grpc,
     registry_internal_service_pb2_grpc,
+    task_service_pb2_grpc,
 )
 
 # Keepalives notice a dead peer (executor killed, network cut) on an idle stream.
@@ -29,6 +30,7 @@ class RegistryClient:
         self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self.internal = registry_internal_service_pb2_grpc.RegistryInternalServiceStub(self.channel)
         self.executions = execution_service_pb2_grpc.ExecutionServiceStub(self.channel)
+        self.tasks = task_service_pb2_grpc.TaskServiceStub(self.channel)
         self.metadata = service_metadata(service_token)
 
     async def close(self) -> None:

@@ -24,7 +24,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from services.scheduler.clients import ExecutorHandle, ExecutorPool, RegistryClient
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.triggers import Schedule, dedup_key
-from zquant.scheduler.v1 import execution_service_pb2, executor_service_pb2, task_pb2
+from services.scheduler.workflows import WorkflowRun
+from zquant.scheduler.v1 import execution_service_pb2, executor_service_pb2, task_pb2, task_service_pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,13 @@ class TaskState:
 class RunHandle:
     execution_id: int
     task_id: int
+    # The workflow run this is a node of (0 = none): woken when this run ends.
+    parent_id: int = 0
     handle: ExecutorHandle | None = None
     attempt: int = 0
     cancel_requested: bool = False
+    # Set while this run is a workflow driven by the scheduler itself.
+    workflow: WorkflowRun | None = None
 
 
 class Engine:
@@ -295,15 +300,37 @@ class Engine:
             internal_pb2.ListActiveExecutionsRequest(), metadata=self._registry.metadata, timeout=30
         )
         for execution in response.executions:
-            if execution.status == "pending":
+            # A running workflow run lost its driver with the previous scheduler: resume it.
+            if execution.status == "pending" or self._is_workflow(execution.task_id):
                 self._launch(execution)
+
+    def _is_workflow(self, task_id: int) -> bool:
+        state = self._tasks.get(task_id)
+        return state is not None and state.task.task_type == "workflow"
+
+    async def _task_type(self, task_id: int) -> str:
+        """From the feed; asks the registry when a run arrives before its task's change event."""
+        state = self._tasks.get(task_id)
+        if state is not None:
+            return state.task.task_type
+        try:
+            task = await self._registry.tasks.GetTask(
+                task_service_pb2.GetTaskRequest(task_id=task_id), metadata=self._registry.metadata, timeout=30
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in GONE:
+                return ""
+            raise
+        return str(task.task_type)
 
     # ---- running ------------------------------------------------------------------------------
 
     def _launch(self, execution: task_pb2.Execution) -> None:
-        if execution.id in self._runs or execution.status != "pending":
+        if execution.id in self._runs or execution.status not in ("pending", "running"):
             return
-        run = RunHandle(execution_id=execution.id, task_id=execution.task_id)
+        run = RunHandle(
+            execution_id=execution.id, task_id=execution.task_id, parent_id=execution.parent_execution_id
+        )
         self._runs[execution.id] = run
         self._active_by_task[execution.task_id].add(execution.id)
         self._spawn(self._run(run, execution))
@@ -314,6 +341,12 @@ class Engine:
                 delay = (execution.scheduled_time.ToDatetime(tzinfo=UTC) - self._clock()).total_seconds()
                 if delay > 0:  # a retry waits for its retry interval
                     await asyncio.sleep(delay)
+            if await self._task_type(run.task_id) == "workflow":
+                run.workflow = WorkflowRun(self._registry, self._launch, execution, asyncio.Event())
+                await run.workflow.run()
+                return
+            if execution.status != "pending":
+                return
             backoff = 0.1
             while not run.cancel_requested:
                 handle = self._executors.pick()
@@ -332,6 +365,7 @@ class Engine:
             log.exception("run failed in the scheduler", extra={"execution_id": run.execution_id})
         finally:
             self._runs.pop(run.execution_id, None)
+            self._wake_parent(run)
             active = self._active_by_task.get(run.task_id)
             if active is not None:
                 active.discard(run.execution_id)
@@ -430,11 +464,19 @@ class Engine:
             timeout=30,
         )
 
+    def _wake_parent(self, run: RunHandle) -> None:
+        parent = self._runs.get(run.parent_id)
+        if parent is not None and parent.workflow is not None:
+            parent.workflow.wake()
+
     async def _cancel_run(self, execution_id: int) -> None:
         run = self._runs.get(execution_id)
         if run is None:
             return
         run.cancel_requested = True
+        if run.workflow is not None:
+            run.workflow.stop()
+            return
         if run.handle is not None:
             try:
                 await run.handle.stub.Cancel(

@@ -178,6 +178,15 @@ class WorkflowRun:
         self.attempt = 0
         self.stopping = False
 
+    def wake(self) -> None:
+        """A node's run ended: look at the state again now rather than at the next heartbeat."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Terminate requested: start nothing more, let running nodes end, finish as terminated."""
+        self.stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
         md = self._registry.metadata
         try:
