@@ -113,7 +113,15 @@ class ServiceServer:
         self.name = name
         self.server = grpc.aio.server(
             interceptors=[GuardInterceptor(authenticate)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                # Clients ping every 5 s to notice dead peers on quiet streams (scheduler feed, runs);
+                # gRPC's server default answers that with GOAWAY "too_many_pings" and drops them.
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 4000),
+                ("grpc.http2.max_ping_strikes", 0),
+            ],
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._service_names: list[str] = []
