@@ -189,8 +189,6 @@ async def throughput_benchmark() -> float:
         bench_stack(tmp, url, 2) as stack,
     ):
         api = Api(stack.registry_addr)
-        for i in range(tasks):
-            api.create(f"tp-{i}", 1, NOOP)
         settings = SchedulerSettings.from_env(stack.env_for("registry"))
 
         async def run() -> tuple[int, float]:
@@ -199,7 +197,9 @@ async def throughput_benchmark() -> float:
             engine = Engine(settings, registry, executors)
             runner = asyncio.create_task(engine.run())
             await asyncio.wait_for(engine.ready.wait(), 60)
-            await asyncio.sleep(3)  # warm up
+            # Created while the engine runs: each starts firing one interval after its creation.
+            await asyncio.to_thread(lambda: [api.create(f"tp-{i}", 1, NOOP) for i in range(tasks)])
+            await asyncio.sleep(5)  # warm up
             before, t0 = api.success_count(), time.monotonic()
             await asyncio.sleep(seconds)
             done, elapsed = api.success_count() - before, time.monotonic() - t0

@@ -100,6 +100,7 @@ class Engine:
         self._active_by_task: defaultdict[int, set[int]] = defaultdict(set)
         # One fire per task at a time, so the overlap policy sees the run the previous fire started.
         self._fire_locks: dict[int, asyncio.Lock] = {}
+        self._catch_up_slots = asyncio.Semaphore(16)
         self._background: set[asyncio.Task[Any]] = set()
         self._aps = AsyncIOScheduler(
             timezone=UTC,
@@ -130,7 +131,8 @@ class Engine:
                         self._upsert(event, live=not in_snapshot)
                         if in_snapshot:
                             snapshot.add(event.task.id)
-                            await self._catch_up(event)
+                            # Concurrently (bounded): one task's missed runs must not hold up the feed.
+                            self._spawn(self._catch_up_bounded(event))
                     elif event.event_type == "snapshot_done":
                         in_snapshot = False
                         for task_id in set(self._tasks) - snapshot:
@@ -196,6 +198,13 @@ class Engine:
         self._fire_locks.pop(task_id, None)
         if self._aps.get_job(str(task_id)) is not None:
             self._aps.remove_job(str(task_id))
+
+    async def _catch_up_bounded(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        async with self._catch_up_slots:
+            try:
+                await self._catch_up(event)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("catch-up failed", extra={"task_id": event.task.id, "code": exc.code().name})
 
     async def _catch_up(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
         """Applies the misfire policy to planned times that passed while no scheduler ran."""
