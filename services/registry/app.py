@@ -1,4 +1,5 @@
-"""What the registry's servicers share: settings, database, tokens, live events, progress, clock."""
+"""What the registry's servicers share: settings, database, tokens, live events, progress, the
+cluster bus (PostgreSQL), caches, clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.common.auth import TokenService
+from services.registry.cluster import ClusterBus
 from services.registry.db import Database, utcnow
 from services.registry.events import EventHub
 from services.registry.list_cache import TaskListCache
@@ -24,6 +26,9 @@ class RegistryApp:
     progress: ProgressBuffer
     list_cache: TaskListCache
     users: UserStates
+    # Shares events with the other registry replicas; None when this is the only one (SQLite, or
+    # ZQ_CLUSTER_EVENTS off).
+    cluster: ClusterBus | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -37,13 +42,23 @@ class RegistryApp:
         events = EventHub()
         list_cache = TaskListCache()
         events.on_change.append(list_cache.invalidate)
+        # A run's bare heartbeats go to the other replicas at most every lease / 5 seconds: few
+        # messages, yet their leases are renewed well in time.
+        progress = ProgressBuffer(
+            db,
+            events,
+            settings.progress_flush_seconds,
+            heartbeat_relay_seconds=settings.lease_seconds / 5,
+        )
+        cluster = ClusterBus(db, events, progress, clock) if settings.cluster_events else None
         return cls(
             settings=settings,
             db=db,
             tokens=tokens,
             events=events,
-            progress=ProgressBuffer(db, events, settings.progress_flush_seconds),
+            progress=progress,
             list_cache=list_cache,
             users=UserStates(db),
+            cluster=cluster,
             clock=clock,
         )

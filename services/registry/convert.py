@@ -10,6 +10,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from services.registry.models import ExecutionRow, TaskRow, UserRow
 from services.registry.store.executions import StatsRow
 from services.registry.store.tasks import LatestRun, next_run_time, schedule_status
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
 
 
@@ -82,6 +83,18 @@ def task_to_proto(row: TaskRow, now: datetime, latest: LatestRun | None = None) 
         schedule_status=schedule_status(row, latest, next_run),
         latest_execution_time=to_timestamp(latest.time if latest else None),
         latest_execution_status=latest.status if latest else "",
+    )
+
+
+def task_event(
+    row: TaskRow, now: datetime, last_scheduled: datetime | None = None
+) -> internal_pb2.WatchSchedulerEventsResponse:
+    """The scheduler feed's task_upsert for a task row."""
+    return internal_pb2.WatchSchedulerEventsResponse(
+        event_type="task_upsert",
+        task=task_to_proto(row, now),
+        schedule_anchor=to_timestamp(row.schedule_anchor),
+        last_scheduled_time=to_timestamp(last_scheduled),
     )
 
 

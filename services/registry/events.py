@@ -1,8 +1,12 @@
-"""In-process fan-out of live events: the scheduler's change feed and execution watchers.
+"""Fan-out of live events: the scheduler's change feed and execution watchers.
 
-Publishers call these after their transaction committed, so a subscriber never sees a change that
-was rolled back. Queues are unbounded on purpose: a slow watcher must not make a publisher drop or
-block; watchers are few and each event is small.
+Publishers call `publish_*` after their transaction committed, so a subscriber never sees a change
+that was rolled back. A publish reaches this process's subscribers at once and, when a `relay` is set
+(the cluster bus on PostgreSQL, `cluster.py`), the other registry replicas too. The bus hands what
+other replicas published to `deliver_*`, which reaches this process's subscribers only.
+
+Queues are unbounded on purpose: a slow watcher must not make a publisher drop or block; watchers
+are few and each event is small.
 """
 
 from __future__ import annotations
@@ -11,9 +15,24 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
+
+# Put on a scheduler feed to end it: the scheduler subscribes again and gets a fresh snapshot.
+RESUBSCRIBE = internal_pb2.WatchSchedulerEventsResponse(event_type="resubscribe")
+
+
+class Relay(Protocol):
+    """Carries events published in this process to the other registry replicas."""
+
+    def scheduler_event(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None: ...
+
+    def execution_changed(self, execution: task_pb2.Execution, attempt: int) -> None: ...
+
+    def progress(self, execution_id: int, attempt: int, snapshot: task_pb2.Execution | None) -> None:
+        """A progress snapshot, or a bare heartbeat (None) that only renews the run's lease."""
 
 
 class EventHub:
@@ -22,15 +41,31 @@ class EventHub:
         self._executions: defaultdict[int, set[asyncio.Queue[task_pb2.Execution]]] = defaultdict(set)
         # Called on every change of a task or of an execution's state (not on progress updates).
         self.on_change: list[Callable[[], None]] = []
+        self.relay: Relay | None = None
 
     def _changed(self) -> None:
         for callback in self.on_change:
             callback()
 
+    # ---- scheduler feed ---------------------------------------------------------------------
+
     def publish_scheduler(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        self.deliver_scheduler(event)
+        if self.relay is not None:
+            self.relay.scheduler_event(event)
+
+    def deliver_scheduler(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        """To this process's feeds only: events of other replicas, rows changed outside any registry."""
         self._changed()
         for queue in self._scheduler:
             queue.put_nowait(event)
+
+    def end_scheduler_feeds(self) -> None:
+        """Events may have been missed (the cluster bus was disconnected): every feed ends, so its
+        scheduler subscribes again and rebuilds its view from a snapshot."""
+        self._changed()
+        for queue in self._scheduler:
+            queue.put_nowait(RESUBSCRIBE)
 
     @contextmanager
     def scheduler_feed(self) -> Iterator[asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse]]:
@@ -45,15 +80,36 @@ class EventHub:
     def scheduler_subscribers(self) -> int:
         return len(self._scheduler)
 
-    def publish_execution(self, execution: task_pb2.Execution) -> None:
-        """A state change of an execution (created, started, finished, terminated)."""
-        self._changed()
-        self.publish_progress(execution)
+    # ---- executions -------------------------------------------------------------------------
 
-    def publish_progress(self, execution: task_pb2.Execution) -> None:
+    def publish_execution(self, execution: task_pb2.Execution, attempt: int) -> None:
+        """A state change of an execution (created, started, requeued, finished, terminated);
+        `attempt` is the row's attempt counter after the change."""
+        self.deliver_execution(execution)
+        if self.relay is not None:
+            self.relay.execution_changed(execution, attempt)
+
+    def deliver_execution(self, execution: task_pb2.Execution) -> None:
+        self._changed()
+        self.deliver_progress(execution)
+
+    def publish_progress(self, execution: task_pb2.Execution, attempt: int) -> None:
         """A progress snapshot of a running execution, for its watchers only."""
+        self.deliver_progress(execution)
+        if self.relay is not None:
+            self.relay.progress(execution.id, attempt, execution)
+
+    def publish_heartbeat(self, execution_id: int, attempt: int) -> None:
+        """A report without progress: nothing for watchers, but other replicas renew the lease."""
+        if self.relay is not None:
+            self.relay.progress(execution_id, attempt, None)
+
+    def deliver_progress(self, execution: task_pb2.Execution) -> None:
         for queue in self._executions.get(execution.id, ()):
             queue.put_nowait(execution)
+
+    def watched_executions(self) -> list[int]:
+        return list(self._executions)
 
     @contextmanager
     def execution_feed(self, execution_id: int) -> Iterator[asyncio.Queue[task_pb2.Execution]]:

@@ -3,7 +3,8 @@
 A page depends on the tasks, on their newest executions and on the clock (next_run_time,
 schedule_status). It is therefore dropped on every task change and every execution state change
 (the EventHub tells it; progress updates do not count), and expires at the earliest next run time it
-shows, or after `max_age` seconds at most (changes made by other registry replicas).
+shows, or after `max_age` seconds at most (changes made outside any registry; changes made by other
+registry replicas arrive over the cluster bus and drop it at once).
 """
 
 from __future__ import annotations

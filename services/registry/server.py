@@ -1,4 +1,4 @@
-"""Registry server wiring: database, keys, servicers, authentication, background loops."""
+"""Registry server wiring: database, keys, servicers, authentication, cluster bus, background loops."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import grpc
-from sqlalchemy import select
 
 from services.common.auth import (
     SERVICE_PRINCIPAL,
@@ -24,9 +23,7 @@ from services.common.auth import (
 from services.common.errors import AlreadyExists, PermissionDenied, Unauthenticated
 from services.common.server import Authenticator, ServiceServer
 from services.registry.app import RegistryApp
-from services.registry.convert import execution_to_proto
 from services.registry.db import Database, migrate
-from services.registry.models import ExecutionRow
 from services.registry.servicers import auth as auth_servicers
 from services.registry.servicers.executions import ExecutionServicer, StatsServicer
 from services.registry.servicers.internal import InternalServicer
@@ -106,6 +103,8 @@ class RegistryServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.server.stop(grace)
+        if self.app.cluster is not None:
+            await self.app.cluster.stop()
         for task in self.background:
             task.cancel()
         self.app.progress.flush_due(force=True)
@@ -138,9 +137,9 @@ def prepare(settings: RegistrySettings) -> RegistryApp:
 async def create_server(settings: RegistrySettings, app: RegistryApp | None = None) -> RegistryServer:
     app = app or prepare(settings)
     # Runs left running by a previous registry get a full lease to report again before reaping.
-    with app.db.session() as session:
-        for row in session.scalars(select(ExecutionRow).where(ExecutionRow.status == "running")):
-            app.progress.track(execution_to_proto(row), row.attempt)
+    app.progress.sync_running()
+    if app.cluster is not None:
+        await app.cluster.start()
     server = ServiceServer("registry", make_authenticator(app.tokens, settings.service_token, app.users))
     internal = InternalServicer(app)
     grpc_server: grpc.aio.Server = server.server

@@ -1,6 +1,8 @@
-"""Notices task rows changed outside this process (init script, another registry replica) and
-forwards them to the scheduler feed. Changes made through this registry are published at once by
-the servicers; seeing them here again is harmless (the scheduler ignores unchanged schedules).
+"""Notices task rows changed outside this process (init script, another registry replica without
+the cluster bus) and forwards them to this process's scheduler feed. Every replica polls for itself,
+so nothing is relayed to the others. Changes made through a registry are published at once by its
+servicers (and the cluster bus); seeing them here again is harmless (the scheduler ignores
+unchanged schedules).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from services.registry.convert import task_event
 from services.registry.db import Database
 from services.registry.events import EventHub
 from services.registry.models import TaskRow
-from services.registry.servicers.internal import task_event
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,9 @@ class TaskChangeWatcher:
         deleted = set(self._seen) - set(versions)
         now = self._clock()
         for row in rows:
-            self._events.publish_scheduler(task_event(row, now))
+            self._events.deliver_scheduler(task_event(row, now))
         for task_id in deleted:
-            self._events.publish_scheduler(
+            self._events.deliver_scheduler(
                 internal_pb2.WatchSchedulerEventsResponse(event_type="task_delete", task_id=task_id)
             )
         self._seen = versions

@@ -106,7 +106,7 @@ class ExecutionServicer:
                     )
                 )
             else:
-                self._app.events.publish_execution(proto)
+                self._app.events.publish_execution(proto, execution.attempt)
         return self._proto(row, names.get(row.task_id, ""))
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import grpc
 from sqlalchemy import select
 
-from services.common.errors import FailedPrecondition
+from services.common.errors import FailedPrecondition, NotFound
 from services.common.metrics import RUNS_FINISHED
 from services.common.server import current_principal
 from services.registry.app import RegistryApp
@@ -19,9 +19,11 @@ from services.registry.convert import (
     execution_to_proto,
     from_timestamp,
     struct_to_dict,
+    task_event,
     task_to_proto,
     to_timestamp,
 )
+from services.registry.events import RESUBSCRIBE
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store import executions as store
 from services.registry.store import leadership
@@ -30,17 +32,6 @@ from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 FEED_HEARTBEAT_SECONDS = 5.0
-
-
-def task_event(
-    row: TaskRow, now: datetime, last_scheduled: datetime | None = None
-) -> pb2.WatchSchedulerEventsResponse:
-    return pb2.WatchSchedulerEventsResponse(
-        event_type="task_upsert",
-        task=task_to_proto(row, now),
-        schedule_anchor=to_timestamp(row.schedule_anchor),
-        last_scheduled_time=to_timestamp(last_scheduled),
-    )
 
 
 def _require_service() -> None:
@@ -59,17 +50,22 @@ class InternalServicer:
         with self._app.events.scheduler_feed() as feed:
             now = self._app.clock()
             with self._app.db.session() as session:
-                tasks = [
-                    task_to_proto(row, now) for row in session.scalars(select(TaskRow).order_by(TaskRow.id))
-                ]
-            for task in tasks:
-                yield pb2.WatchSchedulerEventsResponse(event_type="task_upsert", task=task)
+                rows = list(session.scalars(select(TaskRow).order_by(TaskRow.id)))
+                last_planned = store.last_scheduled_times(session)
+            # Each task with its interval anchor and newest recorded planned time, for catch-up.
+            for row in rows:
+                yield task_event(row, now, last_planned.get(row.id))
             yield pb2.WatchSchedulerEventsResponse(event_type="snapshot_done")
             while True:
                 try:
-                    yield await asyncio.wait_for(feed.get(), timeout=FEED_HEARTBEAT_SECONDS)
+                    event = await asyncio.wait_for(feed.get(), timeout=FEED_HEARTBEAT_SECONDS)
                 except TimeoutError:
                     yield pb2.WatchSchedulerEventsResponse(event_type="heartbeat")
+                    continue
+                if event is RESUBSCRIBE:
+                    log.info("ending a scheduler feed that may have missed events; it subscribes again")
+                    return
+                yield event
 
     async def CreateExecution(
         self, request: pb2.CreateExecutionRequest, context: Context
@@ -92,7 +88,7 @@ class InternalServicer:
             row, created = store.create_execution(session, new, now)
         execution = execution_to_proto(row)
         if created:
-            self._app.events.publish_execution(execution)
+            self._app.events.publish_execution(execution, row.attempt)
         return pb2.CreateExecutionResponse(execution=execution, created=created)
 
     async def StartExecution(
@@ -115,7 +111,7 @@ class InternalServicer:
             task = task_to_proto(task_row, now)
         execution = execution_to_proto(row, task.name)
         self._app.progress.track(execution, row.attempt)
-        self._app.events.publish_execution(execution)
+        self._app.events.publish_execution(execution, row.attempt)
         return pb2.StartExecutionResponse(execution=execution, attempt=row.attempt, task=task)
 
     async def RequeueExecution(
@@ -123,8 +119,10 @@ class InternalServicer:
     ) -> pb2.RequeueExecutionResponse:
         _require_service()
         with self._app.db.session() as session:
-            store.requeue_execution(session, request.execution_id, request.attempt)
+            row = store.requeue_execution(session, request.execution_id, request.attempt)
+            names = store.task_names(session, {row.task_id})
         self._app.progress.forget(request.execution_id)
+        self._app.events.publish_execution(execution_to_proto(row, names.get(row.task_id, "")), row.attempt)
         return pb2.RequeueExecutionResponse()
 
     async def ReportProgress(
@@ -159,7 +157,7 @@ class InternalServicer:
             names = store.task_names(session, {row.task_id})
         self._app.progress.forget(execution_id)
         RUNS_FINISHED.labels(row.status).inc()
-        self._app.events.publish_execution(execution_to_proto(row, names.get(row.task_id, "")))
+        self._app.events.publish_execution(execution_to_proto(row, names.get(row.task_id, "")), row.attempt)
         if retry is not None:
             self._app.events.publish_scheduler(
                 pb2.WatchSchedulerEventsResponse(
@@ -169,13 +167,21 @@ class InternalServicer:
         return row, retry
 
     def reap_silent_runs(self) -> int:
-        """Fails runs whose executor stopped reporting (killed, network cut, scheduler gone)."""
+        """Fails runs whose executor stopped reporting (killed, network cut, scheduler gone).
+
+        With replicas every one of them reaps: the first finish wins, the others find the run
+        ended (FailedPrecondition) and drop it. A replica that does not hear the others (its
+        cluster bus is reconnecting) waits: their reports cannot reach it then.
+        """
+        cluster = self._app.cluster
+        if cluster is not None and not cluster.listening:
+            return 0
         reaped = 0
         for run in self._app.progress.silent_runs(self._app.settings.lease_seconds):
             try:
                 self._finish(run.snapshot.id, run.attempt, "failed", run.result, store.LOST_EXECUTOR)
                 reaped += 1
-            except FailedPrecondition:
+            except (FailedPrecondition, NotFound):  # finished elsewhere, or deleted with its task
                 self._app.progress.forget(run.snapshot.id)
         return reaped
 

@@ -8,9 +8,14 @@ import grpc
 
 from services.common.server import current_principal
 from services.registry.app import RegistryApp
-from services.registry.convert import execution_to_proto, from_timestamp, struct_to_dict, task_to_proto
+from services.registry.convert import (
+    execution_to_proto,
+    from_timestamp,
+    struct_to_dict,
+    task_event,
+    task_to_proto,
+)
 from services.registry.models import TaskRow
-from services.registry.servicers.internal import task_event
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as store
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2

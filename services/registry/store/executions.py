@@ -126,7 +126,8 @@ def claim_execution(
     return row
 
 
-def requeue_execution(session: Session, execution_id: int, attempt: int) -> None:
+def requeue_execution(session: Session, execution_id: int, attempt: int) -> ExecutionRow:
+    """running -> pending (the executor had no room); returns the row."""
     moved = session.execute(
         update(ExecutionRow)
         .where(
@@ -137,6 +138,7 @@ def requeue_execution(session: Session, execution_id: int, attempt: int) -> None
     ).scalar()
     if moved is None:
         raise FailedPrecondition(f"执行记录 {execution_id} 的第 {attempt} 次尝试已失效")
+    return get_execution(session, execution_id)
 
 
 def write_progress(session: Session, results: Mapping[int, tuple[int, dict[str, Any]]]) -> None:
