@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.common.logging import configure_logging
+from services.common.metrics import serve_metrics
 from services.scheduler.server import create_server
 from services.scheduler.settings import SchedulerSettings
 
@@ -13,6 +14,7 @@ async def main() -> None:
     settings = SchedulerSettings.from_env()
     configure_logging("scheduler", settings.log_level)
     scheduler = await create_server(settings)
+    serve_metrics(settings.host, settings.metrics_port)
     scheduler.server.install_signal_handlers()
     await scheduler.server.wait_for_stop_signal()
     await scheduler.stop()

@@ -21,6 +21,7 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from services.common.metrics import ACTIVE_RUNS, FIRE_LATENESS, FIRES, PENDING_RUNS
 from services.scheduler.clients import ExecutorHandle, ExecutorPool, RegistryClient
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.triggers import Schedule, dedup_key
@@ -108,6 +109,8 @@ class Engine:
             job_defaults={"coalesce": False, "misfire_grace_time": None, "max_instances": 1_000_000},
         )
         self.ready = asyncio.Event()
+        ACTIVE_RUNS.set_function(lambda: sum(1 for r in self._runs.values() if r.handle or r.workflow))
+        PENDING_RUNS.set_function(lambda: sum(1 for r in self._runs.values() if not (r.handle or r.workflow)))
         # Fire lateness in seconds (planned -> seen by the engine), for metrics and benchmarks.
         self.lateness: deque[float] = deque(maxlen=100_000)
         self.fired = 0
@@ -237,7 +240,9 @@ class Engine:
     def _on_fire(self, task_id: int, planned: datetime) -> None:
         now = self._clock()
         self.fired += 1
-        self.lateness.append((now - planned).total_seconds())
+        late = (now - planned).total_seconds()
+        self.lateness.append(late)
+        FIRE_LATENESS.observe(late)
         self._spawn(self._fire(task_id, planned, now))
 
     async def _fire(self, task_id: int, planned: datetime, now: datetime) -> None:
@@ -256,6 +261,7 @@ class Engine:
                 planned,
                 f"错过执行宽限期（延迟 {late:.1f} 秒，宽限 {task.misfire_grace_seconds} 秒）",
             )
+            FIRES.labels("skipped_late").inc()
             return
         active = self._active_by_task.get(task_id)
         if active:
@@ -263,11 +269,13 @@ class Engine:
                 await self._record_skipped(
                     task_id, planned, "上一次执行仍在运行，本次跳过（并发策略: forbid）"
                 )
+                FIRES.labels("skipped_overlap").inc()
                 return
             if task.concurrency_policy == "replace":
                 for execution_id in list(active):
                     await self._terminate(execution_id)
         await self._create_and_launch(task, planned)
+        FIRES.labels("run").inc()
 
     async def _create(
         self, request: internal_pb2.CreateExecutionRequest

@@ -1,4 +1,4 @@
-"""Scheduler wiring: the engine plus a gRPC server for health and reflection."""
+"""Scheduler wiring: leader election (which runs the engine) plus a gRPC health server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from services.common.errors import Unauthenticated
 from services.common.server import Authenticator, ServiceServer
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.engine import Engine
+from services.scheduler.leader import LeaderElection
 from services.scheduler.settings import SchedulerSettings
 
 
@@ -24,16 +25,20 @@ def service_only(service_token: str) -> Authenticator:
 
 @dataclass
 class SchedulerServer:
-    engine: Engine
+    election: LeaderElection
     server: ServiceServer
     port: int
     registry: RegistryClient
     executors: ExecutorPool
-    engine_task: asyncio.Task[None]
+    election_task: asyncio.Task[None]
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.election.engine
 
     async def stop(self, grace: float = 5.0) -> None:
-        self.engine_task.cancel()
-        await self.engine.stop()
+        self.election_task.cancel()
+        await self.election.stop()
         await self.server.stop(grace)
         await self.registry.close()
         await self.executors.close()
@@ -42,8 +47,14 @@ class SchedulerServer:
 async def create_server(settings: SchedulerSettings) -> SchedulerServer:
     registry = RegistryClient(settings.registry_address, settings.service_token)
     executors = ExecutorPool(settings.executor_addresses, settings.service_token)
-    engine = Engine(settings, registry, executors)
+    election = LeaderElection(
+        registry,
+        lambda: Engine(settings, registry, executors),
+        ttl_seconds=settings.leader_ttl_seconds,
+        renew_seconds=settings.leader_renew_seconds,
+    )
+    # A standby is healthy too: it is ready to take over.
     server = ServiceServer("scheduler", service_only(settings.service_token))
     port = await server.start(settings.host, settings.port)
-    engine_task = asyncio.create_task(engine.run(), name="scheduler-engine")
-    return SchedulerServer(engine, server, port, registry, executors, engine_task)
+    election_task = asyncio.create_task(election.run(), name="leader-election")
+    return SchedulerServer(election, server, port, registry, executors, election_task)

@@ -20,7 +20,12 @@ class SchedulerSettings:
     lost_executor_seconds: float
     # Runs missed while no scheduler was up are recorded one by one up to this many per task.
     max_missed_records: int
+    # Leader election: a term lasts this long unless renewed; renewals every leader_renew_seconds.
+    leader_ttl_seconds: int
+    leader_renew_seconds: float
     log_level: str
+    # Prometheus /metrics port; 0 = off.
+    metrics_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
@@ -36,5 +41,8 @@ class SchedulerSettings:
             service_token=token,
             lost_executor_seconds=env_float(env, "ZQ_LOST_EXECUTOR_SECONDS", 15.0),
             max_missed_records=env_int(env, "ZQ_MAX_MISSED_RECORDS", 100),
+            leader_ttl_seconds=env_int(env, "ZQ_LEADER_TTL_SECONDS", 3),
+            leader_renew_seconds=env_float(env, "ZQ_LEADER_RENEW_SECONDS", 1.0),
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
+            metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
         )

@@ -16,15 +16,8 @@ from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
 
 SECOND = timedelta(seconds=1)
-SETTINGS = SchedulerSettings(
-    host="127.0.0.1",
-    port=0,
-    registry_address="unused",
-    executor_addresses=(),
-    service_token="token",
-    lost_executor_seconds=15.0,
-    max_missed_records=100,
-    log_level="INFO",
+SETTINGS = SchedulerSettings.from_env(
+    {"ZQ_SERVICE_TOKEN": "token", "ZQ_REGISTRY_ADDR": "unused", "ZQ_EXECUTOR_ADDRS": ""}
 )
 
 
