@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import logging
+import socket
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +17,8 @@ from zquant.scheduler.v1 import (
     registry_internal_service_pb2_grpc,
     task_service_pb2_grpc,
 )
+
+log = logging.getLogger(__name__)
 
 # Keepalives notice a dead peer (executor killed, network cut) on an idle stream.
 CHANNEL_OPTIONS = [
@@ -45,39 +49,73 @@ class ExecutorHandle:
     # Busy or unreachable executors are skipped until this monotonic time.
     cooldown_until: float = field(default=0.0)
 
+    @classmethod
+    def open(cls, address: str) -> ExecutorHandle:
+        channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        return cls(
+            address=address, channel=channel, stub=executor_service_pb2_grpc.ExecutorServiceStub(channel)
+        )
+
+
+DNS_PREFIX = "dns:///"
+
 
 class ExecutorPool:
-    """Round-robin over executors, skipping ones that recently refused or were unreachable."""
+    """Round robin over executors, skipping ones that recently refused or were unreachable.
 
-    def __init__(self, addresses: tuple[str, ...], service_token: str) -> None:
+    Addresses are `host:port`, or `dns:///name:port` (e.g. a Kubernetes headless Service), which is
+    re-resolved every `resolve_seconds` into one handle per executor, so busy cool-downs and
+    Cancel reach the right replica.
+    """
+
+    def __init__(self, addresses: tuple[str, ...], service_token: str, resolve_seconds: float = 5.0) -> None:
         self.metadata = service_metadata(service_token)
-        self._handles = [
-            ExecutorHandle(
-                address=address,
-                channel=(channel := grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)),
-                stub=executor_service_pb2_grpc.ExecutorServiceStub(channel),
-            )
-            for address in addresses
-        ]
-        self._next = itertools.cycle(range(len(self._handles))) if self._handles else None
+        self._dns_names = [a[len(DNS_PREFIX) :] for a in addresses if a.startswith(DNS_PREFIX)]
+        self._handles = [ExecutorHandle.open(a) for a in addresses if not a.startswith(DNS_PREFIX)]
+        self._resolve_seconds = resolve_seconds
+        self._resolved_at = float("-inf")
+        self._resolving: asyncio.Task[None] | None = None
+        # Handles of executors gone from DNS: a run may still be streaming from them.
+        self._retired: list[ExecutorHandle] = []
+        self._next = 0
 
     def pick(self) -> ExecutorHandle | None:
-        if self._next is None:
-            return None
+        stale = self._dns_names and time.monotonic() - self._resolved_at > self._resolve_seconds
+        if stale and (self._resolving is None or self._resolving.done()):
+            self._resolving = asyncio.get_running_loop().create_task(self.resolve())
         now = time.monotonic()
         for _ in range(len(self._handles)):
-            handle = self._handles[next(self._next)]
+            handle = self._handles[self._next % len(self._handles)]
+            self._next += 1
             if handle.cooldown_until <= now:
                 return handle
         return None
 
-    def get(self, address: str) -> ExecutorHandle | None:
-        return next((h for h in self._handles if h.address == address), None)
+    async def resolve(self) -> None:
+        loop = asyncio.get_running_loop()
+        found: list[str] = []
+        for name in self._dns_names:
+            host, _, port = name.rpartition(":")
+            try:
+                infos = await loop.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+            except OSError as exc:
+                log.warning("cannot resolve executors", extra={"dns_name": name, "error": str(exc)})
+                continue
+            for family, _, _, _, sockaddr in infos:
+                ip = str(sockaddr[0])
+                found.append(f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}")
+        self._resolved_at = time.monotonic()
+        current = {h.address: h for h in self._handles}
+        wanted = list(dict.fromkeys(found))
+        self._retired += [h for address, h in current.items() if address not in wanted]
+        self._handles = [current.get(address) or ExecutorHandle.open(address) for address in wanted]
 
     @staticmethod
     def cool_down(handle: ExecutorHandle, seconds: float) -> None:
         handle.cooldown_until = time.monotonic() + seconds
 
     async def close(self) -> None:
-        for handle in self._handles:
+        if self._resolving is not None:
+            self._resolving.cancel()
+        for handle in self._handles + self._retired:
             await handle.channel.close(None)
