@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench import rest_vs_grpc, scheduling
+from bench import rest_vs_grpc, scheduling, workflows
 
 
 def main() -> None:
     rest_vs_grpc.main()
     scheduling.main()
+    workflows.main()
 
 
 if __name__ == "__main__":
