@@ -26,7 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import create_engine, text
 
-from bench.common import calibrate, percentile, print_calibration
+from bench.common import calibrate, percentile, print_calibration, process_cpu_seconds
 from services.registry.db import normalize_url
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.engine import Engine
@@ -200,9 +200,18 @@ async def throughput_benchmark() -> float:
             # Created while the engine runs: each starts firing one interval after its creation.
             await asyncio.to_thread(lambda: [api.create(f"tp-{i}", 1, NOOP) for i in range(tasks)])
             await asyncio.sleep(5)  # warm up
+            pids = {name: stack.pid(name) for name in stack.names}
+            cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items() if pid}
+            engine_cpu = time.process_time()
             before, t0 = api.success_count(), time.monotonic()
             await asyncio.sleep(seconds)
             done, elapsed = api.success_count() - before, time.monotonic() - t0
+            cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items() if pid}
+            cpu["scheduler engine (this process)"] = time.process_time() - engine_cpu
+            for name, seconds_used in cpu.items():
+                print(
+                    f"  CPU {name:32s} {seconds_used / elapsed * 100:5.1f} %   {seconds_used / max(done, 1) * 1000:.3f} ms/run"
+                )
             runner.cancel()
             await engine.stop()
             await registry.close()

@@ -12,6 +12,7 @@ at its first occurrence. APScheduler's own CronTrigger gets both wrong (notes/ap
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import re
 from bisect import bisect_left, bisect_right
@@ -195,6 +196,8 @@ class CronSchedule:
         return None
 
 
+# Schedules are immutable and few distinct expressions exist: parse each once (list pages, fires).
+@functools.lru_cache(maxsize=4096)
 def parse_cron(expression: str) -> CronSchedule:
     """Parse and validate an expression of our dialect; raises CronError with a Chinese reason."""
     text = expression.strip()

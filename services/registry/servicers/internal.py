@@ -150,14 +150,20 @@ class InternalServicer:
     def _finish(
         self, execution_id: int, attempt: int, status: str, result: dict[str, Any], error_message: str
     ) -> tuple[ExecutionRow, ExecutionRow | None]:
+        live = self._app.progress.get(execution_id)
         with self._app.db.session() as session:
             row, retry = store.finish_execution(
                 session, execution_id, attempt, status, result, error_message, self._app.clock()
             )
-            names = store.task_names(session, {row.task_id})
+            # The live run already knows its task's name; ask the database only when it does not.
+            name = (
+                live.snapshot.task_name
+                if live
+                else store.task_names(session, {row.task_id}).get(row.task_id, "")
+            )
         self._app.progress.forget(execution_id)
         RUNS_FINISHED.labels(row.status).inc()
-        self._app.events.publish_execution(execution_to_proto(row, names.get(row.task_id, "")), row.attempt)
+        self._app.events.publish_execution(execution_to_proto(row, name), row.attempt)
         if retry is not None:
             self._app.events.publish_scheduler(
                 pb2.WatchSchedulerEventsResponse(

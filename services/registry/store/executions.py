@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -58,7 +59,6 @@ def create_execution(session: Session, new: NewExecution, now: datetime) -> tupl
         raise InvalidArgument(f"无效的触发方式: {new.trigger}")
     if new.status not in ("pending", "skipped"):
         raise InvalidArgument(f"新执行记录的状态只能是 pending 或 skipped，而不是 {new.status}")
-    get_task(session, new.task_id)
     values: dict[str, Any] = {
         "task_id": new.task_id,
         "parent_execution_id": new.parent_execution_id or None,
@@ -79,13 +79,15 @@ def create_execution(session: Session, new: NewExecution, now: datetime) -> tupl
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ExecutionRow).values(**values)
     if new.dedup_key:
         insert = insert.on_conflict_do_nothing(index_elements=["dedup_key"])
-    inserted = session.execute(insert.returning(ExecutionRow.id)).scalar()
-    if inserted is None:
+    # One statement on the hot path: the task's existence is checked by the foreign key.
+    try:
+        row = session.scalars(insert.returning(ExecutionRow)).first()
+    except IntegrityError as exc:
+        raise task_not_found(new.task_id) from exc
+    if row is None:
         existing = session.scalar(select(ExecutionRow).where(ExecutionRow.dedup_key == new.dedup_key))
         assert existing is not None
         return existing, False
-    row = session.get(ExecutionRow, inserted)
-    assert row is not None
     return row, True
 
 
@@ -118,12 +120,13 @@ def claim_execution(
                 result={},
             )
         )
-    claimed = session.execute(statement.returning(ExecutionRow.id)).scalar()
-    row = get_execution(session, execution_id)
+    claimed = session.scalars(
+        statement.returning(ExecutionRow).execution_options(populate_existing=True)
+    ).first()
     if claimed is None:
+        row = get_execution(session, execution_id)
         raise FailedPrecondition(f"执行记录 {execution_id} 当前状态为 {row.status}，不能开始执行")
-    session.refresh(row)
-    return row
+    return claimed
 
 
 def requeue_execution(session: Session, execution_id: int, attempt: int) -> ExecutionRow:
