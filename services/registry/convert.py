@@ -5,36 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
+from services.common.structs import dict_to_struct
 from services.registry.models import ExecutionRow, TaskRow, UserRow
 from services.registry.store.executions import StatsRow
 from services.registry.store.tasks import LatestRun, next_run_time, schedule_status
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
-
-
-def plain(value: Any) -> Any:
-    """JSON from a Struct has only floats; give integral numbers back their int type."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    result: dict[str, Any] = plain(json_format.MessageToDict(message))
-    return result
-
-
-def to_struct(data: dict[str, Any] | None) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    if data:
-        message.update(data)
-    return message
 
 
 @overload
@@ -68,7 +46,7 @@ def task_to_proto(row: TaskRow, now: datetime, latest: LatestRun | None = None) 
         enabled=row.enabled,
         paused=row.paused,
         description=row.description or "",
-        config=to_struct(row.config),
+        config=dict_to_struct(row.config),
         max_retries=row.max_retries,
         retry_interval=row.retry_interval,
         timeout_seconds=row.timeout_seconds,
@@ -111,7 +89,7 @@ def execution_to_proto(
         start_time=to_timestamp(row.start_time),
         end_time=to_timestamp(row.end_time),
         duration_seconds=row.duration_seconds or 0.0,
-        result=to_struct(live_result if live_result is not None else row.result),
+        result=dict_to_struct(live_result if live_result is not None else row.result),
         error_message=row.error_message or "",
         retry_count=row.retry_count,
         executor=row.executor or "",

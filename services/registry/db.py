@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -70,11 +70,23 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
 
 
+# Key of the PostgreSQL advisory lock that serialises migrations (any 64-bit constant of our own).
+MIGRATION_LOCK_KEY = 0x5A51_0001
+
+
 def migrate(engine: Engine) -> None:
-    """Brings the schema to the newest Alembic revision (idempotent)."""
+    """Brings the schema to the newest Alembic revision (idempotent).
+
+    On PostgreSQL the upgrade runs under a transaction-level advisory lock, so replicas starting at
+    once on an empty database take turns: the first creates the schema, the others then find it at
+    head (the lock is released when the upgrade's transaction ends; it is per database, so
+    migrations of other schemas in the same database wait too, briefly).
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import select
 
 from services.common.errors import FailedPrecondition
-from services.registry.convert import execution_to_proto, struct_to_dict, to_struct
+from services.common.structs import dict_to_struct, struct_to_dict
+from services.registry.convert import execution_to_proto
 from services.registry.db import Database
 from services.registry.events import EventHub
 from services.registry.models import ExecutionRow
@@ -134,7 +135,7 @@ class ProgressBuffer:
         if result:
             run.result = result
             run.dirty = True
-            run.snapshot.result.CopyFrom(to_struct(result))
+            run.snapshot.result.CopyFrom(dict_to_struct(result))
             run.last_relayed = now
             self._events.publish_progress(run.snapshot, run.attempt)
         elif now - run.last_relayed >= self._heartbeat_relay_seconds:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -107,3 +109,33 @@ def error(
         assert contains in body["detail"], body
     message: str = body["detail"]
     return message
+
+
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def parse_time(text: str) -> datetime:
+    """An API time: RFC 3339 in UTC with a Z."""
+    assert RFC3339_UTC.match(text), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def assert_shape(
+    body: dict[str, Any],
+    fields: Mapping[str, type | tuple[type, ...]],
+    optional_times: set[str],
+    times: Iterable[str],
+) -> dict[str, Any]:
+    """Every field present with its JSON type (ids are numbers, never strings or bools); unset times
+    may be absent; every time is RFC 3339 UTC."""
+    missing = set(fields) - set(body)
+    assert not missing, f"missing fields {missing}: {body}"
+    extra = set(body) - set(fields) - optional_times
+    assert not extra, f"unexpected fields {extra}: {body}"
+    for name, kind in fields.items():
+        assert isinstance(body[name], kind), f"{name}={body[name]!r} is not {kind}"
+        if kind is int:
+            assert not isinstance(body[name], bool), name
+    for name in (*times, *optional_times & set(body)):
+        parse_time(body[name])
+    return body

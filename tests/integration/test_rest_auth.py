@@ -7,7 +7,6 @@ curl sees: the HTTP status, the JSON body and the `{"detail": ...}` error shape.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -19,10 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from services.stack import Stack
-from tests.integration.api import Api, error, unique
+from tests.integration.api import RFC3339_UTC, Api, error, unique
 from tests.integration.conftest import ADMIN_PASSWORD
 
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 PASSWORD = "pw-" + secrets.token_hex(6)
 BAD_CREDENTIALS = "用户名或密码错误"
 LOCKED = "账户已被锁定，请15分钟后再试"

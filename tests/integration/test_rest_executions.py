@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,9 +14,8 @@ import httpx
 import pytest
 
 from services.stack import Stack
-from tests.integration.api import Api, error, unique, wait_for
+from tests.integration.api import Api, assert_shape, error, parse_time, unique, wait_for
 
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 GUIDE = Path(__file__).resolve().parents[3] / "shared" / "seed" / "scheduler_guide.zh.md"
 EXECUTION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": int,
@@ -51,22 +49,8 @@ STATS_FIELDS = {
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def parse_time(text: str) -> datetime:
-    assert RFC3339_UTC.match(text), text
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def assert_execution(execution: dict[str, Any]) -> dict[str, Any]:
-    missing = set(EXECUTION_FIELDS) - set(execution)
-    assert not missing, f"missing fields {missing}: {execution}"
-    extra = set(execution) - set(EXECUTION_FIELDS) - OPTIONAL_TIMES
-    assert not extra, f"unexpected fields {extra}: {execution}"
-    for name, kind in EXECUTION_FIELDS.items():
-        assert isinstance(execution[name], kind), f"{name}={execution[name]!r}"
-        if kind is int:
-            assert not isinstance(execution[name], bool), name
-    for name in ("created_at", *OPTIONAL_TIMES & set(execution)):
-        parse_time(execution[name])
+    assert_shape(execution, EXECUTION_FIELDS, OPTIONAL_TIMES, ("created_at",))
     assert execution["status"] in ("pending", "running", "success", "failed", "terminated", "skipped")
     assert execution["trigger"] in ("schedule", "manual", "retry", "workflow")
     return execution

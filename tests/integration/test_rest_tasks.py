@@ -3,7 +3,6 @@ and cron preview, with the JSON a user relies on (snake_case, numeric ids, RFC 3
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -12,9 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.api import Api, error, unique, wait_for
+from tests.integration.api import Api, assert_shape, error, parse_time, unique, wait_for
 
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 TASK_FIELDS = {
     "id": int,
     "name": str,
@@ -54,24 +52,8 @@ OPERATOR_ONLY = "需要操作员权限"
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def parse_time(text: str) -> datetime:
-    assert RFC3339_UTC.match(text), text
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def assert_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Every field present with its JSON type; ids are numbers; times are RFC 3339 UTC."""
-    missing = set(TASK_FIELDS) - set(task)
-    assert not missing, f"missing fields {missing}: {task}"
-    extra = set(task) - set(TASK_FIELDS) - OPTIONAL_TIMES
-    assert not extra, f"unexpected fields {extra}: {task}"
-    for name, kind in TASK_FIELDS.items():
-        assert isinstance(task[name], kind), f"{name}={task[name]!r} is not {kind.__name__}"
-        if kind is int:
-            assert not isinstance(task[name], bool), name
-    for name in ("created_at", "updated_at", *OPTIONAL_TIMES & set(task)):
-        parse_time(task[name])
-    return task
+    return assert_shape(task, TASK_FIELDS, OPTIONAL_TIMES, ("created_at", "updated_at"))
 
 
 def body(name: str | None = None, **fields: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.auth import service_metadata
 from services.common.server import ServiceServer
-from services.executor.convert import dict_to_struct, struct_to_dict
+from services.common.structs import dict_to_struct, struct_to_dict
 from services.executor.jobs.plugin import PluginRegistry, ProgressCallback
 from services.executor.runner import Runner
 from services.executor.server import create_server

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.executor.convert import dict_to_struct, struct_to_dict
+from services.common.structs import dict_to_struct, struct_to_dict
 from services.executor.jobs.command import parse_progress_line
 from services.executor.jobs.context import progress_percent
 from services.executor.jobs.plugin import PluginRegistry

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.metrics import RUNS_FINISHED
 from services.common.server import current_principal
+from services.common.structs import struct_to_dict
 from services.registry.app import RegistryApp
 from services.registry.convert import (
     execution_to_proto,
     from_timestamp,
-    struct_to_dict,
     task_event,
     task_to_proto,
     to_timestamp,

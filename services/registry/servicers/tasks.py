@@ -7,14 +7,9 @@ from typing import Any
 import grpc
 
 from services.common.server import current_principal
+from services.common.structs import struct_to_dict
 from services.registry.app import RegistryApp
-from services.registry.convert import (
-    execution_to_proto,
-    from_timestamp,
-    struct_to_dict,
-    task_event,
-    task_to_proto,
-)
+from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
 from services.registry.models import TaskRow
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as store

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from services.common.cron import CronError, parse_cron, validate_timezone
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.server import current_principal
+from services.common.structs import struct_to_dict
 from services.registry.app import RegistryApp
-from services.registry.convert import struct_to_dict, task_to_proto, to_timestamp
+from services.registry.convert import task_to_proto, to_timestamp
 from services.registry.models import TaskRow
 from services.registry.store import tasks as task_store
 from services.registry.store.workflows import parse_workflow, validate_workflow
