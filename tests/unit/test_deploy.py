@@ -478,11 +478,9 @@ def test_envoy_accepts_the_kubernetes_config(tmp_path: Path) -> None:
     from services.stack import envoy_binary
 
     descriptor = ROOT / "gateway" / "build" / "descriptor.pb"
-    if not descriptor.is_file():
-        pytest.skip("gateway/build/descriptor.pb is missing: run `make proto`")
+    assert descriptor.is_file(), "gateway/build/descriptor.pb is missing: run `make proto`"
     envoy = envoy_binary()
-    if shutil.which(envoy) is None:
-        pytest.skip(f"no Envoy binary ({envoy})")
+    assert shutil.which(envoy) is not None, f"no Envoy binary ({envoy}): run `make install`"
     jwt_keys.make_keys(tmp_path)
     config = tmp_path / "envoy.yaml"
     # The pod's config, with the image's and the Secret's paths pointed at local files.
