@@ -10,10 +10,12 @@ PY := $(VENV)/bin/python
 BUF := tools/node_modules/.bin/buf
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install proto proto-check web up test lint unit integration browser bench clean
+.PHONY: help install proto proto-check web up up-cluster test lint unit integration browser bench clean
 
 help:
 	@echo "make up      start the whole stack on SQLite and print the URL and admin login"
+	@echo "make up-cluster  the same with replicas on PostgreSQL (ZQ_DATABASE_URL, default the local"
+	@echo "             test database): 2 registries, 2 schedulers, 3 executors, Envoy, metrics; kill one to watch failover"
 	@echo "make test    everything CI runs: generated-code check, lint, unit, integration, browser tests"
 	@echo "make proto   regenerate gen/ and gateway/build/descriptor.pb from protos/"
 	@echo "make lint    ruff, mypy --strict, buf lint and buf breaking"
@@ -50,6 +52,13 @@ web: web/node_modules/.installed
 up: install proto web
 	$(PY) scripts/init_scheduler.py
 	$(PY) -m services.stack up
+
+# Replicas need PostgreSQL (they share its LISTEN/NOTIFY); SQLite is refused before the database is touched.
+CLUSTER_DATABASE_URL ?= $(or $(ZQ_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/test)
+up-cluster: install proto web
+	@case '$(CLUSTER_DATABASE_URL)' in postgres*) ;; *) echo "make up-cluster needs PostgreSQL, not '$(CLUSTER_DATABASE_URL)': set ZQ_DATABASE_URL=postgresql://..."; exit 2;; esac
+	ZQ_DATABASE_URL='$(CLUSTER_DATABASE_URL)' $(PY) scripts/init_scheduler.py
+	ZQ_DATABASE_URL='$(CLUSTER_DATABASE_URL)' $(PY) -m services.stack up-cluster
 
 lint: install
 	$(VENV)/bin/ruff check .

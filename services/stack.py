@@ -1,13 +1,21 @@
 """Process launcher for the whole stack: `make up` and the integration-test fixtures.
 
 ``python -m services.stack up`` starts registry, executors, scheduler, the static UI server and Envoy,
-prints the URL and the admin login, and stays in the foreground until Ctrl-C / SIGTERM. Tests use
+prints the URL and the admin login, and stays in the foreground until Ctrl-C / SIGTERM.
+``python -m services.stack up-cluster`` does the same with replicas on PostgreSQL: 2 registries,
+2 schedulers (one leads, one stands by), 3 executors, each serving Prometheus metrics on its own
+port; a process that dies is reported and started again, as Kubernetes would. Tests use
 :class:`Stack` directly::
 
     with Stack(tmp_path, free_ports=True, scheduler=False, executors=0) as stack:
         httpx.get(stack.http_url + "/healthz")
         stack.kill("registry")          # SIGKILL one process
         stack.start_service("registry")  # ... and bring it back (waits until ready)
+
+Replicas are named ``registry``, ``registry-1``, ... and ``scheduler``, ``scheduler-1``, ...
+(``Stack(registries=2, schedulers=2, executors=3)``). All registries share the data directory and
+so the JWT signing key (the first one creates it); scheduler i talks to registry i mod N; Envoy
+balances over every registry.
 
 Every child runs in its own session (process group) with its own log file
 ``<data_dir>/logs/<name>.log``. Children also get ``PR_SET_PDEATHSIG(SIGTERM)``, so nothing outlives
@@ -18,7 +26,9 @@ launcher must stay alive while the stack runs.
 Environment of the CLI (all optional): ZQ_DATA_DIR (./var), ZQ_HTTP_PORT (8000), ZQ_ENVOY_ADMIN_PORT
 (9901), ZQ_STATIC_PORT (8001), ZQ_REGISTRY_PORT (50051), ZQ_SCHEDULER_PORT (50052),
 ZQ_EXECUTOR_PORT (50061: first executor, the others follow), ZQ_EXECUTORS (2), ZQ_DATABASE_URL,
-ZQ_SERVICE_TOKEN, ZQ_ADMIN_USERNAME, ZQ_ADMIN_PASSWORD, ZQ_WEB_DIST, ZQ_ENVOY_BIN.
+ZQ_SERVICE_TOKEN, ZQ_ADMIN_USERNAME, ZQ_ADMIN_PASSWORD, ZQ_WEB_DIST, ZQ_ENVOY_BIN. Replica i > 0 of
+the registry or the scheduler listens on its base port + 100 * i (50151, 50152, ...).
+``up-cluster`` also reads ZQ_METRICS_PORT (9100: first process, the others follow).
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +72,16 @@ STOP_PHASES: tuple[tuple[str, ...], ...] = (("envoy", "static"), ("scheduler",),
 
 Kind = Literal["grpc", "static", "envoy"]
 
+#: Replica i > 0 of the registry / the scheduler on the fixed ports: base port + REPLICA_PORT_STEP * i.
+REPLICA_PORT_STEP = 100
+DEFAULT_METRICS_PORT = 9100
+DEFAULT_CLUSTER_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def replica_name(base: str, index: int) -> str:
+    """`registry`, `registry-1`, ...: the first replica keeps the plain name."""
+    return base if index == 0 else f"{base}-{index}"
+
 
 class StackError(RuntimeError):
     """A process of the stack failed to start, or died while starting."""
@@ -77,40 +97,83 @@ class Ports:
     registry: int = 50051
     scheduler: int = 50052
     executors: tuple[int, ...] = (50061,)
+    # Replicas after the first (registry-1, ... / scheduler-1, ...).
+    extra_registries: tuple[int, ...] = ()
+    extra_schedulers: tuple[int, ...] = ()
+    # Prometheus ports, handed to the gRPC services in start order (empty: metrics off).
+    metrics: tuple[int, ...] = ()
+
+    @property
+    def registries(self) -> tuple[int, ...]:
+        return (self.registry, *self.extra_registries)
+
+    @property
+    def schedulers(self) -> tuple[int, ...]:
+        return (self.scheduler, *self.extra_schedulers)
 
     @classmethod
-    def fixed(cls, executors: int, environ: Mapping[str, str] | None = None) -> Ports:
+    def fixed(
+        cls,
+        executors: int,
+        environ: Mapping[str, str] | None = None,
+        *,
+        registries: int = 1,
+        schedulers: int = 1,
+        metrics: int = 0,
+    ) -> Ports:
         """The well-known ports (for `make up`), each overridable by its ZQ_*_PORT variable."""
         env = os.environ if environ is None else environ
 
         def port(name: str, default: int) -> int:
             return int(env.get(name, "").strip() or default)
 
+        registry = port("ZQ_REGISTRY_PORT", 50051)
+        scheduler = port("ZQ_SCHEDULER_PORT", 50052)
         first_executor = port("ZQ_EXECUTOR_PORT", 50061)
+        first_metrics = port("ZQ_METRICS_PORT", DEFAULT_METRICS_PORT)
         return cls(
             http=port("ZQ_HTTP_PORT", 8000),
             admin=port("ZQ_ENVOY_ADMIN_PORT", 9901),
             static=port("ZQ_STATIC_PORT", 8001),
-            registry=port("ZQ_REGISTRY_PORT", 50051),
-            scheduler=port("ZQ_SCHEDULER_PORT", 50052),
+            registry=registry,
+            scheduler=scheduler,
             executors=tuple(first_executor + i for i in range(executors)),
+            extra_registries=tuple(registry + REPLICA_PORT_STEP * i for i in range(1, registries)),
+            extra_schedulers=tuple(scheduler + REPLICA_PORT_STEP * i for i in range(1, schedulers)),
+            metrics=tuple(first_metrics + i for i in range(metrics)),
         )
 
     @classmethod
-    def free(cls, executors: int) -> Ports:
+    def free(cls, executors: int, *, registries: int = 1, schedulers: int = 1, metrics: int = 0) -> Ports:
         """Ports the kernel reports free on 127.0.0.1 right now (tests; racy only against others)."""
-        picked = _free_ports(5 + executors)
+        extra_registries, extra_schedulers = max(registries - 1, 0), max(schedulers - 1, 0)
+        picked = iter(_free_ports(5 + executors + extra_registries + extra_schedulers + metrics))
+
+        def take(count: int) -> tuple[int, ...]:
+            return tuple(next(picked) for _ in range(count))
+
         return cls(
-            http=picked[0],
-            admin=picked[1],
-            static=picked[2],
-            registry=picked[3],
-            scheduler=picked[4],
-            executors=tuple(picked[5:]),
+            http=next(picked),
+            admin=next(picked),
+            static=next(picked),
+            registry=next(picked),
+            scheduler=next(picked),
+            executors=take(executors),
+            extra_registries=take(extra_registries),
+            extra_schedulers=take(extra_schedulers),
+            metrics=take(metrics),
         )
 
     def all(self) -> tuple[int, ...]:
-        return (self.http, self.admin, self.static, self.registry, self.scheduler, *self.executors)
+        return (
+            self.http,
+            self.admin,
+            self.static,
+            *self.registries,
+            *self.schedulers,
+            *self.executors,
+            *self.metrics,
+        )
 
 
 def _free_ports(count: int) -> list[int]:
@@ -159,19 +222,33 @@ def envoy_binary() -> str:
 
 # -- child process setup ------------------------------------------------------------------------
 
-_PR_SET_PDEATHSIG = 1
 _libc: ctypes.CDLL | None
 try:
     _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 except OSError:  # not Linux / no glibc: children then rely on the launcher stopping them
     _libc = None
 
+# Every child starts as this tiny program, which asks the kernel for SIGTERM when the spawner thread
+# (its parent) goes away, so a killed launcher leaves no orphans, and then execs the real command
+# (same pid; the death signal survives exec). Not a preexec_fn: that makes Popen fork() instead of
+# vfork(), and fork() runs gRPC's at-fork handlers, which, while gRPC is busy in the launcher (tests),
+# restart a poller thread in the child that dies on the fd Popen closed ("Epoll1Poller encountered
+# epoll_wait error: Bad file descriptor", SIGABRT before exec; grpc/grpc#43055).
+# argv: <launcher pid> <libc path> <command...>; exits 1 when the launcher is already gone.
+_PDEATHSIG_EXEC = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(sys.argv[2] or None).prctl(1, signal.SIGTERM, 0, 0, 0)\n"
+    "os.getppid() == int(sys.argv[1]) or os._exit(1)\n"
+    "os.execvpe(sys.argv[3], sys.argv[3:], os.environ)\n"
+)
 
-def _child_preexec() -> None:
-    # Runs in the child between fork and exec: ask the kernel for SIGTERM when the spawner thread
-    # (our parent) goes away, so a killed launcher leaves no orphans.
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+def _with_pdeathsig(argv: list[str]) -> list[str]:
+    """`argv` behind the death-signal shim (Linux); as is elsewhere."""
+    if _libc is None:
+        return argv
+    libc = getattr(_libc, "_name", "") or ""
+    return [sys.executable, "-S", "-c", _PDEATHSIG_EXEC, str(os.getpid()), libc, *argv]
 
 
 @dataclass
@@ -188,16 +265,20 @@ class _Service:
 
     @property
     def group(self) -> str:
-        return "executor" if self.name.startswith("executor-") else self.name
+        """`registry`, `scheduler`, `executor`, `static` or `envoy` (replicas share their group)."""
+        return self.name.partition("-")[0]
 
 
 class Stack:
     """Starts, watches and stops the stack's processes. Use as a context manager.
 
     Enable flags select a subset (e.g. ``scheduler=False, executors=0, static=False`` for registry
-    + Envoy). `commands` replaces the argv of a service by name ("registry", "scheduler",
-    "executor" for all executors or "executor-1" for one, "static", "envoy"): stand-ins for tests.
-    `registry_addresses` points Envoy at registries not started by this stack.
+    + Envoy); `registries` and `schedulers` ask for replicas (`registry`, `registry-1`, ...; several
+    registries need PostgreSQL). `commands` replaces the argv of a service by name ("registry",
+    "scheduler" and "executor" for every replica of that kind, "registry-1", "scheduler-1" or
+    "executor-1" for one, "static", "envoy"): stand-ins for tests. `registry_addresses` points Envoy
+    at registries not started by this stack. `metrics` gives every gRPC service its own
+    ZQ_METRICS_PORT (see `metrics_ports`).
     """
 
     def __init__(
@@ -208,9 +289,12 @@ class Stack:
         ports: Ports | None = None,
         registry: bool = True,
         scheduler: bool = True,
+        registries: int = 1,
+        schedulers: int = 1,
         executors: int = 1,
         static: bool = True,
         envoy: bool = True,
+        metrics: bool = False,
         database_url: str | None = None,
         service_token: str | None = None,
         extra_env: Mapping[str, str] | None = None,
@@ -225,21 +309,37 @@ class Stack:
     ) -> None:
         if executors < 0:
             raise ValueError("executors must be >= 0")
+        if registries < 1 or schedulers < 1:
+            raise ValueError("registries and schedulers must be >= 1 (disable with registry/scheduler=False)")
+        registries = registries if registry else 0
+        schedulers = schedulers if scheduler else 0
+        metric_count = registries + schedulers + executors if metrics else 0
         self.data_dir = Path(
             data_dir if data_dir is not None else os.environ.get("ZQ_DATA_DIR", ROOT / "var")
         ).resolve()
         self.logs_dir = self.data_dir / "logs"
         if ports is not None:
-            if len(ports.executors) < executors:
-                raise ValueError(
-                    f"ports has {len(ports.executors)} executor ports, {executors} executors asked"
-                )
+            for what, have, want in (
+                ("executor", len(ports.executors), executors),
+                ("registry", len(ports.registries), registries),
+                ("scheduler", len(ports.schedulers), schedulers),
+                ("metrics", len(ports.metrics), metric_count),
+            ):
+                if have < want:
+                    raise ValueError(f"ports has {have} {what} ports, {want} asked")
             self.ports = ports
         else:
-            self.ports = Ports.free(executors) if free_ports else Ports.fixed(executors)
+            pick = Ports.free if free_ports else Ports.fixed
+            self.ports = pick(
+                executors, registries=max(registries, 1), schedulers=max(schedulers, 1), metrics=metric_count
+            )
         self.database_url = (
             database_url or os.environ.get("ZQ_DATABASE_URL") or f"sqlite:///{self.data_dir / 'scheduler.db'}"
         )
+        if registries > 1 and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "several registries need PostgreSQL (database_url / ZQ_DATABASE_URL); SQLite serves one"
+            )
         self.service_token = service_token or os.environ.get("ZQ_SERVICE_TOKEN") or secrets.token_urlsafe(32)
         self.extra_env = dict(extra_env or {})
         self.startup_timeout = startup_timeout
@@ -254,15 +354,24 @@ class Stack:
         commands = dict(commands or {})
         service_env = dict(service_env or {})
         python = [sys.executable, "-m"]
+        registry_ports = self.ports.registries[:registries]
         specs: list[tuple[str, Kind, int, list[str], dict[str, str]]] = []
-        if registry:
-            specs.append(("registry", "grpc", self.ports.registry, [*python, "services.registry"], {}))
+        for i, port in enumerate(registry_ports):
+            env = {"ZQ_REGISTRY_PORT": str(port)}
+            specs.append((replica_name("registry", i), "grpc", port, [*python, "services.registry"], env))
         for i in range(executors):
             port = self.ports.executors[i]
             env = {"ZQ_EXECUTOR_PORT": str(port), "ZQ_EXECUTOR_NAME": f"executor-{i}"}
             specs.append((f"executor-{i}", "grpc", port, [*python, "services.executor"], env))
-        if scheduler:
-            specs.append(("scheduler", "grpc", self.ports.scheduler, [*python, "services.scheduler"], {}))
+        for i, port in enumerate(self.ports.schedulers[:schedulers]):
+            env = {"ZQ_SCHEDULER_PORT": str(port)}
+            if registry_ports:  # spread the schedulers over the registries
+                env["ZQ_REGISTRY_ADDR"] = f"{LOCALHOST}:{registry_ports[i % len(registry_ports)]}"
+            specs.append((replica_name("scheduler", i), "grpc", port, [*python, "services.scheduler"], env))
+        metric_ports = iter(self.ports.metrics if metrics else ())
+        for _, kind, _, _, env in specs:
+            if kind == "grpc" and (metric_port := next(metric_ports, None)) is not None:
+                env["ZQ_METRICS_PORT"] = str(metric_port)
         if static:
             env = {"ZQ_WEB_DIST": str(Path(web_dist).resolve())} if web_dist is not None else {}
             specs.append(("static", "static", self.ports.static, [*python, "gateway.static_server"], env))
@@ -279,9 +388,8 @@ class Stack:
 
         self._services: dict[str, _Service] = {}
         for name, kind, port, argv, env in specs:
-            override = commands.get(name) or (
-                commands.get("executor") if name.startswith("executor-") else None
-            )
+            # The service's own entry, else its kind's ("executor" for every executor, ...).
+            override = commands.get(name) or commands.get(name.partition("-")[0])
             merged_env = {**env, **service_env.get(name, {})}
             self._services[name] = _Service(
                 name=name,
@@ -292,7 +400,12 @@ class Stack:
                 log_path=self.logs_dir / f"{name}.log",
             )
         known = {"registry", "scheduler", "executor", "static", "envoy"}
-        unknown = {n for n in commands if n not in known and not n.removeprefix("executor-").isdigit()}
+        replicated = ("registry-", "scheduler-", "executor-")
+        unknown = {
+            n
+            for n in commands
+            if n not in known and not (n.startswith(replicated) and n.partition("-")[2].isdigit())
+        }
         if unknown:
             raise ValueError(f"commands for unknown services: {sorted(unknown)} (known: {sorted(known)})")
 
@@ -318,20 +431,65 @@ class Stack:
 
     @property
     def registry_addr(self) -> str:
+        """The first registry (`registry`)."""
         return f"{LOCALHOST}:{self.ports.registry}"
 
     @property
     def scheduler_addr(self) -> str:
+        """The first scheduler (`scheduler`)."""
         return f"{LOCALHOST}:{self.ports.scheduler}"
+
+    def _group_names(self, group: str) -> list[str]:
+        return [n for n, s in self._services.items() if s.group == group]
+
+    @property
+    def registry_names(self) -> list[str]:
+        """`registry`, `registry-1`, ... (the registries this stack starts)."""
+        return self._group_names("registry")
+
+    @property
+    def scheduler_names(self) -> list[str]:
+        return self._group_names("scheduler")
+
+    @property
+    def executor_names(self) -> list[str]:
+        return self._group_names("executor")
+
+    def addr(self, name: str) -> str:
+        """`127.0.0.1:<port>` of one service (its gRPC port; Envoy's HTTP port)."""
+        return f"{LOCALHOST}:{self._service(name).port}"
+
+    @property
+    def registry_addrs(self) -> list[str]:
+        """Every registry this stack starts, in name order."""
+        return [self.addr(n) for n in self.registry_names]
+
+    @property
+    def scheduler_addrs(self) -> list[str]:
+        return [self.addr(n) for n in self.scheduler_names]
 
     @property
     def executor_addrs(self) -> list[str]:
-        return [f"{LOCALHOST}:{self._services[n].port}" for n in self._services if n.startswith("executor-")]
+        return [self.addr(n) for n in self.executor_names]
 
     @property
     def registry_addresses(self) -> list[str]:
         """What Envoy's registry cluster points at."""
-        return list(self._external_registries) or [self.registry_addr]
+        return list(self._external_registries) or self.registry_addrs or [self.registry_addr]
+
+    def registry_of(self, name: str) -> str:
+        """The registry address a service talks to (schedulers are spread over the registries)."""
+        return self.env_for(name).get("ZQ_REGISTRY_ADDR", self.registry_addr)
+
+    @property
+    def metrics_ports(self) -> dict[str, int]:
+        """Prometheus port of each service that serves /metrics (with `metrics=True`)."""
+        ports: dict[str, int] = {}
+        for name, service in self._services.items():
+            port = self.env_for(name).get("ZQ_METRICS_PORT", "").strip() if service.kind == "grpc" else ""
+            if port.isdigit() and int(port) > 0:
+                ports[name] = int(port)
+        return ports
 
     @property
     def admin_username(self) -> str:
@@ -401,6 +559,7 @@ class Stack:
             "ZQ_SERVICE_TOKEN": self.service_token,
             "ZQ_REGISTRY_PORT": str(self.ports.registry),
             "ZQ_REGISTRY_ADDR": self.registry_addr,
+            "ZQ_REGISTRY_ADDRS": ",".join(self.registry_addresses),
             "ZQ_SCHEDULER_PORT": str(self.ports.scheduler),
             "ZQ_SCHEDULER_ADDR": self.scheduler_addr,
             "ZQ_EXECUTOR_ADDRS": ",".join(self.executor_addrs),
@@ -423,8 +582,10 @@ class Stack:
     def start(self) -> None:
         """Starts every enabled service in dependency order and waits until all are ready.
 
-        Order: registry (it writes jwks.json) → executors, scheduler and static server together →
-        Envoy. On any failure everything started so far is stopped and StackError is raised.
+        Order: the first registry (it migrates the database and writes the signing key and
+        jwks.json) → the other registries (they read that key) → executors, schedulers and static
+        server together → Envoy. On any failure everything started so far is stopped and StackError
+        is raised.
         """
         with self._lock:
             self._start()
@@ -444,6 +605,7 @@ class Stack:
             ]
             if "envoy" in self._services:
                 busy += [f"envoy:{p}" for p in (self.ports.http, self.ports.admin) if _port_in_use(p)]
+            busy += [f"{n} metrics:{p}" for n, p in self.metrics_ports.items() if _port_in_use(p)]
             if busy:
                 raise StackError(
                     f"ports already in use ({', '.join(busy)}): is another stack running? "
@@ -452,7 +614,13 @@ class Stack:
             if not self._atexit_registered:
                 atexit.register(self.stop)
                 self._atexit_registered = True
-            phases = [["registry"], [n for n in self._services if n not in ("registry", "envoy")], ["envoy"]]
+            registries = self.registry_names
+            phases = [
+                registries[:1],
+                registries[1:],
+                [n for n in self._services if n not in registries and n != "envoy"],
+                ["envoy"],
+            ]
             for phase in phases:
                 names = [n for n in phase if n in self._services]
                 for name in names:
@@ -500,7 +668,7 @@ class Stack:
     def start_service(self, name: str, timeout: float | None = None) -> None:
         """Starts one (stopped or killed) service again and waits until it is ready.
 
-        After the registry comes back, also waits until Envoy routes to it again.
+        After a registry comes back, also waits until Envoy routes to it again.
         """
         with self._lock:
             service = self._service(name)
@@ -509,7 +677,7 @@ class Stack:
             deadline = time.monotonic() + (self.startup_timeout if timeout is None else timeout)
             self._spawn(name, deadline)
             self._wait_ready(name, deadline)
-            if name == "registry" and self._alive("envoy"):
+            if service.group == "registry" and self._alive("envoy"):
                 self._wait_envoy(deadline, self._services["envoy"])
 
     def restart(self, name: str, timeout: float | None = None) -> None:
@@ -555,7 +723,7 @@ class Stack:
         # Envoy reads the JWKS once, at start. The registry writes it before it reports SERVING; allow
         # for a registry whose health said SERVING a moment early (grpc's HealthServicer does so by
         # default for service "").
-        while not self.jwks_path.is_file() and self._alive("registry") and time.monotonic() < deadline:
+        while not self.jwks_path.is_file() and self._any_registry_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
         if not self.jwks_path.is_file():
             raise StackError(
@@ -587,11 +755,18 @@ class Stack:
         else:
             self._wait_envoy(deadline, service)
 
+    def _any_registry_alive(self) -> bool:
+        return any(self.is_running(n) for n in self.registry_names)
+
     def _wait_envoy(self, deadline: float, service: _Service) -> None:
-        """Admin /ready is LIVE and (when there is a registry to reach) every registry host is healthy."""
+        """Admin /ready is LIVE and (when there is a registry to reach) the registry hosts are healthy:
+        every external one, else every one of ours that runs (one killed on purpose may be down)."""
         self._poll(service, lambda: _envoy_ready(self.admin_url), deadline)
-        if self._external_registries or self._alive("registry"):
+        if self._external_registries:
             self._poll(service, lambda: _registry_cluster_healthy(self.admin_url), deadline)
+        elif self._any_registry_alive():
+            running = [self.addr(n) for n in self.registry_names if self.is_running(n)]
+            self._poll(service, lambda: _registry_cluster_healthy(self.admin_url, running), deadline)
 
     def _poll(self, service: _Service, check: Callable[[], str | None], deadline: float) -> None:
         """Calls `check` (None = ready, else why not) until it passes; raises on exit or deadline."""
@@ -644,14 +819,13 @@ class Stack:
 
 def _popen(argv: list[str], env: dict[str, str], log_file: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        argv,
+        _with_pdeathsig(argv),
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log_file,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # own process group: Ctrl-C reaches only the launcher
-        preexec_fn=_child_preexec,
     )
 
 
@@ -724,24 +898,36 @@ def _envoy_ready(admin_url: str) -> str | None:
     return None if status == 200 and body.strip() == "LIVE" else f"admin /ready: {status} {body.strip()}"
 
 
-def _registry_cluster_healthy(admin_url: str) -> str | None:
+def _registry_cluster_healthy(admin_url: str, required: Collection[str] | None = None) -> str | None:
+    """Every host of Envoy's registry cluster is healthy, or (with `required`) at least those."""
     try:
         _, body = _http_get(f"{admin_url}/clusters")
     except OSError as exc:
         return f"admin /clusters: {exc}"
-    flags = [
-        line.split("::")[-1]
-        for line in body.splitlines()
-        if line.startswith("registry::") and "::health_flags::" in line
-    ]
+    # Lines look like "registry::127.0.0.1:50051::health_flags::healthy".
+    flags: dict[str, str] = {}
+    marker = "::health_flags::"
+    for line in body.splitlines():
+        if line.startswith("registry::") and marker in line:
+            host, _, flag = line.removeprefix("registry::").partition(marker)
+            flags[host] = flag
     if not flags:
         return "registry cluster has no hosts yet"
-    if any(f != "healthy" for f in flags):
-        return f"registry cluster hosts not healthy: {', '.join(flags)}"
+    if required is not None:
+        missing = [a for a in required if a not in flags]
+        if missing:
+            return f"registry cluster lacks hosts {', '.join(missing)}"
+        flags = {a: f for a, f in flags.items() if a in required}
+    unhealthy = [f"{a} {f}" for a, f in flags.items() if f != "healthy"]
+    if unhealthy:
+        return f"registry cluster hosts not healthy: {', '.join(unhealthy)}"
     return None
 
 
 # -- CLI -------------------------------------------------------------------------------------------
+
+#: up-cluster starts a killed or crashed process again after this long (as Kubernetes would).
+RESTART_DELAY_SECONDS = 5.0
 
 
 def _banner(stack: Stack) -> str:
@@ -766,8 +952,80 @@ def _banner(stack: Stack) -> str:
     )
 
 
+def _cluster_banner(stack: Stack) -> str:
+    """The processes of a cluster (pid, gRPC address, metrics URL) and how to watch a failover."""
+    metrics = stack.metrics_ports
+    width = max(len(n) for n in stack.names)
+    lines = ["", f"processes (database {_redacted(stack.database_url)}):"]
+    for name in stack.names:
+        what = stack.addr(name)
+        if name in stack.scheduler_names:
+            what += f" -> registry {stack.registry_of(name)}"
+        if name in metrics:
+            what += f"   metrics http://{LOCALHOST}:{metrics[name]}/metrics"
+        lines.append(f"  {name:<{width}}  pid {stack.pid(name) or '-':<7}  {what}")
+    if metrics:
+        targets = ", ".join(f"'{LOCALHOST}:{metrics[n]}'" for n in metrics)
+        lines += [
+            "",
+            f"Prometheus: scrape_configs: [{{job_name: zquant, static_configs: [{{targets: [{targets}]}}]}}]",
+        ]
+    lines += [
+        "",
+        "failover: `kill -9 <pid>` the leader scheduler (announced below) or an executor; a standby",
+        f"takes over within ~4 s, lost runs fail and are retried. Dead processes restart after "
+        f"{RESTART_DELAY_SECONDS:.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _redacted(url: str) -> str:
+    """The database URL without a password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+class _LeaderWatch:
+    """Reads the scheduler leader's holder (`host:pid:random`) from the database, for the banner."""
+
+    def __init__(self, database_url: str) -> None:
+        from sqlalchemy import create_engine
+
+        from services.registry.db import normalize_url
+
+        self._engine = create_engine(normalize_url(database_url), pool_size=1, pool_pre_ping=True)
+
+    def holder_pid(self) -> int | None:
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._engine.connect() as conn:
+                holder = conn.execute(
+                    text(
+                        "SELECT holder FROM zq_task_scheduler_leader "
+                        "WHERE id = 1 AND expires_at > CURRENT_TIMESTAMP"
+                    )
+                ).scalar()
+        except SQLAlchemyError:
+            return None
+        parts = str(holder or "").split(":")
+        return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://", "postgresql+"))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -775,24 +1033,86 @@ def _up(args: argparse.Namespace) -> int:
         args.data_dir,
         free_ports=args.free_ports,
         executors=args.executors,
+        # One port per process from ZQ_METRICS_PORT up (the same port for all would clash).
+        metrics=os.environ.get("ZQ_METRICS_PORT", "").strip() not in ("", "0"),
         startup_timeout=args.timeout,
     )
+    return _serve(stack, cluster=False)
+
+
+def _up_cluster(args: argparse.Namespace) -> int:
+    url: str = args.database_url
+    if not _is_postgres(url):
+        sys.stderr.write(
+            f"up-cluster needs PostgreSQL: replicas share the database and its LISTEN/NOTIFY; "
+            f"ZQ_DATABASE_URL / --database-url is {url!r}.\n"
+            f"Use e.g. {DEFAULT_CLUSTER_DATABASE_URL} (or `make up` for one of each on SQLite).\n"
+        )
+        return 2
+    stack = Stack(
+        args.data_dir,
+        free_ports=args.free_ports,
+        registries=args.registries,
+        schedulers=args.schedulers,
+        executors=args.executors,
+        metrics=True,
+        database_url=url,
+        startup_timeout=args.timeout,
+    )
+    return _serve(stack, cluster=True)
+
+
+def _serve(stack: Stack, *, cluster: bool) -> int:
+    """Starts the stack and stays in the foreground. A process that exits stops everything, except
+    in cluster mode: there it is reported and started again after RESTART_DELAY_SECONDS."""
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     out = sys.stdout
+    leader: _LeaderWatch | None = None
     try:
         out.write(f"starting {', '.join(stack.names)} (data: {stack.data_dir}) ...\n")
         out.flush()
         stack.start()
         out.write(_banner(stack))
+        if cluster:
+            out.write(_cluster_banner(stack))
+            leader = _LeaderWatch(stack.database_url)
+        elif stack.metrics_ports:
+            listed = ", ".join(f"{n} {LOCALHOST}:{p}" for n, p in stack.metrics_ports.items())
+            out.write(f"metrics (/metrics): {listed}\n")
         out.flush()
+        restart_at: dict[str, float] = {}
+        announced: int | None = None
         while True:
-            exited = stack.exited()
-            if exited:
-                for name, code in exited.items():
-                    out.write(f"\n{name} exited with code {code}; stopping the stack.\n")
+            for name, code in stack.exited().items():
+                if name in restart_at:
+                    continue
+                out.write(f"\n{name} exited with code {code}")
+                if not cluster:
+                    out.write("; stopping the stack.\n")
                     out.write(f"--- last lines of {stack.log_path(name)} ---\n{stack.log_tail(name)}\n")
-                return 1
+                    return 1
+                out.write(
+                    f"; starting it again in {RESTART_DELAY_SECONDS:.0f} s (log: {stack.log_path(name)})\n"
+                )
+                restart_at[name] = time.monotonic() + RESTART_DELAY_SECONDS
+            for name, due in sorted(restart_at.items()):
+                if time.monotonic() < due:
+                    continue
+                try:
+                    stack.start_service(name)
+                    del restart_at[name]
+                    out.write(f"{name} is back (pid {stack.pid(name)})\n")
+                except StackError as exc:
+                    out.write(f"{name} did not come back: {exc}\n")
+                    restart_at[name] = time.monotonic() + RESTART_DELAY_SECONDS
+            if leader is not None:
+                pid = leader.holder_pid()
+                if pid is not None and pid != announced:
+                    names = [n for n in stack.scheduler_names if stack.pid(n) == pid]
+                    out.write(f"leader: {names[0] if names else 'scheduler'} (pid {pid})\n")
+                    announced = pid
+            out.flush()
             time.sleep(0.5)
     except KeyboardInterrupt:
         out.write("\nstopping ...\n")
@@ -804,6 +1124,8 @@ def _up(args: argparse.Namespace) -> int:
         # Ignore further Ctrl-C while stopping: an interrupted stop would leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if leader is not None:
+            leader.close()
         stack.stop()
         out.write("stopped.\n")
         out.flush()
@@ -817,12 +1139,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     up = sub.add_parser("up", help="start everything and stay in the foreground until Ctrl-C")
     up.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ZQ_DATA_DIR", "var")))
     up.add_argument("--executors", type=int, default=int(os.environ.get("ZQ_EXECUTORS", "2")))
-    up.add_argument(
-        "--free-ports", action="store_true", help="pick free loopback ports instead of the fixed ones"
+    cluster = sub.add_parser(
+        "up-cluster",
+        help="replicas on PostgreSQL: 2 registries, 2 schedulers, 3 executors, Envoy; metrics on",
     )
-    up.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the stack to be ready")
+    cluster.add_argument("--data-dir", type=Path, default=Path(os.environ.get("ZQ_DATA_DIR", "var/cluster")))
+    cluster.add_argument(
+        "--database-url",
+        default=os.environ.get("ZQ_DATABASE_URL", "").strip() or DEFAULT_CLUSTER_DATABASE_URL,
+        help=f"PostgreSQL only (default: ZQ_DATABASE_URL, else {DEFAULT_CLUSTER_DATABASE_URL})",
+    )
+    cluster.add_argument("--registries", type=int, default=2)
+    cluster.add_argument("--schedulers", type=int, default=2)
+    cluster.add_argument("--executors", type=int, default=3)
+    for command in (up, cluster):
+        command.add_argument(
+            "--free-ports", action="store_true", help="pick free loopback ports instead of the fixed ones"
+        )
+        command.add_argument(
+            "--timeout", type=float, default=30.0, help="seconds to wait for the stack to be ready"
+        )
     args = parser.parse_args(argv)
-    return _up(args)
+    return _up_cluster(args) if args.command == "up-cluster" else _up(args)
 
 
 if __name__ == "__main__":

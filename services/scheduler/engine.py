@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_START = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 GONE = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.DEADLINE_EXCEEDED)
+FINISH_ATTEMPTS = 12
 # A live fire up to this late is on time (event-loop and dispatch latency); the task's misfire grace,
 # which may be 0, only decides about fires later than this.
 ON_TIME_SECONDS = 1.0
@@ -455,7 +457,12 @@ class Engine:
         except grpc.aio.AioRpcError as exc:
             if exc.code() in GONE:  # reaped as lost, or finished by someone else
                 return False
-            raise
+            # A registry hiccup costs this one report, not the run: the next report or the final
+            # state follows (and never lands in the executor stream's error handling).
+            log.warning(
+                "progress report failed", extra={"execution_id": run.execution_id, "code": exc.code().name}
+            )
+            return True
         if response.terminate_requested and not run.cancel_requested:
             self._spawn(self._cancel_run(run.execution_id))
         return True
@@ -466,13 +473,27 @@ class Engine:
         )
         if result is not None:
             request.result.CopyFrom(result)
-        try:
-            await self._registry.internal.FinishExecution(
-                request, metadata=self._registry.metadata, timeout=30
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in GONE:
-                raise
+        # The outcome must not be lost to a registry hiccup (a cut database connection, a restart):
+        # retried for up to about a lease; the attempt number makes a repeat harmless.
+        delay = 0.1
+        for _ in range(FINISH_ATTEMPTS):
+            try:
+                await self._registry.internal.FinishExecution(
+                    request, metadata=self._registry.metadata, timeout=30
+                )
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in GONE:
+                    return
+                if exc.code() not in TRANSIENT:
+                    raise
+                log.warning("finishing a run failed; retrying", extra={"execution_id": run.execution_id})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        log.error(
+            "could not record the end of a run; the lease reaper will",
+            extra={"execution_id": run.execution_id},
+        )
 
     async def _requeue(self, run: RunHandle) -> None:
         await self._registry.internal.RequeueExecution(
