@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,7 +114,6 @@ class Engine:
         PENDING_RUNS.set_function(lambda: sum(1 for r in self._runs.values() if not (r.handle or r.workflow)))
         # Fire lateness in seconds (planned -> seen by the engine), for metrics and benchmarks.
         self.lateness: deque[float] = deque(maxlen=100_000)
-        self.fired = 0
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -241,7 +239,6 @@ class Engine:
 
     def _on_fire(self, task_id: int, planned: datetime) -> None:
         now = self._clock()
-        self.fired += 1
         late = (now - planned).total_seconds()
         self.lateness.append(late)
         FIRE_LATENESS.observe(late)
@@ -536,14 +533,3 @@ class Engine:
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in GONE:
                 raise
-
-    # ---- introspection ------------------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "tasks": len(self._tasks),
-            "jobs": len(self._aps.get_jobs()),
-            "active_runs": len(self._runs),
-            "fired": self.fired,
-            "monotonic": time.monotonic(),
-        }

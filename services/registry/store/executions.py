@@ -237,11 +237,6 @@ def active_executions(session: Session, limit: int) -> list[ExecutionRow]:
     return list(session.scalars(query.limit(limit)))
 
 
-def expired_leases(session: Session, now: datetime) -> list[ExecutionRow]:
-    query = select(ExecutionRow).where(ExecutionRow.status == "running", ExecutionRow.lease_expires_at < now)
-    return list(session.scalars(query))
-
-
 # ---- history ----------------------------------------------------------------------------------
 
 
@@ -355,15 +350,6 @@ def stats(session: Session, task_id: int) -> StatsRow:
         avg_duration=round(float(avg or 0.0), 3),
         latest=latest,
     )
-
-
-def has_active_run(session: Session, task_id: int, exclude_id: int = 0) -> bool:
-    query = select(ExecutionRow.id).where(
-        ExecutionRow.task_id == task_id,
-        ExecutionRow.status.in_(ACTIVE_STATUSES),
-        ExecutionRow.id != exclude_id,
-    )
-    return session.scalar(query.limit(1)) is not None
 
 
 def last_scheduled_times(session: Session) -> dict[int, datetime]:
