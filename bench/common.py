@@ -27,6 +27,20 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of the local PostgreSQL server's processes (a backend that exits meanwhile is lost)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        if text.split("(", 1)[1].startswith("postgres"):
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
 def cpu_of(pids: list[int], action: Callable[[], int]) -> tuple[int, float]:
     """Runs `action` (which returns an operation count); returns (ops, CPU seconds of `pids`)."""
     before = sum(process_cpu_seconds(pid) for pid in pids)

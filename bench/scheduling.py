@@ -26,7 +26,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import create_engine, text
 
-from bench.common import calibrate, percentile, print_calibration, process_cpu_seconds
+from bench.common import (
+    calibrate,
+    percentile,
+    postgres_cpu_seconds,
+    print_calibration,
+    process_cpu_seconds,
+)
 from services.registry.db import normalize_url
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.engine import Engine
@@ -116,8 +122,14 @@ class Api:
         )
         return [t.next_run_time.ToDatetime(tzinfo=UTC) for t in page.tasks if t.HasField("next_run_time")]
 
-    def success_count(self) -> int:
-        return int(self.stats.GetStats(stats_service_pb2.GetStatsRequest(), metadata=self.md).success_count)
+    def counts(self) -> dict[str, int]:
+        stats = self.stats.GetStats(stats_service_pb2.GetStatsRequest(), metadata=self.md)
+        return {
+            "success": stats.success_count,
+            "failed": stats.failed_count,
+            "skipped": stats.skipped_count,
+            "total": stats.total_executions,
+        }
 
 
 async def our_engine(stack: Stack, seconds: float) -> tuple[list[float], int]:
@@ -180,6 +192,34 @@ async def lateness_benchmark() -> float:
         return ratio
 
 
+def skip_reasons(url: str) -> list[tuple[str, int]]:
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT error_message, count(*) FROM zq_task_task_executions "
+                "WHERE status = 'skipped' GROUP BY error_message ORDER BY 2 DESC LIMIT 5"
+            )
+        ).all()
+    engine.dispose()
+    return [(str(reason), int(count)) for reason, count in rows]
+
+
+def run_latency(url: str) -> tuple[float, float]:
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), "
+                "percentile_cont(0.99) WITHIN GROUP (ORDER BY d) FROM ("
+                "SELECT extract(epoch FROM end_time - scheduled_time) AS d "
+                "FROM zq_task_task_executions WHERE status = 'success') AS runs"
+            )
+        ).one()
+    engine.dispose()
+    return float(row[0] or 0), float(row[1] or 0)
+
+
 async def throughput_benchmark() -> float:
     tasks, seconds = 600, 20.0
     print(f"-- sustained no-op runs: {tasks} tasks every 1 s for {seconds:.0f} s --")
@@ -202,12 +242,20 @@ async def throughput_benchmark() -> float:
             await asyncio.sleep(5)  # warm up
             pids = {name: stack.pid(name) for name in stack.names}
             cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items() if pid}
-            engine_cpu = time.process_time()
-            before, t0 = api.success_count(), time.monotonic()
+            engine_cpu, postgres_cpu = time.process_time(), postgres_cpu_seconds()
+            before, t0 = api.counts(), time.monotonic()
             await asyncio.sleep(seconds)
-            done, elapsed = api.success_count() - before, time.monotonic() - t0
+            after, elapsed = api.counts(), time.monotonic() - t0
+            delta = {key: after[key] - before[key] for key in after}
+            done = delta["success"]
+            print(
+                "  runs recorded in the window: "
+                + ", ".join(f"{key} {value}" for key, value in delta.items())
+                + f"  (fires offered: {tasks * elapsed:.0f})"
+            )
             cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items() if pid}
             cpu["scheduler engine (this process)"] = time.process_time() - engine_cpu
+            cpu["postgresql (all its processes)"] = postgres_cpu_seconds() - postgres_cpu
             for name, seconds_used in cpu.items():
                 print(
                     f"  CPU {name:32s} {seconds_used / elapsed * 100:5.1f} %   {seconds_used / max(done, 1) * 1000:.3f} ms/run"
@@ -216,6 +264,12 @@ async def throughput_benchmark() -> float:
             await engine.stop()
             await registry.close()
             await executors.close()
+            for reason, count in skip_reasons(url):
+                print(f"  skipped {count:6d}: {reason}")
+            p50, p99 = run_latency(url)
+            print(
+                f"  planned time -> finished, successful runs: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+            )
             return done, elapsed
 
         done, elapsed = await run()

@@ -12,6 +12,7 @@ from services.registry.cluster import ClusterBus
 from services.registry.db import Database, utcnow
 from services.registry.events import EventHub
 from services.registry.list_cache import TaskListCache
+from services.registry.name_cache import TaskNameCache
 from services.registry.progress import ProgressBuffer
 from services.registry.settings import RegistrySettings
 from services.registry.user_states import UserStates
@@ -26,6 +27,7 @@ class RegistryApp:
     progress: ProgressBuffer
     list_cache: TaskListCache
     users: UserStates
+    task_names: TaskNameCache
     # Shares events with the other registry replicas; None when this is the only one (SQLite, or
     # ZQ_CLUSTER_EVENTS off).
     cluster: ClusterBus | None = None
@@ -42,6 +44,8 @@ class RegistryApp:
         events = EventHub()
         list_cache = TaskListCache()
         events.on_change.append(list_cache.invalidate)
+        task_names = TaskNameCache()
+        events.on_task_change.append(task_names.invalidate)
         # A run's bare heartbeats go to the other replicas at most every lease / 5 seconds: few
         # messages, yet their leases are renewed well in time.
         progress = ProgressBuffer(
@@ -59,6 +63,7 @@ class RegistryApp:
             progress=progress,
             list_cache=list_cache,
             users=UserStates(db),
+            task_names=task_names,
             cluster=cluster,
             clock=clock,
         )

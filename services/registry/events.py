@@ -22,6 +22,7 @@ from zquant.scheduler.v1 import task_pb2
 
 # Put on a scheduler feed to end it: the scheduler subscribes again and gets a fresh snapshot.
 RESUBSCRIBE = internal_pb2.WatchSchedulerEventsResponse(event_type="resubscribe")
+TASK_EVENTS = frozenset({"task_upsert", "task_delete"})
 
 
 class Relay(Protocol):
@@ -41,6 +42,9 @@ class EventHub:
         self._executions: defaultdict[int, set[asyncio.Queue[task_pb2.Execution]]] = defaultdict(set)
         # Called on every change of a task or of an execution's state (not on progress updates).
         self.on_change: list[Callable[[], None]] = []
+        # Called with the task id on every change of a task (created, updated, deleted); with None
+        # when any task may have changed.
+        self.on_task_change: list[Callable[[int | None], None]] = []
         self.relay: Relay | None = None
 
     def _changed(self) -> None:
@@ -57,6 +61,10 @@ class EventHub:
     def deliver_scheduler(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
         """To this process's feeds only: events of other replicas, rows changed outside any registry."""
         self._changed()
+        if event.event_type in TASK_EVENTS:
+            task_id = event.task.id if event.event_type == "task_upsert" else event.task_id
+            for callback in self.on_task_change:
+                callback(task_id)
         for queue in self._scheduler:
             queue.put_nowait(event)
 
@@ -64,6 +72,8 @@ class EventHub:
         """Events may have been missed (the cluster bus was disconnected): every feed ends, so its
         scheduler subscribes again and rebuilds its view from a snapshot."""
         self._changed()
+        for callback in self.on_task_change:
+            callback(None)
         for queue in self._scheduler:
             queue.put_nowait(RESUBSCRIBE)
 

@@ -8,9 +8,10 @@ time (so duplicates are impossible), then a run relayed from an executor's strea
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from services.common.metrics import ACTIVE_RUNS, FIRE_LATENESS, FIRES, PENDING_RUNS
 from services.scheduler.clients import ExecutorHandle, ExecutorPool, RegistryClient
+from services.scheduler.ledger import RunLedger
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.triggers import Schedule, dedup_key
 from services.scheduler.workflows import WorkflowRun
@@ -83,6 +85,44 @@ class RunHandle:
     cancel_requested: bool = False
     # Set while this run is a workflow driven by the scheduler itself.
     workflow: WorkflowRun | None = None
+    # Set when the run was created already claimed for an executor: what its Run call needs.
+    claim: Claim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    handle: ExecutorHandle
+    attempt: int
+    task: task_pb2.Task
+
+
+class ProgressRelay:
+    """Relays a run's progress to the registry without holding up the executor's stream: one
+    report under way at a time; meanwhile only the newest event waits (a progress event is a whole
+    snapshot; a heartbeat only renews the lease, so it never replaces a waiting snapshot)."""
+
+    def __init__(self, report: Callable[[executor_service_pb2.RunResponse], Awaitable[bool]]) -> None:
+        self._report = report
+        self._waiting: executor_service_pb2.RunResponse | None = None
+        self._sending: asyncio.Task[None] | None = None
+        # Set when the registry refused a report: the attempt is over.
+        self.gone = False
+
+    def send(self, event: executor_service_pb2.RunResponse) -> None:
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.get_running_loop().create_task(self._send_from(event))
+        elif self._waiting is None or event.event_type == "progress":
+            self._waiting = event
+
+    async def _send_from(self, event: executor_service_pb2.RunResponse | None) -> None:
+        while event is not None and not self.gone:
+            self.gone = not await self._report(event)
+            event, self._waiting = self._waiting, None
+
+    async def settle(self) -> None:
+        """Waits until what was sent has reached the registry."""
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
 
 
 class Engine:
@@ -96,6 +136,7 @@ class Engine:
         self._settings = settings
         self._registry = registry
         self._executors = executors
+        self._ledger = RunLedger(registry)
         self._clock = clock
         self._tasks: dict[int, TaskState] = {}
         self._runs: dict[int, RunHandle] = {}
@@ -162,6 +203,7 @@ class Engine:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self._ledger.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
@@ -280,10 +322,7 @@ class Engine:
         self, request: internal_pb2.CreateExecutionRequest
     ) -> internal_pb2.CreateExecutionResponse | None:
         try:
-            response: internal_pb2.CreateExecutionResponse = await self._registry.internal.CreateExecution(
-                request, metadata=self._registry.metadata, timeout=30
-            )
-            return response
+            return await self._ledger.create(request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile
                 return None
@@ -295,9 +334,15 @@ class Engine:
             task_id=task.id, trigger="schedule", dedup_key=dedup_key(task.id, planned)
         )
         request.scheduled_time.FromDatetime(planned)
+        # Created already claimed for an executor: one registry update instead of two.
+        handle = self._executors.pick() if task.task_type != "workflow" else None
+        if handle is not None:
+            request.start_executor = handle.address
         response = await self._create(request)
-        if response is not None and response.created:
-            self._launch(response.execution)
+        if response is None or not response.created:
+            return
+        claim = Claim(handle, response.attempt, task) if handle is not None and response.attempt else None
+        self._launch(response.execution, claim)
 
     async def _record_skipped(self, task_id: int, planned: datetime, reason: str) -> None:
         request = internal_pb2.CreateExecutionRequest(
@@ -341,11 +386,14 @@ class Engine:
 
     # ---- running ------------------------------------------------------------------------------
 
-    def _launch(self, execution: task_pb2.Execution) -> None:
+    def _launch(self, execution: task_pb2.Execution, claim: Claim | None = None) -> None:
         if execution.id in self._runs or execution.status not in ("pending", "running"):
             return
         run = RunHandle(
-            execution_id=execution.id, task_id=execution.task_id, parent_id=execution.parent_execution_id
+            execution_id=execution.id,
+            task_id=execution.task_id,
+            parent_id=execution.parent_execution_id,
+            claim=claim,
         )
         self._runs[execution.id] = run
         self._active_by_task[execution.task_id].add(execution.id)
@@ -357,20 +405,26 @@ class Engine:
                 delay = (execution.scheduled_time.ToDatetime(tzinfo=UTC) - self._clock()).total_seconds()
                 if delay > 0:  # a retry waits for its retry interval
                     await asyncio.sleep(delay)
-            if await self._task_type(run.task_id) == "workflow":
-                run.workflow = WorkflowRun(self._registry, self._launch, execution, asyncio.Event())
-                await run.workflow.run()
-                return
-            if execution.status != "pending":
-                return
+            claim, run.claim = run.claim, None
+            if claim is None:
+                if await self._task_type(run.task_id) == "workflow":
+                    run.workflow = WorkflowRun(self._registry, self._launch, execution, asyncio.Event())
+                    await run.workflow.run()
+                    return
+                if execution.status != "pending":
+                    return
             backoff = 0.1
             while not run.cancel_requested:
-                handle = self._executors.pick()
-                if handle is None:
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-                    continue
-                outcome = await self._dispatch(run, handle)
+                if claim is not None:
+                    outcome = await self._dispatch(run, claim.handle, claim)
+                    claim = None
+                else:
+                    handle = self._executors.pick()
+                    if handle is None:
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 2.0)
+                        continue
+                    outcome = await self._dispatch(run, handle)
                 if outcome != "requeue":
                     return
                 await asyncio.sleep(backoff)
@@ -388,48 +442,58 @@ class Engine:
                 if not active:
                     del self._active_by_task[run.task_id]
 
-    async def _dispatch(self, run: RunHandle, handle: ExecutorHandle) -> str:
-        """Claims the run, streams it from one executor; 'requeue' when that executor had no room."""
-        md = self._registry.metadata
-        try:
-            started: internal_pb2.StartExecutionResponse = await self._registry.internal.StartExecution(
-                internal_pb2.StartExecutionRequest(execution_id=run.execution_id, executor=handle.address),
-                metadata=md,
-                timeout=30,
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in GONE:  # terminated, deleted, or claimed by another scheduler
-                return "gone"
-            raise
-        run.handle, run.attempt = handle, started.attempt
+    async def _dispatch(self, run: RunHandle, handle: ExecutorHandle, claim: Claim | None = None) -> str:
+        """Claims the run (unless it was created claimed), streams it from one executor;
+        'requeue' when that executor had no room."""
+        if claim is None:
+            try:
+                started: internal_pb2.StartExecutionResponse = await self._registry.internal.StartExecution(
+                    internal_pb2.StartExecutionRequest(
+                        execution_id=run.execution_id, executor=handle.address
+                    ),
+                    metadata=self._registry.metadata,
+                    timeout=30,
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in GONE:  # terminated, deleted, or claimed by another scheduler
+                    return "gone"
+                raise
+            claim = Claim(handle, started.attempt, started.task)
+        run.handle, run.attempt = handle, claim.attempt
         call = handle.stub.Run(
             executor_service_pb2.RunRequest(
-                execution_id=run.execution_id, attempt=started.attempt, task=started.task
+                execution_id=run.execution_id, attempt=claim.attempt, task=claim.task
             ),
             metadata=self._executors.metadata,
         )
         accepted = False
+        relay = ProgressRelay(functools.partial(self._report, run))
+
+        async def finish(status: str, result: Any, error_message: str) -> str:
+            await relay.settle()  # the last report lands before the end
+            await self._finish(run, status, result, error_message)
+            return "done"
+
         try:
             while True:
-                event = await asyncio.wait_for(call.read(), timeout=self._settings.lost_executor_seconds)
+                async with asyncio.timeout(self._settings.lost_executor_seconds):
+                    event = await call.read()
                 if event is grpc.aio.EOF:  # type: ignore[attr-defined]  # missing from grpc-stubs
-                    await self._finish(run, "failed", None, "执行器失联：执行流意外结束")
+                    return await finish("failed", None, "执行器失联：执行流意外结束")
+                if relay.gone:  # the registry no longer accepts this attempt (reaped, ended elsewhere)
+                    call.cancel()
                     return "done"
                 if event.event_type == "accepted":
                     accepted = True
                 elif event.event_type in ("progress", "heartbeat"):
-                    if not await self._report(run, event):
-                        call.cancel()
-                        return "done"
+                    relay.send(event)
                 elif event.event_type == "finished":
-                    await self._finish(run, event.status, event.result, event.error_message)
-                    return "done"
+                    return await finish(event.status, event.result, event.error_message)
         except TimeoutError:
             call.cancel()
-            await self._finish(
-                run, "failed", None, f"执行器失联（{self._settings.lost_executor_seconds:.0f} 秒未收到心跳）"
+            return await finish(
+                "failed", None, f"执行器失联（{self._settings.lost_executor_seconds:.0f} 秒未收到心跳）"
             )
-            return "done"
         except grpc.aio.AioRpcError as exc:
             if not accepted and exc.code() in RETRYABLE_START:
                 self._executors.cool_down(
@@ -439,8 +503,7 @@ class Engine:
                 return "requeue"
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
                 self._executors.cool_down(handle, 5.0)
-            await self._finish(run, "failed", None, f"执行器失联：{exc.details() or exc.code().name}")
-            return "done"
+            return await finish("failed", None, f"执行器失联：{exc.details() or exc.code().name}")
 
     async def _report(self, run: RunHandle, event: executor_service_pb2.RunResponse) -> bool:
         """Relays progress; False when the registry no longer accepts this attempt."""
@@ -448,9 +511,7 @@ class Engine:
         if event.event_type == "progress":
             request.result.CopyFrom(event.result)
         try:
-            response = await self._registry.internal.ReportProgress(
-                request, metadata=self._registry.metadata, timeout=30
-            )
+            response = await self._ledger.progress(request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in GONE:  # reaped as lost, or finished by someone else
                 return False
@@ -475,9 +536,7 @@ class Engine:
         delay = 0.1
         for _ in range(FINISH_ATTEMPTS):
             try:
-                await self._registry.internal.FinishExecution(
-                    request, metadata=self._registry.metadata, timeout=30
-                )
+                await self._ledger.finish(request)
                 return
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in GONE:

@@ -141,7 +141,7 @@ def start_run(replica: Replica, max_retries: int = 0) -> tuple[task_pb2.Executio
         row, _ = exec_store.create_execution(
             session, exec_store.NewExecution(task_id=task.id, trigger="manual", scheduled_time=now), now
         )
-        row = exec_store.claim_execution(session, row.id, "executor-test", now, now)
+        row = exec_store.claim_execution(session, row.id, exec_store.Claim("executor-test", now), now)
     execution = execution_to_proto(row, task.name)
     replica.progress.track(execution, row.attempt)
     replica.events.publish_execution(execution, row.attempt)
@@ -152,7 +152,7 @@ def finish(replica: Replica, execution_id: int, attempt: int, result: dict[str, 
     """What FinishExecution does on `replica` (the final result merged over the live one)."""
     live = replica.progress.get(execution_id)
     merged = {**(live.result if live else {}), **result}
-    replica.internal._finish(execution_id, attempt, "success", merged, "")
+    replica.internal.finish_run(exec_store.RunEnd(execution_id, attempt, "success", merged))
 
 
 def progress_result(step: int, steps: int = 10, **extra: Any) -> dict[str, Any]:

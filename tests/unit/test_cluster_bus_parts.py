@@ -76,7 +76,7 @@ def claimed(db: Database) -> ExecutionRow:
         row, _ = exec_store.create_execution(
             session, exec_store.NewExecution(task_id=task.id, trigger="manual", scheduled_time=now), now
         )
-        return exec_store.claim_execution(session, row.id, "executor-test", now, now)
+        return exec_store.claim_execution(session, row.id, exec_store.Claim("executor-test", now), now)
 
 
 def test_a_report_for_an_untracked_running_run_adopts_it(db: Database, buffer: ProgressBuffer) -> None:
@@ -96,7 +96,7 @@ def test_a_report_of_another_attempt_or_of_an_ended_run_is_refused(
         buffer.report(row.id, row.attempt - 1, None)
     assert buffer.get(row.id) is None
     with db.session() as session:
-        exec_store.finish_execution(session, row.id, row.attempt, "success", {}, "", utcnow())
+        exec_store.finish_execution(session, exec_store.RunEnd(row.id, row.attempt, "success", {}), utcnow())
     with pytest.raises(FailedPrecondition, match="不在运行中"):
         buffer.report(row.id, row.attempt, None)
 
@@ -106,7 +106,9 @@ def test_sync_running_tracks_exactly_the_running_rows(db: Database, buffer: Prog
     buffer.track(execution_to_proto(ended), ended.attempt)
     with db.session() as session:
         exec_store.request_termination(session, running.id, utcnow())
-        exec_store.finish_execution(session, ended.id, ended.attempt, "success", {}, "", utcnow())
+        exec_store.finish_execution(
+            session, exec_store.RunEnd(ended.id, ended.attempt, "success", {}), utcnow()
+        )
     buffer.sync_running()
     live = buffer.get(running.id)
     assert live is not None and live.terminate_requested and live.snapshot.task_name

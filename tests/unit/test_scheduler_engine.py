@@ -22,7 +22,7 @@ SETTINGS = SchedulerSettings.from_env(
 
 
 class FakeInternal:
-    """The registry's internal API: a scripted change feed and idempotent CreateExecution."""
+    """The registry's internal API: a scripted change feed and idempotent execution creation."""
 
     def __init__(self) -> None:
         self.feed: asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse] = asyncio.Queue()
@@ -58,6 +58,15 @@ class FakeInternal:
             trigger=request.trigger,
         )
         return internal_pb2.CreateExecutionResponse(execution=execution, created=created)
+
+    async def RecordRuns(
+        self, request: internal_pb2.RecordRunsRequest, **call: Any
+    ) -> internal_pb2.RecordRunsResponse:
+        """The engine's batched creates (the only updates it makes here: nothing runs)."""
+        created = await asyncio.gather(*(self.CreateExecution(u.create) for u in request.updates))
+        return internal_pb2.RecordRunsResponse(
+            results=[internal_pb2.RunUpdateResult(create=response) for response in created]
+        )
 
     async def until(self, predicate: Callable[[], bool], within: float = 5) -> None:
         async with asyncio.timeout(within), self._changed:

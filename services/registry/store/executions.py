@@ -5,13 +5,15 @@ Hot paths (create, claim, finish) are single Core statements; statistics are com
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,13 +55,60 @@ class NewExecution:
     dedup_key: str = ""
 
 
-def create_execution(session: Session, new: NewExecution, now: datetime) -> tuple[ExecutionRow, bool]:
-    """Inserts the run unless one with the same dedup key exists; returns (row, created)."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who runs a run, and until when its lease lasts without a report."""
+
+    executor: str
+    lease_until: datetime
+
+
+def create_execution(
+    session: Session, new: NewExecution, now: datetime, start: Claim | None = None
+) -> tuple[ExecutionRow, bool]:
+    """Inserts the run unless one with the same dedup key exists; returns (row, created).
+
+    With `start`, a pending run is inserted already claimed (as `claim_execution` would)."""
+    return insert_execution(session, execution_values(new, now, start))
+
+
+def insert_execution(session: Session, values: dict[str, Any]) -> tuple[ExecutionRow, bool]:
+    """`create_execution` of a row from `execution_values`."""
+    statement = _insert_execution(session.get_bind().dialect.name, values["dedup_key"] is not None)
+    # One statement on the hot path (Core, compiled once): the foreign key checks the task exists.
+    try:
+        inserted = session.execute(statement, values).first()
+    except IntegrityError as exc:
+        raise task_not_found(values["task_id"]) from exc
+    if inserted is None:
+        return existing_execution(session, values["dedup_key"]), False
+    return _detached(inserted), True
+
+
+def create_executions(session: Session, rows: list[dict[str, Any]]) -> dict[str, ExecutionRow]:
+    """Inserts many runs in one statement (values from `execution_values`, each with a dedup key);
+    returns the inserted rows by dedup key: a key missing there already had its run. A task that
+    does not exist fails the whole statement (IntegrityError)."""
+    statement = _insert_execution(session.get_bind().dialect.name, True)
+    return {row.dedup_key: _detached(row) for row in session.execute(statement, rows)}
+
+
+def existing_execution(session: Session, dedup_key: str) -> ExecutionRow:
+    existing = session.scalar(select(ExecutionRow).where(ExecutionRow.dedup_key == dedup_key))
+    assert existing is not None
+    return existing
+
+
+def execution_values(new: NewExecution, now: datetime, start: Claim | None = None) -> dict[str, Any]:
+    """The row of a new run; raises InvalidArgument for a request no run can be made of."""
     if new.trigger not in TRIGGERS:
         raise InvalidArgument(f"无效的触发方式: {new.trigger}")
     if new.status not in ("pending", "skipped"):
         raise InvalidArgument(f"新执行记录的状态只能是 pending 或 skipped，而不是 {new.status}")
+    if start is not None and new.status != "pending":
+        raise InvalidArgument("只有待执行（pending）的执行记录可以在创建时开始")
     values: dict[str, Any] = {
+        **_UNSET_ON_CREATE,
         "task_id": new.task_id,
         "parent_execution_id": new.parent_execution_id or None,
         "status": new.status,
@@ -75,29 +124,43 @@ def create_execution(session: Session, new: NewExecution, now: datetime) -> tupl
     }
     if new.status == "skipped":
         values["end_time"] = now
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ExecutionRow).values(**values)
-    if new.dedup_key:
+    if start is not None:
+        values.update(
+            status="running",
+            start_time=now,
+            executor=start.executor,
+            attempt=1,
+            lease_expires_at=start.lease_until,
+        )
+    return values
+
+
+EXECUTIONS = cast(Table, ExecutionRow.__table__)
+# Every column an insert does not always set, so every insert has the same columns (one statement).
+_UNSET_ON_CREATE: dict[str, Any] = {
+    "start_time": None,
+    "end_time": None,
+    "duration_seconds": None,
+    "executor": None,
+    "lease_expires_at": None,
+}
+
+
+@functools.cache
+def _insert_execution(dialect: str, deduplicated: bool) -> Any:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(EXECUTIONS)
+    if deduplicated:
         insert = insert.on_conflict_do_nothing(index_elements=["dedup_key"])
-    # One statement on the hot path: the task's existence is checked by the foreign key.
-    try:
-        row = session.scalars(insert.returning(ExecutionRow)).first()
-    except IntegrityError as exc:
-        raise task_not_found(new.task_id) from exc
-    if row is None:
-        existing = session.scalar(select(ExecutionRow).where(ExecutionRow.dedup_key == new.dedup_key))
-        assert existing is not None
-        return existing, False
-    return row, True
+    return insert.returning(*EXECUTIONS.c)
+
+
+def _detached(row: Any) -> ExecutionRow:
+    """An ExecutionRow of a Core result row (not in the session: the hot path skips the ORM)."""
+    return ExecutionRow(**row._mapping)
 
 
 def claim_execution(
-    session: Session,
-    execution_id: int,
-    executor: str,
-    lease_until: datetime,
-    now: datetime,
-    adopt: bool = False,
+    session: Session, execution_id: int, claim: Claim, now: datetime, adopt: bool = False
 ) -> ExecutionRow:
     """pending -> running, atomically: of two claimers exactly one wins. With `adopt`, a running
     run is taken over instead (its start time and progress are kept)."""
@@ -105,7 +168,9 @@ def claim_execution(
         statement = (
             update(ExecutionRow)
             .where(ExecutionRow.id == execution_id, ExecutionRow.status == "running")
-            .values(executor=executor, attempt=ExecutionRow.attempt + 1, lease_expires_at=lease_until)
+            .values(
+                executor=claim.executor, attempt=ExecutionRow.attempt + 1, lease_expires_at=claim.lease_until
+            )
         )
     else:
         statement = (
@@ -114,9 +179,9 @@ def claim_execution(
             .values(
                 status="running",
                 start_time=now,
-                executor=executor,
+                executor=claim.executor,
                 attempt=ExecutionRow.attempt + 1,
-                lease_expires_at=lease_until,
+                lease_expires_at=claim.lease_until,
                 result={},
             )
         )
@@ -158,35 +223,100 @@ def write_progress(session: Session, results: Mapping[int, tuple[int, dict[str, 
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How an attempt of a run ended."""
+
+    execution_id: int
+    attempt: int
+    status: str
+    result: dict[str, Any]
+    error_message: str = ""
+
+
 def finish_execution(
-    session: Session,
-    execution_id: int,
-    attempt: int,
-    status: str,
-    result: dict[str, Any],
-    error_message: str,
-    now: datetime,
+    session: Session, end: RunEnd, now: datetime
 ) -> tuple[ExecutionRow, ExecutionRow | None]:
     """Final state of a run, and its retry when it failed with retries left (same transaction)."""
-    if status not in ("success", "failed", "terminated", "skipped"):
-        raise InvalidArgument(f"无效的结束状态: {status}")
-    row = get_execution(session, execution_id)
+    if end.status not in FINAL_STATUSES:
+        raise InvalidArgument(f"无效的结束状态: {end.status}")
+    row = get_execution(session, end.execution_id)
     if row.status not in ACTIVE_STATUSES:
-        raise FailedPrecondition(f"执行记录 {execution_id} 已结束（{row.status}）")
-    if row.attempt != attempt:
+        raise FailedPrecondition(f"执行记录 {end.execution_id} 已结束（{row.status}）")
+    if row.attempt != end.attempt:
         raise FailedPrecondition(
-            f"执行记录 {execution_id} 的第 {attempt} 次尝试已失效（当前第 {row.attempt} 次）"
+            f"执行记录 {end.execution_id} 的第 {end.attempt} 次尝试已失效（当前第 {row.attempt} 次）"
         )
-    row.status = status
+    row.status = end.status
     row.end_time = now
     if row.start_time is not None:
-        row.duration_seconds = round((now - row.start_time).total_seconds(), 3)
-    row.result = {**(row.result or {}), **result}
-    row.error_message = error_message or None
+        row.duration_seconds = duration(row.start_time, now)
+    row.result = {**(row.result or {}), **end.result}
+    row.error_message = end.error_message or None
     row.lease_expires_at = None
-    retry = schedule_retry(session, row, now) if status == "failed" else None
+    retry = schedule_retry(session, row, now) if end.status == "failed" else None
     session.flush()
     return row, retry
+
+
+def finish_running(
+    session: Session, end: RunEnd, started: datetime, now: datetime
+) -> tuple[ExecutionRow, ExecutionRow | None] | None:
+    """`finish_execution` in one statement, for a caller that holds the run's start time and whole
+    result (its live progress). None when the row is not this attempt running: the caller then
+    takes `finish_execution`, which says why."""
+    updated = session.execute(
+        _FINISH_RUNNING.returning(*EXECUTIONS.c), finish_params(end, started, now)
+    ).first()
+    if updated is None:
+        return None
+    row = _detached(updated)
+    return row, schedule_retry(session, row, now) if end.status == "failed" else None
+
+
+def finish_params(end: RunEnd, started: datetime, now: datetime) -> dict[str, Any]:
+    """One run's end for `finish_running` / `finish_many`."""
+    if end.status not in FINAL_STATUSES:
+        raise InvalidArgument(f"无效的结束状态: {end.status}")
+    return {
+        "b_id": end.execution_id,
+        "b_attempt": end.attempt,
+        "b_status": end.status,
+        "b_end": now,
+        "b_duration": duration(started, now),
+        "b_result": end.result,
+        "b_error": end.error_message or None,
+    }
+
+
+def finish_many(session: Session, params: list[dict[str, Any]]) -> bool:
+    """Ends many running runs (`finish_params` each) in one statement, without retries: for
+    successes. False when some run was not that attempt running (the caller rolls back)."""
+    updated = cast(CursorResult[Any], session.execute(_FINISH_RUNNING, params))
+    return updated.rowcount == len(params)
+
+
+def duration(started: datetime, ended: datetime) -> float:
+    return round((ended - started).total_seconds(), 3)
+
+
+FINAL_STATUSES = ("success", "failed", "terminated", "skipped")
+_FINISH_RUNNING = (
+    update(EXECUTIONS)
+    .where(
+        EXECUTIONS.c.id == bindparam("b_id"),
+        EXECUTIONS.c.attempt == bindparam("b_attempt"),
+        EXECUTIONS.c.status == "running",
+    )
+    .values(
+        status=bindparam("b_status"),
+        end_time=bindparam("b_end"),
+        duration_seconds=bindparam("b_duration"),
+        result=bindparam("b_result"),
+        error_message=bindparam("b_error"),
+        lease_expires_at=None,
+    )
+)
 
 
 def schedule_retry(session: Session, failed: ExecutionRow, now: datetime) -> ExecutionRow | None:

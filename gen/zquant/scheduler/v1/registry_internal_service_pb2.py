@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3zquant/scheduler/v1/registry_internal_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x1d\n\x1bWatchSchedulerEventsRequest\"\x8d\x02\n\x1cWatchSchedulerEventsResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\'\n\x04task\x18\x02 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0f\n\x07task_id\x18\x03 \x01(\x05\x12\x31\n\texecution\x18\x04 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x33\n\x0fschedule_anchor\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_scheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\x16\x43reateExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x32\n\x0escheduled_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x06 \x01(\x05\x12\x13\n\x0bretry_count\x18\x07 \x01(\x05\x12\x11\n\tdedup_key\x18\x08 \x01(\t\"]\n\x17\x43reateExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"e\n\x15StartExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\r\n\x05\x61\x64opt\x18\x04 \x01(\x08\"\x85\x01\n\x16StartExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\"@\n\x17RequeueExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1a\n\x18RequeueExecutionResponse\"~\n\x15ReportProgressRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\"5\n\x16ReportProgressResponse\x12\x1b\n\x13terminate_requested\x18\x01 \x01(\x08\"\x8f\x01\n\x16\x46inishExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rerror_message\x18\x05 \x01(\t\"{\n\x17\x46inishExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12-\n\x05retry\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\",\n\x1bListActiveExecutionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"R\n\x1cListActiveExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"B\n\x18\x41\x63quireLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"y\n\x19\x41\x63quireLeadershipResponse\x12\x0e\n\x06leader\x18\x01 \x01(\x08\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x05\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18ReleaseLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\"\x1b\n\x19ReleaseLeadershipResponse2\xa0\x08\n\x17RegistryInternalService\x12}\n\x14WatchSchedulerEvents\x12\x30.zquant.scheduler.v1.WatchSchedulerEventsRequest\x1a\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse0\x01\x12l\n\x0f\x43reateExecution\x12+.zquant.scheduler.v1.CreateExecutionRequest\x1a,.zquant.scheduler.v1.CreateExecutionResponse\x12i\n\x0eStartExecution\x12*.zquant.scheduler.v1.StartExecutionRequest\x1a+.zquant.scheduler.v1.StartExecutionResponse\x12o\n\x10RequeueExecution\x12,.zquant.scheduler.v1.RequeueExecutionRequest\x1a-.zquant.scheduler.v1.RequeueExecutionResponse\x12i\n\x0eReportProgress\x12*.zquant.scheduler.v1.ReportProgressRequest\x1a+.zquant.scheduler.v1.ReportProgressResponse\x12l\n\x0f\x46inishExecution\x12+.zquant.scheduler.v1.FinishExecutionRequest\x1a,.zquant.scheduler.v1.FinishExecutionResponse\x12{\n\x14ListActiveExecutions\x12\x30.zquant.scheduler.v1.ListActiveExecutionsRequest\x1a\x31.zquant.scheduler.v1.ListActiveExecutionsResponse\x12r\n\x11\x41\x63quireLeadership\x12-.zquant.scheduler.v1.AcquireLeadershipRequest\x1a..zquant.scheduler.v1.AcquireLeadershipResponse\x12r\n\x11ReleaseLeadership\x12-.zquant.scheduler.v1.ReleaseLeadershipRequest\x1a..zquant.scheduler.v1.ReleaseLeadershipResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3zquant/scheduler/v1/registry_internal_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x1d\n\x1bWatchSchedulerEventsRequest\"\x8d\x02\n\x1cWatchSchedulerEventsResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\'\n\x04task\x18\x02 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0f\n\x07task_id\x18\x03 \x01(\x05\x12\x31\n\texecution\x18\x04 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x33\n\x0fschedule_anchor\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_scheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x02\n\x16\x43reateExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x32\n\x0escheduled_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x06 \x01(\x05\x12\x13\n\x0bretry_count\x18\x07 \x01(\x05\x12\x11\n\tdedup_key\x18\x08 \x01(\t\x12\x16\n\x0estart_executor\x18\t \x01(\t\x12\x15\n\rlease_seconds\x18\n \x01(\x05\"n\n\x17\x43reateExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"D\n\x11RecordRunsRequest\x12/\n\x07updates\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.RunUpdate\"\xd3\x01\n\tRunUpdate\x12=\n\x06\x63reate\x18\x01 \x01(\x0b\x32+.zquant.scheduler.v1.CreateExecutionRequestH\x00\x12>\n\x08progress\x18\x02 \x01(\x0b\x32*.zquant.scheduler.v1.ReportProgressRequestH\x00\x12=\n\x06\x66inish\x18\x03 \x01(\x0b\x32+.zquant.scheduler.v1.FinishExecutionRequestH\x00\x42\x08\n\x06update\"K\n\x12RecordRunsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.zquant.scheduler.v1.RunUpdateResult\"\xfd\x01\n\x0fRunUpdateResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12>\n\x06\x63reate\x18\x03 \x01(\x0b\x32,.zquant.scheduler.v1.CreateExecutionResponseH\x00\x12?\n\x08progress\x18\x04 \x01(\x0b\x32+.zquant.scheduler.v1.ReportProgressResponseH\x00\x12>\n\x06\x66inish\x18\x05 \x01(\x0b\x32,.zquant.scheduler.v1.FinishExecutionResponseH\x00\x42\n\n\x08response\"e\n\x15StartExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\r\n\x05\x61\x64opt\x18\x04 \x01(\x08\"\x85\x01\n\x16StartExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\"@\n\x17RequeueExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1a\n\x18RequeueExecutionResponse\"~\n\x15ReportProgressRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\"5\n\x16ReportProgressResponse\x12\x1b\n\x13terminate_requested\x18\x01 \x01(\x08\"\x8f\x01\n\x16\x46inishExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rerror_message\x18\x05 \x01(\t\"{\n\x17\x46inishExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12-\n\x05retry\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\",\n\x1bListActiveExecutionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"R\n\x1cListActiveExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"B\n\x18\x41\x63quireLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"y\n\x19\x41\x63quireLeadershipResponse\x12\x0e\n\x06leader\x18\x01 \x01(\x08\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x05\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18ReleaseLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\"\x1b\n\x19ReleaseLeadershipResponse2\xff\x08\n\x17RegistryInternalService\x12}\n\x14WatchSchedulerEvents\x12\x30.zquant.scheduler.v1.WatchSchedulerEventsRequest\x1a\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse0\x01\x12l\n\x0f\x43reateExecution\x12+.zquant.scheduler.v1.CreateExecutionRequest\x1a,.zquant.scheduler.v1.CreateExecutionResponse\x12]\n\nRecordRuns\x12&.zquant.scheduler.v1.RecordRunsRequest\x1a\'.zquant.scheduler.v1.RecordRunsResponse\x12i\n\x0eStartExecution\x12*.zquant.scheduler.v1.StartExecutionRequest\x1a+.zquant.scheduler.v1.StartExecutionResponse\x12o\n\x10RequeueExecution\x12,.zquant.scheduler.v1.RequeueExecutionRequest\x1a-.zquant.scheduler.v1.RequeueExecutionResponse\x12i\n\x0eReportProgress\x12*.zquant.scheduler.v1.ReportProgressRequest\x1a+.zquant.scheduler.v1.ReportProgressResponse\x12l\n\x0f\x46inishExecution\x12+.zquant.scheduler.v1.FinishExecutionRequest\x1a,.zquant.scheduler.v1.FinishExecutionResponse\x12{\n\x14ListActiveExecutions\x12\x30.zquant.scheduler.v1.ListActiveExecutionsRequest\x1a\x31.zquant.scheduler.v1.ListActiveExecutionsResponse\x12r\n\x11\x41\x63quireLeadership\x12-.zquant.scheduler.v1.AcquireLeadershipRequest\x1a..zquant.scheduler.v1.AcquireLeadershipResponse\x12r\n\x11ReleaseLeadership\x12-.zquant.scheduler.v1.ReleaseLeadershipRequest\x1a..zquant.scheduler.v1.ReleaseLeadershipResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,37 +39,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHSCHEDULEREVENTSRESPONSE']._serialized_start=203
   _globals['_WATCHSCHEDULEREVENTSRESPONSE']._serialized_end=472
   _globals['_CREATEEXECUTIONREQUEST']._serialized_start=475
-  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=693
-  _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=695
-  _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=788
-  _globals['_STARTEXECUTIONREQUEST']._serialized_start=790
-  _globals['_STARTEXECUTIONREQUEST']._serialized_end=891
-  _globals['_STARTEXECUTIONRESPONSE']._serialized_start=894
-  _globals['_STARTEXECUTIONRESPONSE']._serialized_end=1027
-  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_start=1029
-  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_end=1093
-  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_start=1095
-  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_end=1121
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1123
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1249
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1251
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1304
-  _globals['_FINISHEXECUTIONREQUEST']._serialized_start=1307
-  _globals['_FINISHEXECUTIONREQUEST']._serialized_end=1450
-  _globals['_FINISHEXECUTIONRESPONSE']._serialized_start=1452
-  _globals['_FINISHEXECUTIONRESPONSE']._serialized_end=1575
-  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_start=1577
-  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_end=1621
-  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_start=1623
-  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_end=1705
-  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_start=1707
-  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_end=1773
-  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_start=1775
-  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_end=1896
-  _globals['_RELEASELEADERSHIPREQUEST']._serialized_start=1898
-  _globals['_RELEASELEADERSHIPREQUEST']._serialized_end=1943
-  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_start=1945
-  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_end=1972
-  _globals['_REGISTRYINTERNALSERVICE']._serialized_start=1975
-  _globals['_REGISTRYINTERNALSERVICE']._serialized_end=3031
+  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=740
+  _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=742
+  _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=852
+  _globals['_RECORDRUNSREQUEST']._serialized_start=854
+  _globals['_RECORDRUNSREQUEST']._serialized_end=922
+  _globals['_RUNUPDATE']._serialized_start=925
+  _globals['_RUNUPDATE']._serialized_end=1136
+  _globals['_RECORDRUNSRESPONSE']._serialized_start=1138
+  _globals['_RECORDRUNSRESPONSE']._serialized_end=1213
+  _globals['_RUNUPDATERESULT']._serialized_start=1216
+  _globals['_RUNUPDATERESULT']._serialized_end=1469
+  _globals['_STARTEXECUTIONREQUEST']._serialized_start=1471
+  _globals['_STARTEXECUTIONREQUEST']._serialized_end=1572
+  _globals['_STARTEXECUTIONRESPONSE']._serialized_start=1575
+  _globals['_STARTEXECUTIONRESPONSE']._serialized_end=1708
+  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_start=1710
+  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_end=1774
+  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_start=1776
+  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_end=1802
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1804
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1930
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1932
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1985
+  _globals['_FINISHEXECUTIONREQUEST']._serialized_start=1988
+  _globals['_FINISHEXECUTIONREQUEST']._serialized_end=2131
+  _globals['_FINISHEXECUTIONRESPONSE']._serialized_start=2133
+  _globals['_FINISHEXECUTIONRESPONSE']._serialized_end=2256
+  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_start=2258
+  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_end=2302
+  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_start=2304
+  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_end=2386
+  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_start=2388
+  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_end=2454
+  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_start=2456
+  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_end=2577
+  _globals['_RELEASELEADERSHIPREQUEST']._serialized_start=2579
+  _globals['_RELEASELEADERSHIPREQUEST']._serialized_end=2624
+  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_start=2626
+  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_end=2653
+  _globals['_REGISTRYINTERNALSERVICE']._serialized_start=2656
+  _globals['_REGISTRYINTERNALSERVICE']._serialized_end=3807
 # @@protoc_insertion_point(module_scope)

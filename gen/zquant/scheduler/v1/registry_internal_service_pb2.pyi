@@ -32,7 +32,7 @@ class WatchSchedulerEventsResponse(_message.Message):
     def __init__(self, event_type: _Optional[str] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
-    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key")
+    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,8 @@ class CreateExecutionRequest(_message.Message):
     PARENT_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     DEDUP_KEY_FIELD_NUMBER: _ClassVar[int]
+    START_EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     task_id: int
     trigger: str
     scheduled_time: _timestamp_pb2.Timestamp
@@ -49,15 +51,55 @@ class CreateExecutionRequest(_message.Message):
     parent_execution_id: int
     retry_count: int
     dedup_key: str
-    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ...) -> None: ...
+    start_executor: str
+    lease_seconds: int
+    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ..., start_executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateExecutionResponse(_message.Message):
-    __slots__ = ("execution", "created")
+    __slots__ = ("execution", "created", "attempt")
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     execution: _task_pb2.Execution
     created: bool
-    def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+    attempt: int
+    def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., created: _Optional[bool] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class RecordRunsRequest(_message.Message):
+    __slots__ = ("updates",)
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    updates: _containers.RepeatedCompositeFieldContainer[RunUpdate]
+    def __init__(self, updates: _Optional[_Iterable[_Union[RunUpdate, _Mapping]]] = ...) -> None: ...
+
+class RunUpdate(_message.Message):
+    __slots__ = ("create", "progress", "finish")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
+    create: CreateExecutionRequest
+    progress: ReportProgressRequest
+    finish: FinishExecutionRequest
+    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ...) -> None: ...
+
+class RecordRunsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RunUpdateResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RunUpdateResult, _Mapping]]] = ...) -> None: ...
+
+class RunUpdateResult(_message.Message):
+    __slots__ = ("code", "message", "create", "progress", "finish")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    create: CreateExecutionResponse
+    progress: ReportProgressResponse
+    finish: FinishExecutionResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., create: _Optional[_Union[CreateExecutionResponse, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressResponse, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionResponse, _Mapping]] = ...) -> None: ...
 
 class StartExecutionRequest(_message.Message):
     __slots__ = ("execution_id", "executor", "lease_seconds", "adopt")

@@ -47,6 +47,11 @@ class RegistryInternalServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.CreateExecutionRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.CreateExecutionResponse.FromString,
                 _registered_method=True)
+        self.RecordRuns = channel.unary_unary(
+                '/zquant.scheduler.v1.RegistryInternalService/RecordRuns',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RecordRunsRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RecordRunsResponse.FromString,
+                _registered_method=True)
         self.StartExecution = channel.unary_unary(
                 '/zquant.scheduler.v1.RegistryInternalService/StartExecution',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.StartExecutionRequest.SerializeToString,
@@ -101,6 +106,17 @@ class RegistryInternalServiceServicer:
     def CreateExecution(self, request, context):
         """Creates an execution, idempotent on dedup_key: a second call with the same key returns the
         existing row with created = false. NOT_FOUND when the task is gone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRuns(self, request, context):
+        """Many CreateExecution, ReportProgress and FinishExecution calls in one: the scheduler's hot
+        path. Each update gets the result its single call would have had, and an update's error does
+        not fail the others. Progress reports are applied first (they live in memory), then the creates
+        and ends in one transaction. So updates of one run must not depend on each other within a
+        call, except that its report may precede its end. At most 1000 updates (INVALID_ARGUMENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -177,6 +193,11 @@ def add_RegistryInternalServiceServicer_to_server(servicer, server):
                     servicer.CreateExecution,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.CreateExecutionRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.CreateExecutionResponse.SerializeToString,
+            ),
+            'RecordRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRuns,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RecordRunsRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RecordRunsResponse.SerializeToString,
             ),
             'StartExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.StartExecution,
@@ -271,6 +292,33 @@ class RegistryInternalService:
             '/zquant.scheduler.v1.RegistryInternalService/CreateExecution',
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.CreateExecutionRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.CreateExecutionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/RecordRuns',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RecordRunsRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RecordRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,
