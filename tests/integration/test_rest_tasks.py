@@ -3,15 +3,20 @@ and cron preview, with the JSON a user relies on (snake_case, numeric ids, RFC 3
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import grpc
 import pytest
+from google.protobuf import json_format
 
+from services.stack import Stack
 from tests.integration.api import Api, assert_shape, error, parse_time, unique, wait_for
+from zquant.scheduler.v1 import task_service_pb2, task_service_pb2_grpc
 
 TASK_FIELDS = {
     "id": int,
@@ -47,6 +52,12 @@ COMMAND_CONFIG = {"command": ["echo", "hello"]}
 TWO_SCHEDULES = "Cron表达式、间隔秒数和一次性运行时间只能设置其中一个"
 ADMIN_ONLY = "需要管理员权限"
 OPERATOR_ONLY = "需要操作员权限"
+# Text and numbers a hand-made JSON printer easily gets wrong. One key per object: the transcoder
+# prints a Struct's keys in an arbitrary order (see test_list_sorts_config_keys).
+TRICKY_TEXT = "<b>&\"'\\/ 中文 😀 \t\u2028\x7f"
+TRICKY_CONFIG: dict[str, Any] = {
+    "values": [0.2, 2.0, 1 / 3, 1e21, 1e-7, -1.5, 0, None, True, TRICKY_TEXT, {"k": [{}, []]}]
+}
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -385,6 +396,55 @@ def test_list_shows_latest_execution(admin: Api) -> None:
     got = admin.ok("GET", f"/tasks/{task['id']}")
     assert got["latest_execution_status"] == "success"
     assert got["latest_execution_time"] == listed["latest_execution_time"]
+
+
+def test_list_body_is_what_the_transcoder_prints(stack: Stack, admin: Api) -> None:
+    """GET /tasks is JSON the registry renders itself (TaskService.ListTasksJson). It must stay the
+    bytes the gateway's transcoder prints for the same tasks, as GET /tasks/{id} still does; gRPC
+    clients still get the page as a ListTasksResponse."""
+    prefix = unique("bytes")
+    run_at = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    tasks = [
+        create(admin, name=f"{prefix}_a {TRICKY_TEXT}", description=TRICKY_TEXT, config=TRICKY_CONFIG),
+        create(admin, name=f"{prefix}_b", cron_expression="0 18 * * *", config={}),
+        create(admin, name=f"{prefix}_c", task_type="manual_task", config={"command": ["echo"]}),
+        create(admin, name=f"{prefix}_d", run_at=run_at.isoformat().replace("+00:00", "Z"), config={}),
+        create(admin, name=f"{prefix}_e", interval_seconds=3600, config={"duration_seconds": 0.2}),
+    ]
+    admin.wait_execution(tasks[4]["id"], trigger(admin, tasks[4]["id"]))  # sets latest_execution_*
+    params = {"name": prefix, "order_by": "id", "order": "asc"}
+
+    listed = admin.get("/tasks", params=params)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["content-type"] == "application/json"
+    singles = [admin.get(f"/tasks/{task['id']}").content for task in tasks]
+    assert listed.content == b'{"tasks":[' + b",".join(singles) + b'],"total":5}'
+    shown = json.loads(listed.content)["tasks"]
+    assert shown[0]["config"] == TRICKY_CONFIG and shown[0]["name"] == f"{prefix}_a {TRICKY_TEXT}"
+    assert shown[4]["latest_execution_status"] == "success"
+
+    address = stack.http_url.removeprefix("http://")
+    with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+        page = task_service_pb2_grpc.TaskServiceStub(channel).ListTasks(
+            task_service_pb2.ListTasksRequest(name=prefix, order_by="id", order="asc"),
+            metadata=(("authorization", f"Bearer {admin.token}"),),
+        )
+    assert isinstance(page, task_service_pb2.ListTasksResponse)
+    assert json.loads(listed.content) == json_format.MessageToDict(
+        page, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def test_list_sorts_config_keys(admin: Api) -> None:
+    """The transcoder printed a config's keys in a hash order that changed between registry
+    processes; the list prints them sorted, at every level."""
+    config = {"zeta": 1, "alpha": {"b": [{"y": 1, "x": 2}], "a": True}, "Mid": "x", "beta": None}
+    task = create(admin, config=config)
+    [shown] = listing(admin, name=task["name"])["tasks"]
+    assert shown == admin.ok("GET", f"/tasks/{task['id']}")
+    assert list(shown["config"]) == ["Mid", "alpha", "beta", "zeta"]
+    assert list(shown["config"]["alpha"]) == ["a", "b"]
+    assert list(shown["config"]["alpha"]["b"][0]) == ["x", "y"]
 
 
 # ---- update -----------------------------------------------------------------------------------

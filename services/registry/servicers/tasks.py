@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.api import httpbody_pb2
 
 from services.common.server import current_principal
 from services.common.structs import struct_to_dict
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
+from services.registry.list_cache import CachedPage
 from services.registry.models import TaskRow
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as store
@@ -63,10 +65,7 @@ class TaskServicer:
             )
         return self._publish(row)
 
-    async def ListTasks(
-        self, request: task_service_pb2.ListTasksRequest, context: Context
-    ) -> task_service_pb2.ListTasksResponse:
-        current_principal()
+    def _page(self, request: task_service_pb2.ListTasksRequest) -> CachedPage:
         query = store.TaskQuery(
             skip=request.skip,
             limit=request.limit or 20,
@@ -87,8 +86,20 @@ class TaskServicer:
         page = task_service_pb2.ListTasksResponse(
             tasks=[task_to_proto(row, now, latest.get(row.id)) for row in rows], total=total
         )
-        self._app.list_cache.put(query, page, now)
-        return page
+        return self._app.list_cache.put(query, page, now)
+
+    async def ListTasks(
+        self, request: task_service_pb2.ListTasksRequest, context: Context
+    ) -> task_service_pb2.ListTasksResponse:
+        current_principal()
+        return self._page(request).page
+
+    async def ListTasksJson(
+        self, request: task_service_pb2.ListTasksRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        """GET /api/v1/scheduler/tasks: the page as JSON, rendered once per cached page."""
+        current_principal()
+        return self._page(request).http_body()
 
     async def GetTask(self, request: task_service_pb2.GetTaskRequest, context: Context) -> task_pb2.Task:
         current_principal()

@@ -23,12 +23,13 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/task_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\xea\x03\n\x11\x43reateTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\x17\n\x0f\x63ron_expression\x18\x03 \x01(\t\x12\x18\n\x10interval_seconds\x18\x04 \x01(\x05\x12*\n\x06run_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x14\n\x07\x65nabled\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\'\n\x06\x63onfig\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x0bmax_retries\x18\n \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0eretry_interval\x18\x0b \x01(\x05H\x02\x88\x01\x01\x12\x17\n\x0ftimeout_seconds\x18\x0c \x01(\x05\x12\x1a\n\x12\x63oncurrency_policy\x18\r \x01(\t\x12\x16\n\x0emisfire_policy\x18\x0e \x01(\t\x12\"\n\x15misfire_grace_seconds\x18\x0f \x01(\x05H\x03\x88\x01\x01\x42\n\n\x08_enabledB\x0e\n\x0c_max_retriesB\x11\n\x0f_retry_intervalB\x18\n\x16_misfire_grace_seconds\"\xad\x01\n\x10ListTasksRequest\x12\x0c\n\x04skip\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\ttask_type\x18\x03 \x01(\t\x12\x14\n\x07\x65nabled\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x10\n\x08order_by\x18\x06 \x01(\t\x12\r\n\x05order\x18\x07 \x01(\t\x12\x18\n\x10include_children\x18\x08 \x01(\x08\x42\n\n\x08_enabled\"L\n\x11ListTasksResponse\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x05\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"N\n\x11UpdateTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12(\n\x07\x63hanges\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"3\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"%\n\x12\x44\x65leteTaskResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"$\n\x11\x45nableTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"%\n\x12\x44isableTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"#\n\x10PauseTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"$\n\x11ResumeTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"%\n\x12TriggerTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"<\n\x13TriggerTaskResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x05\x32\xbb\n\n\x0bTaskService\x12s\n\nCreateTask\x12&.zquant.scheduler.v1.CreateTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/scheduler/tasks:\x01*\x12{\n\tListTasks\x12%.zquant.scheduler.v1.ListTasksRequest\x1a&.zquant.scheduler.v1.ListTasksResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/scheduler/tasks\x12t\n\x07GetTask\x12#.zquant.scheduler.v1.GetTaskRequest\x1a\x19.zquant.scheduler.v1.Task\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/scheduler/tasks/{task_id}\x12\x83\x01\n\nUpdateTask\x12&.zquant.scheduler.v1.UpdateTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"2\x82\xd3\xe4\x93\x02,\x1a!/api/v1/scheduler/tasks/{task_id}:\x07\x63hanges\x12\x88\x01\n\nDeleteTask\x12&.zquant.scheduler.v1.DeleteTaskRequest\x1a\'.zquant.scheduler.v1.DeleteTaskResponse\")\x82\xd3\xe4\x93\x02#*!/api/v1/scheduler/tasks/{task_id}\x12\x84\x01\n\nEnableTask\x12&.zquant.scheduler.v1.EnableTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/scheduler/tasks/{task_id}/enable:\x01*\x12\x87\x01\n\x0b\x44isableTask\x12\'.zquant.scheduler.v1.DisableTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"4\x82\xd3\xe4\x93\x02.\")/api/v1/scheduler/tasks/{task_id}/disable:\x01*\x12\x81\x01\n\tPauseTask\x12%.zquant.scheduler.v1.PauseTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"2\x82\xd3\xe4\x93\x02,\"\'/api/v1/scheduler/tasks/{task_id}/pause:\x01*\x12\x84\x01\n\nResumeTask\x12&.zquant.scheduler.v1.ResumeTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/scheduler/tasks/{task_id}/resume:\x01*\x12\x96\x01\n\x0bTriggerTask\x12\'.zquant.scheduler.v1.TriggerTaskRequest\x1a(.zquant.scheduler.v1.TriggerTaskResponse\"4\x82\xd3\xe4\x93\x02.\")/api/v1/scheduler/tasks/{task_id}/trigger:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/task_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\xea\x03\n\x11\x43reateTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\x17\n\x0f\x63ron_expression\x18\x03 \x01(\t\x12\x18\n\x10interval_seconds\x18\x04 \x01(\x05\x12*\n\x06run_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08timezone\x18\x06 \x01(\t\x12\x14\n\x07\x65nabled\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\'\n\x06\x63onfig\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x0bmax_retries\x18\n \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0eretry_interval\x18\x0b \x01(\x05H\x02\x88\x01\x01\x12\x17\n\x0ftimeout_seconds\x18\x0c \x01(\x05\x12\x1a\n\x12\x63oncurrency_policy\x18\r \x01(\t\x12\x16\n\x0emisfire_policy\x18\x0e \x01(\t\x12\"\n\x15misfire_grace_seconds\x18\x0f \x01(\x05H\x03\x88\x01\x01\x42\n\n\x08_enabledB\x0e\n\x0c_max_retriesB\x11\n\x0f_retry_intervalB\x18\n\x16_misfire_grace_seconds\"\xad\x01\n\x10ListTasksRequest\x12\x0c\n\x04skip\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x11\n\ttask_type\x18\x03 \x01(\t\x12\x14\n\x07\x65nabled\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x10\n\x08order_by\x18\x06 \x01(\t\x12\r\n\x05order\x18\x07 \x01(\t\x12\x18\n\x10include_children\x18\x08 \x01(\x08\x42\n\n\x08_enabled\"L\n\x11ListTasksResponse\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x05\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"N\n\x11UpdateTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12(\n\x07\x63hanges\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"3\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"%\n\x12\x44\x65leteTaskResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"$\n\x11\x45nableTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"%\n\x12\x44isableTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"#\n\x10PauseTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"$\n\x11ResumeTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"%\n\x12TriggerTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"<\n\x13TriggerTaskResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x05\x32\x89\x0b\n\x0bTaskService\x12s\n\nCreateTask\x12&.zquant.scheduler.v1.CreateTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"\"\x82\xd3\xe4\x93\x02\x1c\"\x17/api/v1/scheduler/tasks:\x01*\x12Z\n\tListTasks\x12%.zquant.scheduler.v1.ListTasksRequest\x1a&.zquant.scheduler.v1.ListTasksResponse\x12m\n\rListTasksJson\x12%.zquant.scheduler.v1.ListTasksRequest\x1a\x14.google.api.HttpBody\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/scheduler/tasks\x12t\n\x07GetTask\x12#.zquant.scheduler.v1.GetTaskRequest\x1a\x19.zquant.scheduler.v1.Task\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/scheduler/tasks/{task_id}\x12\x83\x01\n\nUpdateTask\x12&.zquant.scheduler.v1.UpdateTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"2\x82\xd3\xe4\x93\x02,\x1a!/api/v1/scheduler/tasks/{task_id}:\x07\x63hanges\x12\x88\x01\n\nDeleteTask\x12&.zquant.scheduler.v1.DeleteTaskRequest\x1a\'.zquant.scheduler.v1.DeleteTaskResponse\")\x82\xd3\xe4\x93\x02#*!/api/v1/scheduler/tasks/{task_id}\x12\x84\x01\n\nEnableTask\x12&.zquant.scheduler.v1.EnableTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/scheduler/tasks/{task_id}/enable:\x01*\x12\x87\x01\n\x0b\x44isableTask\x12\'.zquant.scheduler.v1.DisableTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"4\x82\xd3\xe4\x93\x02.\")/api/v1/scheduler/tasks/{task_id}/disable:\x01*\x12\x81\x01\n\tPauseTask\x12%.zquant.scheduler.v1.PauseTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"2\x82\xd3\xe4\x93\x02,\"\'/api/v1/scheduler/tasks/{task_id}/pause:\x01*\x12\x84\x01\n\nResumeTask\x12&.zquant.scheduler.v1.ResumeTaskRequest\x1a\x19.zquant.scheduler.v1.Task\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/scheduler/tasks/{task_id}/resume:\x01*\x12\x96\x01\n\x0bTriggerTask\x12\'.zquant.scheduler.v1.TriggerTaskRequest\x1a(.zquant.scheduler.v1.TriggerTaskResponse\"4\x82\xd3\xe4\x93\x02.\")/api/v1/scheduler/tasks/{task_id}/trigger:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSERVICE'].methods_by_name['CreateTask']._loaded_options = None
   _globals['_TASKSERVICE'].methods_by_name['CreateTask']._serialized_options = b'\202\323\344\223\002\034\"\027/api/v1/scheduler/tasks:\001*'
-  _globals['_TASKSERVICE'].methods_by_name['ListTasks']._loaded_options = None
-  _globals['_TASKSERVICE'].methods_by_name['ListTasks']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/scheduler/tasks'
+  _globals['_TASKSERVICE'].methods_by_name['ListTasksJson']._loaded_options = None
+  _globals['_TASKSERVICE'].methods_by_name['ListTasksJson']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/scheduler/tasks'
   _globals['_TASKSERVICE'].methods_by_name['GetTask']._loaded_options = None
   _globals['_TASKSERVICE'].methods_by_name['GetTask']._serialized_options = b'\202\323\344\223\002#\022!/api/v1/scheduler/tasks/{task_id}'
   _globals['_TASKSERVICE'].methods_by_name['UpdateTask']._loaded_options = None
@@ -55,32 +56,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKSERVICE'].methods_by_name['ResumeTask']._serialized_options = b'\202\323\344\223\002-\"(/api/v1/scheduler/tasks/{task_id}/resume:\001*'
   _globals['_TASKSERVICE'].methods_by_name['TriggerTask']._loaded_options = None
   _globals['_TASKSERVICE'].methods_by_name['TriggerTask']._serialized_options = b'\202\323\344\223\002.\")/api/v1/scheduler/tasks/{task_id}/trigger:\001*'
-  _globals['_CREATETASKREQUEST']._serialized_start=189
-  _globals['_CREATETASKREQUEST']._serialized_end=679
-  _globals['_LISTTASKSREQUEST']._serialized_start=682
-  _globals['_LISTTASKSREQUEST']._serialized_end=855
-  _globals['_LISTTASKSRESPONSE']._serialized_start=857
-  _globals['_LISTTASKSRESPONSE']._serialized_end=933
-  _globals['_GETTASKREQUEST']._serialized_start=935
-  _globals['_GETTASKREQUEST']._serialized_end=968
-  _globals['_UPDATETASKREQUEST']._serialized_start=970
-  _globals['_UPDATETASKREQUEST']._serialized_end=1048
-  _globals['_DELETETASKREQUEST']._serialized_start=1050
-  _globals['_DELETETASKREQUEST']._serialized_end=1101
-  _globals['_DELETETASKRESPONSE']._serialized_start=1103
-  _globals['_DELETETASKRESPONSE']._serialized_end=1140
-  _globals['_ENABLETASKREQUEST']._serialized_start=1142
-  _globals['_ENABLETASKREQUEST']._serialized_end=1178
-  _globals['_DISABLETASKREQUEST']._serialized_start=1180
-  _globals['_DISABLETASKREQUEST']._serialized_end=1217
-  _globals['_PAUSETASKREQUEST']._serialized_start=1219
-  _globals['_PAUSETASKREQUEST']._serialized_end=1254
-  _globals['_RESUMETASKREQUEST']._serialized_start=1256
-  _globals['_RESUMETASKREQUEST']._serialized_end=1292
-  _globals['_TRIGGERTASKREQUEST']._serialized_start=1294
-  _globals['_TRIGGERTASKREQUEST']._serialized_end=1331
-  _globals['_TRIGGERTASKRESPONSE']._serialized_start=1333
-  _globals['_TRIGGERTASKRESPONSE']._serialized_end=1393
-  _globals['_TASKSERVICE']._serialized_start=1396
-  _globals['_TASKSERVICE']._serialized_end=2735
+  _globals['_CREATETASKREQUEST']._serialized_start=216
+  _globals['_CREATETASKREQUEST']._serialized_end=706
+  _globals['_LISTTASKSREQUEST']._serialized_start=709
+  _globals['_LISTTASKSREQUEST']._serialized_end=882
+  _globals['_LISTTASKSRESPONSE']._serialized_start=884
+  _globals['_LISTTASKSRESPONSE']._serialized_end=960
+  _globals['_GETTASKREQUEST']._serialized_start=962
+  _globals['_GETTASKREQUEST']._serialized_end=995
+  _globals['_UPDATETASKREQUEST']._serialized_start=997
+  _globals['_UPDATETASKREQUEST']._serialized_end=1075
+  _globals['_DELETETASKREQUEST']._serialized_start=1077
+  _globals['_DELETETASKREQUEST']._serialized_end=1128
+  _globals['_DELETETASKRESPONSE']._serialized_start=1130
+  _globals['_DELETETASKRESPONSE']._serialized_end=1167
+  _globals['_ENABLETASKREQUEST']._serialized_start=1169
+  _globals['_ENABLETASKREQUEST']._serialized_end=1205
+  _globals['_DISABLETASKREQUEST']._serialized_start=1207
+  _globals['_DISABLETASKREQUEST']._serialized_end=1244
+  _globals['_PAUSETASKREQUEST']._serialized_start=1246
+  _globals['_PAUSETASKREQUEST']._serialized_end=1281
+  _globals['_RESUMETASKREQUEST']._serialized_start=1283
+  _globals['_RESUMETASKREQUEST']._serialized_end=1319
+  _globals['_TRIGGERTASKREQUEST']._serialized_start=1321
+  _globals['_TRIGGERTASKREQUEST']._serialized_end=1358
+  _globals['_TRIGGERTASKRESPONSE']._serialized_start=1360
+  _globals['_TRIGGERTASKRESPONSE']._serialized_end=1420
+  _globals['_TASKSERVICE']._serialized_start=1423
+  _globals['_TASKSERVICE']._serialized_end=2840
 # @@protoc_insertion_point(module_scope)

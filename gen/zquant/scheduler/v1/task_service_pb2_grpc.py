@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 from zquant.scheduler.v1 import task_service_pb2 as zquant_dot_scheduler_dot_v1_dot_task__service__pb2
 
@@ -50,6 +51,11 @@ class TaskServiceStub:
                 '/zquant.scheduler.v1.TaskService/ListTasks',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksResponse.FromString,
+                _registered_method=True)
+        self.ListTasksJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/ListTasksJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/zquant.scheduler.v1.TaskService/GetTask',
@@ -113,7 +119,20 @@ class TaskServiceServicer:
 
     def ListTasks(self, request, context):
         """Lists tasks, newest first by default. Children of workflows are hidden unless
-        include_children is set.
+        include_children is set. REST clients get the same page from ListTasksJson.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasksJson(self, request, context):
+        """The REST binding of ListTasks: the same page, as the JSON the transcoder prints for a
+        ListTasksResponse, rendered by the registry once per cached page. The transcoder passes an
+        HttpBody through unconverted; converting the ~11 KB page on every request was most of the REST
+        list's cost. It takes ListTasksRequest so that the query parameters stay those of ListTasks.
+        gRPC clients should call ListTasks.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -192,6 +211,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'ListTasksJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasksJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -294,6 +318,33 @@ class TaskService:
             '/zquant.scheduler.v1.TaskService/ListTasks',
             zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasksJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/ListTasksJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,
