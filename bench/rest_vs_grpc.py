@@ -26,7 +26,7 @@ from zquant.scheduler.v1 import (
     task_service_pb2_grpc,
 )
 
-PAIRS = 3
+PAIRS = 5
 SAMPLES = 1500
 THROUGHPUT_SECONDS = 5
 
