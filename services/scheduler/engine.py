@@ -145,6 +145,7 @@ class Engine:
         self._fire_locks: dict[int, asyncio.Lock] = {}
         self._catch_up_slots = asyncio.Semaphore(16)
         self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self._aps = AsyncIOScheduler(
             timezone=UTC,
             executors={"default": FireExecutor(self._on_fire)},
@@ -199,17 +200,20 @@ class Engine:
             backoff = min(backoff * 2, 5.0)
 
     async def stop(self) -> None:
+        self._stopping = True
         self._aps.shutdown(wait=False)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._ledger.close()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any) -> None:
+        if self._stopping:  # e.g. a fire APScheduler had queued before its shutdown
+            coro.close()
+            return
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        return task
 
     # ---- schedule -----------------------------------------------------------------------------
 

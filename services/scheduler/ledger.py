@@ -54,6 +54,10 @@ class RunLedger:
         return (await self._submit(pb2.RunUpdate(finish=request))).finish
 
     async def close(self) -> None:
+        """Cancels what is under way and what waits (their callers see CancelledError)."""
+        queued, self._queue = self._queue, []
+        for _, future in queued:
+            future.cancel()
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
