@@ -85,12 +85,12 @@ class RunHandle:
     cancel_requested: bool = False
     # Set while this run is a workflow driven by the scheduler itself.
     workflow: WorkflowRun | None = None
-    # Set when the run was created already claimed for an executor: what its Run call needs.
-    claim: Claim | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
+    """A run claimed for an executor: what its Run call needs."""
+
     handle: ExecutorHandle
     attempt: int
     task: task_pb2.Task
@@ -394,22 +394,19 @@ class Engine:
         if execution.id in self._runs or execution.status not in ("pending", "running"):
             return
         run = RunHandle(
-            execution_id=execution.id,
-            task_id=execution.task_id,
-            parent_id=execution.parent_execution_id,
-            claim=claim,
+            execution_id=execution.id, task_id=execution.task_id, parent_id=execution.parent_execution_id
         )
         self._runs[execution.id] = run
         self._active_by_task[execution.task_id].add(execution.id)
-        self._spawn(self._run(run, execution))
+        self._spawn(self._run(run, execution, claim))
 
-    async def _run(self, run: RunHandle, execution: task_pb2.Execution) -> None:
+    async def _run(self, run: RunHandle, execution: task_pb2.Execution, claim: Claim | None) -> None:
+        """Drives a run to its end; `claim` when it was created already claimed for an executor."""
         try:
             if execution.HasField("scheduled_time"):
                 delay = (execution.scheduled_time.ToDatetime(tzinfo=UTC) - self._clock()).total_seconds()
                 if delay > 0:  # a retry waits for its retry interval
                     await asyncio.sleep(delay)
-            claim, run.claim = run.claim, None
             if claim is None:
                 if await self._task_type(run.task_id) == "workflow":
                     run.workflow = WorkflowRun(self._registry, self._launch, execution, asyncio.Event())
@@ -419,16 +416,13 @@ class Engine:
                     return
             backoff = 0.1
             while not run.cancel_requested:
-                if claim is not None:
-                    outcome = await self._dispatch(run, claim.handle, claim)
-                    claim = None
-                else:
-                    handle = self._executors.pick()
-                    if handle is None:
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, 2.0)
-                        continue
-                    outcome = await self._dispatch(run, handle)
+                handle = claim.handle if claim is not None else self._executors.pick()
+                if handle is None:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                outcome = await self._dispatch(run, handle, claim)
+                claim = None  # a requeued run is claimed again
                 if outcome != "requeue":
                     return
                 await asyncio.sleep(backoff)

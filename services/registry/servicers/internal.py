@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from sqlalchemy import select
@@ -42,6 +42,7 @@ MAX_RECORD_UPDATES = 1000
 THREADED_BATCH = 8
 # What a state change does once its transaction committed (watchers, feeds, live tracking).
 AfterCommit = list[Callable[[], None]]
+T = TypeVar("T")
 
 
 class _Poisoned(Exception):
@@ -101,11 +102,15 @@ class InternalServicer:
         self, request: pb2.CreateExecutionRequest, context: Context
     ) -> pb2.CreateExecutionResponse:
         _require_service()
+        return self._committed(lambda session, now, after: self._create(session, request, now, after))
+
+    def _committed(self, work: Callable[[Session, datetime, AfterCommit], T]) -> T:
+        """`work` in a transaction of its own; what it left to do after the commit runs then."""
         after: AfterCommit = []
         with self._app.db.session() as session:
-            response = self._create(session, request, self._app.clock(), after)
+            value = work(session, self._app.clock(), after)
         _run_all(after)
-        return response
+        return value
 
     async def RecordRuns(self, request: pb2.RecordRunsRequest, context: Context) -> pb2.RecordRunsResponse:
         _require_service()
@@ -180,6 +185,7 @@ class InternalServicer:
         return answers, after
 
     def _store_alone(self, update: pb2.RunUpdate) -> tuple[pb2.RunUpdateResult, AfterCommit]:
+        """In a worker thread too: what to do after the commit is returned, not run."""
         after: AfterCommit = []
         try:
             with self._app.db.session() as session:
@@ -197,7 +203,10 @@ class InternalServicer:
             if kind == "create":
                 return pb2.RunUpdateResult(create=self._create(session, update.create, now, after))
             if kind == "finish":
-                return pb2.RunUpdateResult(finish=self._finish_request(session, update.finish, now, after))
+                execution, retry = self._finish(session, self._run_end(update.finish), now, after)
+                return pb2.RunUpdateResult(
+                    finish=pb2.FinishExecutionResponse(execution=execution, retry=retry)
+                )
             raise InvalidArgument("更新内容为空")
         except DomainError as exc:
             if isinstance(exc.__cause__, DBAPIError):
@@ -326,16 +335,7 @@ class InternalServicer:
         self, request: pb2.FinishExecutionRequest, context: Context
     ) -> pb2.FinishExecutionResponse:
         _require_service()
-        after: AfterCommit = []
-        with self._app.db.session() as session:
-            response = self._finish_request(session, request, self._app.clock(), after)
-        _run_all(after)
-        return response
-
-    def _finish_request(
-        self, session: Session, request: pb2.FinishExecutionRequest, now: datetime, after: AfterCommit
-    ) -> pb2.FinishExecutionResponse:
-        execution, retry = self._finish(session, self._run_end(request), now, after)
+        execution, retry = self.finish_run(self._run_end(request))
         return pb2.FinishExecutionResponse(execution=execution, retry=retry)
 
     def _run_end(self, request: pb2.FinishExecutionRequest) -> store.RunEnd:
@@ -348,20 +348,15 @@ class InternalServicer:
 
     def finish_run(self, end: store.RunEnd) -> tuple[task_pb2.Execution, task_pb2.Execution | None]:
         """Ends a run in a transaction of its own: (the run, its retry if one was created)."""
-        after: AfterCommit = []
-        with self._app.db.session() as session:
-            ended = self._finish(session, end, self._app.clock(), after)
-        _run_all(after)
-        return ended
+        return self._committed(lambda session, now, after: self._finish(session, end, now, after))
 
     def _finish(
         self, session: Session, end: store.RunEnd, now: datetime, after: AfterCommit
     ) -> tuple[task_pb2.Execution, task_pb2.Execution | None]:
         live = self._app.progress.get(end.execution_id)
         finished = None
-        if live is not None and live.attempt == end.attempt and live.snapshot.HasField("start_time"):
+        if (started := self._live_start(end.execution_id, end.attempt)) is not None:
             # The live run holds the start time and the whole result: one statement.
-            started = live.snapshot.start_time.ToDatetime(tzinfo=UTC)
             finished = store.finish_running(session, end, started, now)
         row, retry_row = finished or store.finish_execution(session, end, now)
         # The live run already knows its task's name; ask the database only when it does not.
@@ -371,18 +366,19 @@ class InternalServicer:
         after.append(functools.partial(self._ended, execution, row.attempt, retry))
         return execution, retry
 
+    def _live_start(self, execution_id: int, attempt: int) -> datetime | None:
+        """When the live run of this attempt started; None when this replica does not track it."""
+        live = self._app.progress.get(execution_id)
+        if live is None or live.attempt != attempt or not live.snapshot.HasField("start_time"):
+            return None
+        return live.snapshot.start_time.ToDatetime(tzinfo=UTC)
+
     def _plain_success(self, request: pb2.FinishExecutionRequest) -> LiveRun | None:
         """The live run when this finish is a plain success of the attempt it tracks (no retry to
         create, start time and result at hand): such finishes go together in one statement."""
-        live = self._app.progress.get(request.execution_id)
-        if (
-            request.status != "success"
-            or live is None
-            or live.attempt != request.attempt
-            or not live.snapshot.HasField("start_time")
-        ):
+        if request.status != "success" or self._live_start(request.execution_id, request.attempt) is None:
             return None
-        return live
+        return self._app.progress.get(request.execution_id)
 
     def _succeed_many(
         self,
