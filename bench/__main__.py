@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from bench import rest_vs_grpc, scheduling, workflows
+from bench import bulk_import, log_lag, login_flood, purge, rest_vs_grpc, scheduling, seed, workflows
 
 
 def main() -> None:
     rest_vs_grpc.main()
     scheduling.main()
     workflows.main()
+    seed.main([])
+    bulk_import.main([])
+    login_flood.main()
+    log_lag.main([])
+    purge.main(["--rows", "20000"])  # the 1,000,000-row run is `make bench-purge`
 
 
 if __name__ == "__main__":

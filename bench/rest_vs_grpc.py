@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from bench.common import calibrate, cpu_of, median_ratio, percentile, print_calibration
-from services.stack import Stack
+from stack import Stack, StackConfig
 from zquant.scheduler.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
@@ -100,12 +100,14 @@ def main() -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         Stack(
-            Path(tmp),
-            free_ports=True,
-            scheduler=False,
-            executors=0,
-            static=False,
-            extra_env={"ZQ_ADMIN_PASSWORD": "bench-admin-pw"},
+            StackConfig.build(
+                Path(tmp),
+                free_ports=True,
+                scheduler=False,
+                executors=0,
+                static=False,
+                extra_env={"ZQ_ADMIN_PASSWORD": "bench-admin-pw"},
+            )
         ) as stack,
     ):
         channel = grpc.insecure_channel(stack.registry_addr)

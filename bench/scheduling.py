@@ -34,12 +34,13 @@ from bench.common import (
     print_calibration,
     process_cpu_seconds,
 )
+from services.common.heap import freeze_startup_heap
 from services.registry.db import normalize_url
 from services.registry.models import ExecutionRow
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.engine import Engine
 from services.scheduler.settings import SchedulerSettings
-from services.stack import Stack
+from stack import Stack, StackConfig
 from tests.conftest import BACKENDS, database_url, postgres_schema_url
 from zquant.scheduler.v1 import (
     auth_service_pb2,
@@ -136,8 +137,9 @@ class Api:
 
 async def our_engine(stack: Stack, seconds: float) -> tuple[list[float], int]:
     settings = SchedulerSettings.from_env(stack.env_for("registry"))
-    registry = RegistryClient(settings.registry_address, settings.service_token)
+    registry = RegistryClient(settings.registry_target, settings.service_token)
     executors = ExecutorPool(settings.executor_addresses, settings.service_token)
+    freeze_startup_heap()  # as the scheduler's main does once it is up
     engine = Engine(settings, registry, executors)
     runner = asyncio.create_task(engine.run())
     await asyncio.wait_for(engine.ready.wait(), 60)
@@ -153,7 +155,7 @@ async def our_engine(stack: Stack, seconds: float) -> tuple[list[float], int]:
 
 @contextmanager
 def bench_stack(tmp: str, url: str, executors: int) -> Iterator[Stack]:
-    with Stack(
+    config = StackConfig.build(
         Path(tmp),
         free_ports=True,
         scheduler=False,
@@ -162,7 +164,8 @@ def bench_stack(tmp: str, url: str, executors: int) -> Iterator[Stack]:
         envoy=False,
         database_url=url,
         extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD, "ZQ_EXECUTOR_MAX_CONCURRENCY": "200"},
-    ) as stack:
+    )
+    with Stack(config) as stack:
         yield stack
 
 
@@ -230,15 +233,16 @@ async def throughput_benchmark(backend: str) -> float:
         settings = SchedulerSettings.from_env(stack.env_for("registry"))
 
         async def run() -> tuple[int, float]:
-            registry = RegistryClient(settings.registry_address, settings.service_token)
+            registry = RegistryClient(settings.registry_target, settings.service_token)
             executors = ExecutorPool(settings.executor_addresses, settings.service_token)
+            freeze_startup_heap()  # as the scheduler's main does once it is up
             engine = Engine(settings, registry, executors)
             runner = asyncio.create_task(engine.run())
             await asyncio.wait_for(engine.ready.wait(), 60)
             # Created while the engine runs: each starts firing one interval after its creation.
             await asyncio.to_thread(lambda: [api.create(f"tp-{i}", 1, NOOP) for i in range(tasks)])
             await asyncio.sleep(5)  # warm up
-            pids = {name: stack.pid(name) for name in stack.names}
+            pids = {name: stack.pid(name) for name in stack.config.names}
             cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items() if pid}
             engine_cpu, postgres_cpu = time.process_time(), postgres_cpu_seconds()
             before, t0 = api.counts(), time.monotonic()
@@ -283,13 +287,15 @@ def writes_benchmark() -> tuple[float, int]:
         tempfile.TemporaryDirectory() as tmp,
         postgres_schema_url("zq_bench") as url,
         Stack(
-            Path(tmp),
-            free_ports=True,
-            executors=1,
-            static=False,
-            envoy=False,
-            database_url=url,
-            extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            StackConfig.build(
+                Path(tmp),
+                free_ports=True,
+                executors=1,
+                static=False,
+                envoy=False,
+                database_url=url,
+                extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            )
         ) as stack,
     ):
         schema = url.rsplit("%3D", 1)[1]

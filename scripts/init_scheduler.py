@@ -7,14 +7,23 @@
     python scripts/init_scheduler.py --force          # delete and re-create the examples
 
 Idempotent: existing tasks (by name) are left alone unless --force. Uses ZQ_DATABASE_URL, or the
-embedded SQLite database in ZQ_DATA_DIR (default ./var). A running registry picks the changes up
-within seconds.
+embedded SQLite database in ZQ_DATA_DIR (default ./var).
+
+The schema is migrated directly; tasks are created only through the registry's API (the registry is
+the only writer of task rows, and tells the scheduler and its replicas of every change): the running
+registry at ZQ_BIND_HOST:ZQ_REGISTRY_PORT with ZQ_SERVICE_TOKEN, or, when none answers there (as
+before `make up` starts the stack), one started in this process for the run (`services/registry/
+seeding.py`). The missing tasks go in as one import document (`ImportTasks`, the bulk path of
+`POST /tasks:import`): all or nothing, workflows naming their steps, which the import resolves to
+ids (steps in the same document or already there).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,16 +33,13 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parent.parent / "gen"),
 ]
 
-from sqlalchemy import or_, select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+import grpc  # noqa: E402
 
-from services.common.errors import DomainError  # noqa: E402
-from services.registry.db import Database, migrate, utcnow  # noqa: E402
-from services.registry.models import TaskRow  # noqa: E402
+from services.registry.db import Database, migrate  # noqa: E402
+from services.registry.seeding import TaskWriter, connect  # noqa: E402
 from services.registry.settings import RegistrySettings  # noqa: E402
-from services.registry.store import tasks as task_store  # noqa: E402
 
-ACTOR = "init_scheduler"
+PREFIXES = ("示例任务-", "编排任务-")
 
 
 def example(duration: float, success_rate: float, message: str, steps: int) -> dict[str, Any]:
@@ -93,102 +99,104 @@ EXAMPLE_TASKS: list[dict[str, Any]] = [
 WORKFLOW_STEPS = ["示例任务-步骤1", "示例任务-步骤2", "示例任务-步骤3"]
 
 
-def workflow(
-    kind: str, nodes: list[tuple[str, list[str]]], on_failure: str, ids: dict[str, int]
-) -> dict[str, Any]:
+def workflow(kind: str, nodes: list[tuple[str, list[str]]], on_failure: str) -> dict[str, Any]:
+    """A workflow config as an import document writes it: steps by name."""
     return {
         "workflow_type": kind,
-        "tasks": [
-            {"task_id": ids[name], "name": name, "dependencies": [ids[d] for d in deps]}
-            for name, deps in nodes
-        ],
+        "tasks": [{"task": name, "name": name, "dependencies": deps} for name, deps in nodes],
         "on_failure": on_failure,
     }
 
 
-def ensure(session: Session, fields: dict[str, Any], default_timezone: str) -> TaskRow:
-    existing = session.scalar(select(TaskRow).where(TaskRow.name == fields["name"]))
-    if existing is not None:
-        print(f"  ○ 任务已存在: {existing.name} (ID: {existing.id})")
-        return existing
-    row = task_store.create_task(
-        session, {"task_type": "common_task", **fields}, ACTOR, default_timezone, utcnow()
-    )
-    print(f"  ✓ 创建任务: {row.name} (ID: {row.id})")
-    return row
+def step(number: int, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "config": example(3, 1.0, f"{name}执行完成", 5),
+        "description": f"编排任务步骤{number}",
+    }
 
 
-def create_examples(db: Database, default_timezone: str) -> None:
-    print("创建示例任务 ...")
-    with db.session() as session:
-        for fields in EXAMPLE_TASKS:
-            ensure(session, fields, default_timezone)
+def workflows() -> list[dict[str, Any]]:
+    quick = EXAMPLE_TASKS[0]["name"]
+    s1, s2, s3 = WORKFLOW_STEPS
+    examples = [
+        (
+            "编排任务-串行执行示例",
+            workflow("serial", [(s1, []), (s2, [s1]), (s3, [s2])], "stop"),
+            "串行执行示例：按顺序执行任务1→任务2→任务3",
+        ),
+        (
+            "编排任务-并行执行示例",
+            workflow("parallel", [(quick, []), (s1, []), (s2, [])], "continue"),
+            "并行执行示例：同时执行多个独立任务",
+        ),
+        (
+            "编排任务-混合执行示例",
+            workflow("parallel", [(quick, []), (s1, []), (s2, [quick, s1]), (s3, [s2])], "stop"),
+            "混合执行示例：先并行执行任务1和任务2，然后串行执行任务3",
+        ),
+    ]
+    return [
+        {
+            "name": name,
+            "task_type": "workflow",
+            "interval_seconds": 600,
+            "config": config,
+            "description": description,
+        }
+        for name, config, description in examples
+    ]
 
 
-def create_workflows(db: Database, default_timezone: str) -> None:
-    print("创建编排任务示例 ...")
-    with db.session() as session:
-        ids: dict[str, int] = {}
-        quick = ensure(session, EXAMPLE_TASKS[0], default_timezone)
-        ids[quick.name] = quick.id
-        for number, name in enumerate(WORKFLOW_STEPS, start=1):
-            row = ensure(
-                session,
-                {
-                    "name": name,
-                    "config": example(3, 1.0, f"{name}执行完成", 5),
-                    "description": f"编排任务步骤{number}",
-                },
-                default_timezone,
-            )
-            ids[name] = row.id
-        s1, s2, s3 = WORKFLOW_STEPS
-        examples = [
-            (
-                "编排任务-串行执行示例",
-                workflow("serial", [(s1, []), (s2, [s1]), (s3, [s2])], "stop", ids),
-                "串行执行示例：按顺序执行任务1→任务2→任务3",
-            ),
-            (
-                "编排任务-并行执行示例",
-                workflow("parallel", [(quick.name, []), (s1, []), (s2, [])], "continue", ids),
-                "并行执行示例：同时执行多个独立任务",
-            ),
-            (
-                "编排任务-混合执行示例",
-                workflow(
-                    "parallel", [(quick.name, []), (s1, []), (s2, [quick.name, s1]), (s3, [s2])], "stop", ids
-                ),
-                "混合执行示例：先并行执行任务1和任务2，然后串行执行任务3",
-            ),
-        ]
-        for name, config, description in examples:
-            ensure(
-                session,
-                {
-                    "name": name,
-                    "task_type": "workflow",
-                    "interval_seconds": 600,
-                    "config": config,
-                    "description": description,
-                },
-                default_timezone,
-            )
+def document(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The tasks the flags ask for, as import items (steps before the workflows that name them)."""
+    items: list[dict[str, Any]] = []
+    if not args.workflow_only:
+        items += EXAMPLE_TASKS
+    if not args.examples_only:
+        items += [EXAMPLE_TASKS[0], *(step(n, name) for n, name in enumerate(WORKFLOW_STEPS, 1))]
+        items += workflows()
+    unique = {item["name"]: item for item in items}  # the quick test is in both groups
+    return [{"task_type": "common_task", **item} for item in unique.values()]
 
 
-def delete_examples(db: Database) -> None:
+async def ensure(writer: TaskWriter, items: list[dict[str, Any]], found: dict[str, tuple[int, str]]) -> None:
+    """Imports the items whose name is not taken yet; the others are left alone."""
+    for item in items:
+        if item["name"] in found:
+            print(f"  ○ 任务已存在: {item['name']} (ID: {found[item['name']][0]})")
+    missing = [item for item in items if item["name"] not in found]
+    for name, _, task_id in await writer.import_tasks(missing):
+        print(f"  ✓ 创建任务: {name} (ID: {task_id})")
+
+
+async def existing(writer: TaskWriter) -> dict[str, tuple[int, str]]:
+    found: dict[str, tuple[int, str]] = {}
+    for prefix in PREFIXES:
+        found.update(await writer.names(prefix))
+    return found
+
+
+async def delete_examples(writer: TaskWriter, found: dict[str, tuple[int, str]]) -> None:
     print("删除已存在的示例任务 ...")
-    with db.session() as session:
-        rows = list(
-            session.scalars(
-                select(TaskRow)
-                .where(or_(TaskRow.name.like("示例任务-%"), TaskRow.name.like("编排任务-%")))
-                .order_by(TaskRow.task_type != "workflow")  # workflows first: they reference the others
-            )
-        )
-        for row in rows:
-            task_store.delete_task(session, row.id, force=True)
-            print(f"  ✗ 删除任务: {row.name} (ID: {row.id})")
+    # Workflows first: they reference the others.
+    for name, (task_id, _) in sorted(found.items(), key=lambda item: item[1][1] != "workflow"):
+        await writer.delete(task_id)
+        print(f"  ✗ 删除任务: {name} (ID: {task_id})")
+
+
+async def create_tasks(settings: RegistrySettings, args: argparse.Namespace) -> None:
+    async with connect(settings) as writer:
+        if writer.started_here:
+            print(f"未发现运行中的注册中心，已在本进程启动一个 ({writer.address}) ...")
+        else:
+            print(f"通过运行中的注册中心创建任务 ({writer.address}) ...")
+        found = await existing(writer)
+        if args.force:
+            await delete_examples(writer, found)
+            found = {}
+        print("创建示例任务和编排任务示例 ...")
+        await ensure(writer, document(args), found)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,28 +208,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="强制重新创建（删除已存在的示例任务）")
     args = parser.parse_args(argv)
 
-    # The script needs only the database settings, not the services' shared secret.
-    settings = RegistrySettings.from_env({**os.environ, "ZQ_SERVICE_TOKEN": "not-used-by-this-script"})
+    # The shared secret is needed only to talk to a running registry; one started here makes its own.
+    env = dict(os.environ)
+    env.setdefault("ZQ_SERVICE_TOKEN", secrets.token_urlsafe(32))
+    settings = RegistrySettings.from_env(env)
     db = Database(settings.database_url)
     try:
         print("创建数据库表 ...")
         migrate(db.engine)
         print("  ✓ 数据库表已就绪 (zq_task_scheduled_tasks, zq_task_task_executions, zq_task_users)")
-        if args.tables_only:
-            return 0
-        if args.force:
-            delete_examples(db)
-        if not args.workflow_only:
-            create_examples(db, settings.default_timezone)
-        if not args.examples_only:
-            create_workflows(db, settings.default_timezone)
-        print("完成。")
-        return 0
-    except DomainError as exc:
-        print(f"初始化失败: {exc.message}", file=sys.stderr)
-        return 1
     finally:
         db.dispose()
+    if args.tables_only:
+        return 0
+    try:
+        asyncio.run(create_tasks(settings, args))
+    except grpc.aio.AioRpcError as exc:
+        print(f"初始化失败: {exc.details()}", file=sys.stderr)
+        if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            print("  (a registry is running: set ZQ_SERVICE_TOKEN to its service token)", file=sys.stderr)
+        return 1
+    print("完成。")
+    return 0
 
 
 if __name__ == "__main__":

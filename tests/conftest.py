@@ -11,7 +11,20 @@ import pytest
 from sqlalchemy import create_engine, delete, text
 
 from services.registry.db import Database, migrate, normalize_url
-from services.registry.models import ExecutionRow, SchedulerLeaderRow, TaskRow, UserRow
+from services.registry.models import (
+    AlertAttemptRow,
+    AlertChannelRow,
+    AlertDeliveryRow,
+    AlertRuleRow,
+    AuditRow,
+    ExecutionDailyRow,
+    ExecutionRow,
+    LoginFailureRow,
+    SchedulerLeaderRow,
+    SessionRow,
+    TaskRow,
+    UserRow,
+)
 
 # CI and the developers' machines run PostgreSQL here; a missing server is a failure, not a skip.
 PG_URL = os.environ.get("ZQ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -56,5 +69,18 @@ def db(database: Database) -> Iterator[Database]:
     """The module's database, emptied after each test."""
     yield database
     with database.session() as session:
-        for model in (ExecutionRow, TaskRow, UserRow, SchedulerLeaderRow):
+        for model in (
+            AlertAttemptRow,
+            AlertDeliveryRow,
+            AlertRuleRow,
+            AlertChannelRow,
+            ExecutionDailyRow,
+            ExecutionRow,
+            TaskRow,
+            SessionRow,
+            UserRow,
+            SchedulerLeaderRow,
+            LoginFailureRow,
+            AuditRow,
+        ):
             session.execute(delete(model))

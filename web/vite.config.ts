@@ -24,6 +24,7 @@ export default defineConfig({
         manualChunks(id) {
           if (!id.includes('node_modules')) return undefined;
           if (/node_modules\/(react|react-dom|scheduler)\//.test(id)) return 'react';
+          if (/node_modules\/(@xyflow|@dagrejs|d3-[a-z]+|zustand|classcat)\//.test(id)) return 'graph';
           return 'vendor';
         },
       },

@@ -4,7 +4,7 @@
 # deploy/base/gateway/envoy.yaml (deploy/render_envoy.py), mounted at /etc/zquant/envoy/.
 # Build from the repository root:
 #   docker build -f deploy/docker/gateway.Dockerfile -t zquant-scheduler-gateway:0.1.0 .
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
 ARG ENVOY_IMAGE=envoyproxy/envoy:v1.40.0
 
 # --- descriptor: the same `make proto` step, from this commit's protos --------------------------

@@ -3,7 +3,7 @@
 #   args: ["python", "-m", "services.registry" | "services.scheduler" | "services.executor"]
 # Build from the repository root (this file's .dockerignore keeps the context small):
 #   docker build -f deploy/docker/python.Dockerfile -t zquant-scheduler-python:0.1.0 .
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
 
 # --- build: a virtualenv with the pinned runtime dependencies, everything byte-compiled -----------
 FROM ${PYTHON_IMAGE} AS build
@@ -54,7 +54,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
     ZQ_DATA_DIR=/var/lib/zquant
 WORKDIR /app
 USER 10001:10001
-EXPOSE 50051 50052 50061
+EXPOSE 50051 50052 50053 50061
 # Kubernetes: set `args`, not `command`, so tini stays PID 1.
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["python", "-m", "services.registry"]

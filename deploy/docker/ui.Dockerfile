@@ -3,8 +3,8 @@
 # on :8001 under /admin/scheduler/; Envoy routes /admin/scheduler/ to the `ui` Service.
 # Build from the repository root:
 #   docker build -f deploy/docker/ui.Dockerfile -t zquant-scheduler-ui:0.1.0 .
-ARG NODE_IMAGE=node:20.20-bookworm-slim
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+ARG NODE_IMAGE=node:22.23.4-trixie-slim
+ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
 
 # --- build: npm ci (exact versions from package-lock.json), type check, vite build ---------------
 FROM ${NODE_IMAGE} AS build

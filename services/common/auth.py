@@ -19,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.errors import PermissionDenied, Reason, Unauthenticated
 
 ISSUER = "zquant-scheduler"
 AUDIENCE = "zquant-scheduler-api"
@@ -33,10 +33,16 @@ SERVICE_ROLE = "service"
 class Principal:
     username: str
     role: str
+    # The login this caller's token belongs to ("" for the service principal).
+    session_id: str = ""
 
     @property
     def is_service(self) -> bool:
         return self.role == SERVICE_ROLE
+
+    def has(self, role: str) -> bool:
+        """Whether this principal has `role` or a higher one."""
+        return self.is_service or _RANK.get(self.role, -1) >= _RANK[role]
 
     def require(self, role: str) -> None:
         """Raises PermissionDenied unless this principal has `role` or a higher one."""
@@ -89,6 +95,28 @@ def load_or_create_keys(key_path: Path, jwks_path: Path) -> KeyPair:
     return pair
 
 
+@dataclass(frozen=True, slots=True)
+class TokenSubject:
+    """Whom a token speaks for. A token is valid only while the user with this id (not merely this
+    name: a re-created user has a new id) still has this token version and the session is live."""
+
+    username: str
+    role: str
+    user_id: int
+    version: int
+    session_id: str
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> TokenSubject:
+        return cls(
+            username=str(claims["sub"]),
+            role=str(claims["role"]),
+            user_id=int(claims["uid"]),
+            version=int(claims["ver"]),
+            session_id=str(claims["sid"]),
+        )
+
+
 class TokenService:
     def __init__(self, keys: KeyPair, access_ttl: int, refresh_ttl: int) -> None:
         self._keys = keys
@@ -99,19 +127,22 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
-    def issue(self, username: str, role: str, token_type: str) -> str:
+    def issue(self, subject: TokenSubject, token_type: str, jti: str = "") -> str:
         now = int(time.time())
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
-            "sub": username,
-            "role": role,
+            "sub": subject.username,
+            "role": subject.role,
+            "uid": subject.user_id,
+            "ver": subject.version,
+            "sid": subject.session_id,
             "type": token_type,
             "iat": now,
             "nbf": now - 1,
             "exp": now + ttl,
-            "jti": secrets.token_hex(8),
+            "jti": jti or secrets.token_hex(8),
         }
         return jwt.encode(claims, self._private, algorithm=ALGORITHM, headers={"kid": self._keys.kid})
 
@@ -123,15 +154,18 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "sub", "role", "type"]},
+                # Tokens issued before token versions (no uid/ver/sid) are refused.
+                options={"require": ["exp", "sub", "role", "type", "uid", "ver", "sid", "jti"]},
                 leeway=30,
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("Token已过期") from exc
+            raise Unauthenticated("Token已过期", reason=Reason.TOKEN_EXPIRED) from exc
         except jwt.PyJWTError as exc:
-            raise Unauthenticated("无效的Token") from exc
+            raise Unauthenticated("无效的Token", reason=Reason.TOKEN_INVALID) from exc
         if claims.get("type") != token_type:
-            raise Unauthenticated("Token类型错误")
+            raise Unauthenticated("Token类型错误", reason=Reason.TOKEN_INVALID)
+        if not isinstance(claims["uid"], int) or not isinstance(claims["ver"], int):
+            raise Unauthenticated("无效的Token", reason=Reason.TOKEN_INVALID)
         return claims
 
 

@@ -229,6 +229,15 @@ def parse_cron(expression: str) -> CronSchedule:
     )
 
 
+def parse_firing_cron(expression: str, now: datetime) -> CronSchedule:
+    """`parse_cron`, also refusing an expression that never fires (`0 0 30 2 *`): a task or preview
+    with it would wait forever without a word."""
+    schedule = parse_cron(expression)
+    if schedule.next_after(now, ZoneInfo("UTC")) is None:
+        raise CronError(schedule.expression, "表达式永远不会触发（没有任何日期同时满足日、月和周字段）")
+    return schedule
+
+
 def _parse_field(text: str, spec: _Field) -> frozenset[int]:
     if text == "?":
         if spec is not _DAY and spec is not _WEEKDAY:

@@ -1,12 +1,27 @@
-"""JSON logs to stdout, one object per line, shared by every service."""
+"""JSON logs to stdout, one object per line, shared by every service.
+
+A line logged while a gRPC call is handled carries that request's `request_id`: the `x-request-id`
+Envoy sets on every request (and writes into its own access log line), handed on as gRPC metadata
+and bound to the call by the server's interceptor (services/common/server.py). One id then finds
+the gateway's line and every service line of the request. With tracing on (services/common/tracing.py)
+a line written inside a span also carries its `trace_id` and `span_id`: one trace id follows a
+triggered run from the REST call to the executor's lines about its job.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from services.common import tracing
+
+# The request being handled ("" outside a request); set per call, so per asyncio task.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+REQUEST_ID_HEADER = "x-request-id"
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -31,9 +46,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id, and the current span's trace and span ids, on the record when
+    it is logged (the caller's context)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        ids = tracing.log_ids()
+        if ids is not None and not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = ids
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -42,5 +42,10 @@ def data_dir(env: Mapping[str, str]) -> Path:
     return Path(env_str(env, "ZQ_DATA_DIR", str(REPO_ROOT / "var"))).resolve()
 
 
+def is_production(env: Mapping[str, str]) -> bool:
+    """ZQ_ENV=production: what helps developers and could help an attacker (gRPC reflection) is off."""
+    return env.get("ZQ_ENV", "").strip().lower() == "production"
+
+
 def default_environ() -> Mapping[str, str]:
     return os.environ

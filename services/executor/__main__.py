@@ -6,9 +6,12 @@ import asyncio
 import logging
 import sys
 
+from services.common.heap import freeze_startup_heap
 from services.common.logging import configure_logging
-from services.common.metrics import EXECUTOR_SLOTS, EXECUTOR_SLOTS_IN_USE, serve_metrics
-from services.executor.server import create_server
+from services.common.metrics import serve_metrics
+from services.common.tracing import configure_tracing
+from services.executor.jobs.job_user import JobUser, job_user_for
+from services.executor.server import create_server, export_slot_metrics
 from services.executor.settings import ExecutorSettings
 
 log = logging.getLogger("services.executor")
@@ -17,11 +20,11 @@ log = logging.getLogger("services.executor")
 _STOP_GRACE_SECONDS = 5.0
 
 
-async def serve(settings: ExecutorSettings) -> None:
-    server, _, runner = await create_server(settings)
-    EXECUTOR_SLOTS.set(settings.max_concurrency)
-    EXECUTOR_SLOTS_IN_USE.set_function(lambda: runner.active_count)
+async def serve(settings: ExecutorSettings, job_user: JobUser | None) -> None:
+    server, _, runner = await create_server(settings, job_user=job_user)
+    export_slot_metrics(runner, settings.max_concurrency)
     serve_metrics(settings.host, settings.metrics_port)
+    freeze_startup_heap()
     server.install_signal_handlers()
     await server.wait_for_stop_signal()
     log.info("stopping", extra={"active": runner.active_count, "drain_seconds": settings.drain_seconds})
@@ -32,11 +35,15 @@ def main() -> int:
     configure_logging("executor")
     try:
         settings = ExecutorSettings.from_env()
+        job_user = job_user_for(settings.job_user, settings.work_dir)
     except ValueError as exc:
         log.error("invalid settings: %s", exc)
         return 2
     configure_logging("executor", settings.log_level)
-    asyncio.run(serve(settings))
+    configure_tracing("executor")
+    if job_user is not None:
+        log.info("commands run as %s (uid %d)", job_user.name, job_user.uid)
+    asyncio.run(serve(settings, job_user))
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from services.executor.convert import event_to_proto, run_spec_from_proto
+from services.executor.convert import acknowledged_runs, event_to_proto, run_spec_from_proto
 from services.executor.runner import Runner
 from zquant.scheduler.v1 import executor_service_pb2, executor_service_pb2_grpc
 
@@ -21,15 +21,31 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):  # ty
     async def Run(
         self, request: executor_service_pb2.RunRequest, context: Context
     ) -> AsyncIterator[executor_service_pb2.RunResponse]:
-        run = self._runner.start(run_spec_from_proto(request))
-        # Fires however the RPC ends; if the caller went away mid-run, the job is cancelled.
-        # (grpc-stubs declare the callback as a class, hence the ignore.)
-        context.add_done_callback(lambda _: run.abandon())  # type: ignore[arg-type]
-        async for event in run.events():
+        if request.attach:
+            run = self._runner.attach(request.execution_id, request.attempt)
+        else:
+            run = self._runner.start(run_spec_from_proto(request))
+        async for event in run.events(attach=request.attach):
             yield event_to_proto(event)
 
     async def Cancel(
         self, request: executor_service_pb2.CancelRequest, context: Context
     ) -> executor_service_pb2.CancelResponse:
         grace = float(request.grace_seconds) if request.grace_seconds > 0 else None
-        return executor_service_pb2.CancelResponse(cancelled=self._runner.cancel(request.execution_id, grace))
+        cancelled = self._runner.cancel(request.execution_id, grace, request.attempt)
+        return executor_service_pb2.CancelResponse(cancelled=cancelled)
+
+    async def Acknowledge(
+        self, request: executor_service_pb2.AcknowledgeRequest, context: Context
+    ) -> executor_service_pb2.AcknowledgeResponse:
+        forgotten = self._runner.acknowledge(acknowledged_runs(request))
+        return executor_service_pb2.AcknowledgeResponse(forgotten=forgotten > 0, forgotten_count=forgotten)
+
+    async def GetLoad(
+        self, request: executor_service_pb2.GetLoadRequest, context: Context
+    ) -> executor_service_pb2.GetLoadResponse:
+        return executor_service_pb2.GetLoadResponse(
+            capacity=self._runner.capacity,
+            active_runs=self._runner.active_count,
+            draining=self._runner.draining,
+        )

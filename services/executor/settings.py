@@ -7,7 +7,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.settings import REPO_ROOT, env_float, env_int, env_str
+from services.common.data_sync import DEFAULT_PROVIDER, MARKET_PROVIDERS, Provider
+from services.common.settings import REPO_ROOT, data_dir, env_float, env_int, env_str
+from services.executor.data_sync.providers import DEFAULT_RECORDED_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class DataSyncDefaults:
+    """What data-sync jobs use when their task does not say (services/common/data_sync.py)."""
+
+    # The target database: ZQ_DATA_SYNC_URL, else the scheduler's own (ZQ_DATABASE_URL); "" = none.
+    url: str = ""
+    # ZQ_DATA_SYNC_PROVIDER: akshare (default), baostock, tushare or recorded.
+    provider: Provider = DEFAULT_PROVIDER
+    # ZQ_DATA_SYNC_RECORDED_DIR: the recorded provider's JSON files.
+    recorded_dir: Path = DEFAULT_RECORDED_DIR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DataSyncDefaults:
+        provider = env_str(env, "ZQ_DATA_SYNC_PROVIDER", DEFAULT_PROVIDER)
+        if provider not in MARKET_PROVIDERS:
+            raise ValueError(
+                f"ZQ_DATA_SYNC_PROVIDER must be one of {', '.join(MARKET_PROVIDERS)}, got {provider!r}"
+            )
+        return cls(
+            url=env_str(env, "ZQ_DATA_SYNC_URL", env_str(env, "ZQ_DATABASE_URL", "")),
+            provider=Provider(provider),
+            recorded_dir=Path(env_str(env, "ZQ_DATA_SYNC_RECORDED_DIR", str(DEFAULT_RECORDED_DIR))).resolve(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +60,13 @@ class ExecutorSettings:
     log_level: str = "INFO"
     # Prometheus /metrics port; 0 = off.
     metrics_port: int = 0
+    # Commands run as this user when the executor runs as root ("" = jobs.job_user.DEFAULT_JOB_USER).
+    job_user: str = ""
+    data_sync: DataSyncDefaults = DataSyncDefaults()
+    # Where finished runs' unacknowledged outcomes are kept across restarts (services/executor/
+    # outcomes.py); None keeps them in memory only. From the environment: ZQ_EXECUTOR_OUTCOMES_DIR,
+    # else <ZQ_DATA_DIR>/executor-outcomes/<name> (executors sharing a data dir keep apart by name).
+    outcomes_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExecutorSettings:
@@ -40,6 +74,8 @@ class ExecutorSettings:
         service_token = env_str(env, "ZQ_SERVICE_TOKEN", "")
         if not service_token:
             raise ValueError("ZQ_SERVICE_TOKEN must be set (shared secret of the internal services)")
+        name = env_str(env, "ZQ_EXECUTOR_NAME", "executor")
+        default_outcomes = data_dir(env) / "executor-outcomes" / _file_name(name)
         return cls(
             service_token=service_token,
             host=env_str(env, "ZQ_BIND_HOST", "127.0.0.1"),
@@ -50,9 +86,12 @@ class ExecutorSettings:
             kill_grace_seconds=env_float(env, "ZQ_EXECUTOR_KILL_GRACE_SECONDS", 5.0),
             work_dir=Path(env_str(env, "ZQ_EXECUTOR_WORKDIR", str(REPO_ROOT))).resolve(),
             output_tail_bytes=env_int(env, "ZQ_EXECUTOR_OUTPUT_TAIL_BYTES", 65536),
-            name=env_str(env, "ZQ_EXECUTOR_NAME", "executor"),
+            name=name,
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
             metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
+            job_user=env_str(env, "ZQ_JOB_USER", ""),
+            data_sync=DataSyncDefaults.from_env(env),
+            outcomes_dir=Path(env_str(env, "ZQ_EXECUTOR_OUTCOMES_DIR", str(default_outcomes))).resolve(),
         )
 
     def __post_init__(self) -> None:
@@ -69,3 +108,9 @@ class ExecutorSettings:
             raise ValueError("ZQ_EXECUTOR_OUTPUT_TAIL_BYTES must be at least 1")
         if not self.work_dir.is_dir():
             raise ValueError(f"ZQ_EXECUTOR_WORKDIR {self.work_dir} is not a directory")
+
+
+def _file_name(name: str) -> str:
+    """`name` as one safe path component (a pod name already is one)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
+    return safe or "executor"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from services.common.heap import freeze_startup_heap
 from services.common.logging import configure_logging
-from services.common.metrics import serve_metrics
+from services.common.metrics import CLUSTER_BUS_BACKLOG, CLUSTER_BUS_CONNECTED, serve_metrics
+from services.common.tracing import configure_tracing
 from services.registry.server import create_server
 from services.registry.settings import RegistrySettings
 
@@ -13,8 +15,14 @@ from services.registry.settings import RegistrySettings
 async def main() -> None:
     settings = RegistrySettings.from_env()
     configure_logging("registry", settings.log_level)
+    configure_tracing("registry")
     registry = await create_server(settings)
+    cluster = registry.app.cluster
+    if cluster is not None:
+        CLUSTER_BUS_CONNECTED.labels("postgres").set_function(lambda: cluster.listening)
+        CLUSTER_BUS_BACKLOG.labels("postgres").set_function(lambda: cluster.backlog)
     serve_metrics(settings.host, settings.metrics_port)
+    freeze_startup_heap()
     registry.server.install_signal_handlers()
     await registry.server.wait_for_stop_signal()
     await registry.stop()

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.common.auth import TokenService
-from services.registry.cluster import ClusterBus
+from services.registry.alerts.secrets import SecretBox
 from services.registry.db import Database, utcnow
-from services.registry.events import EventHub
-from services.registry.list_cache import TaskListCache
-from services.registry.name_cache import TaskNameCache
-from services.registry.progress import ProgressBuffer
+from services.registry.live.cluster import ClusterBus
+from services.registry.live.events import EventHub
+from services.registry.live.list_cache import TaskListCache
+from services.registry.live.name_cache import TaskNameCache
+from services.registry.live.progress import ProgressBuffer
+from services.registry.passwords import PasswordPool
 from services.registry.settings import RegistrySettings
 from services.registry.user_states import UserStates
 
@@ -28,9 +30,13 @@ class RegistryApp:
     list_cache: TaskListCache
     users: UserStates
     task_names: TaskNameCache
+    # Password hashing and verification, off the event loop.
+    passwords: PasswordPool
     # Shares events with the other registry replicas; None when this is the only one (SQLite, or
     # ZQ_CLUSTER_EVENTS off).
     cluster: ClusterBus | None = None
+    # Encrypts and decrypts alert channels' secrets (ZQ_ALERT_KEY).
+    secrets: SecretBox = field(default_factory=lambda: SecretBox(""))
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -40,6 +46,7 @@ class RegistryApp:
         db: Database,
         tokens: TokenService,
         clock: Callable[[], datetime] = utcnow,
+        passwords: PasswordPool | None = None,
     ) -> RegistryApp:
         events = EventHub()
         list_cache = TaskListCache()
@@ -55,6 +62,10 @@ class RegistryApp:
             heartbeat_relay_seconds=settings.lease_seconds / 5,
         )
         cluster = ClusterBus(db, events, progress, clock) if settings.cluster_events else None
+        users = UserStates(db, now=clock)
+        if cluster is not None:
+            users.on_change.append(cluster.user_changed)
+            cluster.on_user_change.append(users.invalidate)
         return cls(
             settings=settings,
             db=db,
@@ -62,8 +73,10 @@ class RegistryApp:
             events=events,
             progress=progress,
             list_cache=list_cache,
-            users=UserStates(db),
+            users=users,
             task_names=task_names,
+            passwords=passwords or PasswordPool(),
             cluster=cluster,
+            secrets=SecretBox(settings.alert_key),
             clock=clock,
         )

@@ -5,14 +5,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
-from services.common.structs import dict_to_struct
-from services.registry.models import ExecutionRow, TaskRow, UserRow
-from services.registry.store.executions import StatsRow
+from services.common.calendars import CalendarDefinition
+from services.common.structs import dict_to_struct, struct_to_dict
+from services.common.tracing import trace_id_of
+from services.registry.models import BackfillRow, CalendarRow, ExecutionRow, TaskRow, UserRow
+from services.registry.runs.model import (
+    Appended,
+    Created,
+    End,
+    Ended,
+    LogAppend,
+    NewRun,
+    Outcome,
+    Report,
+    Reported,
+    Update,
+)
+from services.registry.store.backfills import Progress
+from services.registry.store.calendars import DEFINITIONS, definition_of
+from services.registry.store.executions import NewExecution
+from services.registry.store.run_history import StatsRow
 from services.registry.store.tasks import LatestRun, next_run_time, schedule_status
+from zquant.scheduler.v1 import backfill_service_pb2, status_service_pb2, task_pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
-from zquant.scheduler.v1 import task_pb2
 
 
 @overload
@@ -34,7 +51,21 @@ def from_timestamp(message: timestamp_pb2.Timestamp) -> datetime:
 
 
 def task_to_proto(row: TaskRow, now: datetime, latest: LatestRun | None = None) -> task_pb2.Task:
+    task = scheduling_task_to_proto(row)
     next_run = next_run_time(row, now)
+    if next_run is not None:
+        task.next_run_time.CopyFrom(to_timestamp(next_run))
+    task.schedule_status = schedule_status(row, latest, next_run)
+    if latest is not None:
+        if latest.time is not None:
+            task.latest_execution_time.CopyFrom(to_timestamp(latest.time))
+        task.latest_execution_status = latest.status
+    return task
+
+
+def scheduling_task_to_proto(row: TaskRow) -> task_pb2.Task:
+    """A task without the list's display fields (next_run_time, schedule_status, latest execution):
+    what the scheduler's snapshot needs, for a fraction of the cost (no next fire computed)."""
     return task_pb2.Task(
         id=row.id,
         name=row.name,
@@ -53,32 +84,73 @@ def task_to_proto(row: TaskRow, now: datetime, latest: LatestRun | None = None) 
         concurrency_policy=row.concurrency_policy,
         misfire_policy=row.misfire_policy,
         misfire_grace_seconds=row.misfire_grace_seconds,
+        retention_days=row.retention_days,
         created_at=to_timestamp(row.created_at),
         updated_at=to_timestamp(row.updated_at),
         created_by=row.created_by,
         updated_by=row.updated_by,
-        next_run_time=to_timestamp(next_run),
-        schedule_status=schedule_status(row, latest, next_run),
-        latest_execution_time=to_timestamp(latest.time if latest else None),
-        latest_execution_status=latest.status if latest else "",
+        calendar=row.calendar or "",
+        calendar_shift=row.calendar_shift or 0,
+        calendar_holidays=row.calendar_holidays or "silent",
+        tags=row.tags or [],
     )
 
 
 def task_event(
     row: TaskRow, now: datetime, last_scheduled: datetime | None = None
 ) -> internal_pb2.WatchSchedulerEventsResponse:
-    """The scheduler feed's task_upsert for a task row."""
+    """The scheduler feed's task_upsert for a task row (with its custom calendar's definition)."""
+    definition = DEFINITIONS.get(row.calendar) if row.calendar else None
     return internal_pb2.WatchSchedulerEventsResponse(
-        event_type="task_upsert",
+        type=internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_TASK_UPSERT,
         task=task_to_proto(row, now),
         schedule_anchor=to_timestamp(row.schedule_anchor),
         last_scheduled_time=to_timestamp(last_scheduled),
+        custom_calendar=definition_to_proto(definition) if definition else None,
     )
 
 
+def snapshot_event(
+    row: TaskRow, last_scheduled: datetime | None
+) -> internal_pb2.WatchSchedulerEventsResponse:
+    """A task_upsert of the snapshot's pages: the task as scheduling needs it (with its custom
+    calendar's definition)."""
+    definition = DEFINITIONS.get(row.calendar) if row.calendar else None
+    return internal_pb2.WatchSchedulerEventsResponse(
+        type=internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_TASK_UPSERT,
+        task=scheduling_task_to_proto(row),
+        schedule_anchor=to_timestamp(row.schedule_anchor),
+        last_scheduled_time=to_timestamp(last_scheduled),
+        custom_calendar=definition_to_proto(definition) if definition else None,
+    )
+
+
+def definition_to_proto(definition: CalendarDefinition) -> task_pb2.Calendar:
+    return task_pb2.Calendar(
+        name=definition.name,
+        source="custom",
+        base=definition.base,
+        added_dates=sorted(day.isoformat() for day in definition.added),
+        removed_dates=sorted(day.isoformat() for day in definition.removed),
+        data_end=definition.data_end.isoformat() if definition.data_end else "",
+    )
+
+
+def calendar_row_to_proto(row: CalendarRow) -> task_pb2.Calendar:
+    """A custom calendar as listed: its definition, description and the data range it covers."""
+    definition = definition_of(row)
+    message = definition_to_proto(definition)
+    message.description = row.description or ""
+    calendar = DEFINITIONS.calendar(definition)
+    message.data_start = calendar.covered_from.isoformat()
+    message.data_end = calendar.covered_until.isoformat()
+    return message
+
+
 def execution_to_proto(
-    row: ExecutionRow, task_name: str = "", live_result: dict[str, Any] | None = None
+    row: ExecutionRow, task_name: str = "", live_result: struct_pb2.Struct | None = None
 ) -> task_pb2.Execution:
+    """`live_result`: the newest progress of a running run, newer than the row's (the ProgressBuffer)."""
     return task_pb2.Execution(
         id=row.id,
         task_id=row.task_id,
@@ -89,12 +161,41 @@ def execution_to_proto(
         start_time=to_timestamp(row.start_time),
         end_time=to_timestamp(row.end_time),
         duration_seconds=row.duration_seconds or 0.0,
-        result=dict_to_struct(live_result if live_result is not None else row.result),
+        result=live_result if live_result is not None else dict_to_struct(row.result),
         error_message=row.error_message or "",
         retry_count=row.retry_count,
         executor=row.executor or "",
         created_at=to_timestamp(row.created_at),
         task_name=task_name,
+        logical_date=row.logical_date or "",
+        params=dict_to_struct(row.params or {}),
+        rerun_of_execution_id=row.rerun_of_id or 0,
+        triggered_by=row.triggered_by or "",
+        terminated_by=row.terminated_by or "",
+        note=row.note or "",
+        trace_id=trace_id_of(row.traceparent),
+    )
+
+
+def backfill_to_proto(row: BackfillRow, progress: Progress) -> backfill_service_pb2.Backfill:
+    return backfill_service_pb2.Backfill(
+        id=row.id,
+        task_id=row.task_id,
+        start=row.start_date,
+        end=row.end_date,
+        max_parallel=row.max_parallel,
+        rerun_succeeded=row.rerun_succeeded,
+        params=dict_to_struct(row.params),
+        status=row.status,
+        total=len(row.planned),
+        skipped=row.skipped,
+        created=progress.created,
+        running=progress.running,
+        succeeded=progress.succeeded,
+        failed=progress.failed,
+        created_at=to_timestamp(row.created_at),
+        finished_at=to_timestamp(row.finished_at),
+        created_by=row.created_by,
     )
 
 
@@ -113,7 +214,103 @@ def stats_to_proto(stats: StatsRow) -> task_pb2.Stats:
     )
 
 
-def user_to_proto(row: UserRow) -> task_pb2.User:
+def executor_state_dict(state: status_service_pb2.ExecutorState) -> dict[str, Any]:
+    """An executor as the leader reported it, as stored on the leadership row."""
+    return {
+        "address": state.address,
+        "reachable": state.reachable,
+        "capacity": state.capacity,
+        "active_runs": state.active_runs,
+        "draining": state.draining,
+    }
+
+
+def executor_state_proto(stored: dict[str, Any]) -> status_service_pb2.ExecutorState:
+    return status_service_pb2.ExecutorState(
+        address=str(stored.get("address", "")),
+        reachable=bool(stored.get("reachable", False)),
+        capacity=int(stored.get("capacity", 0)),
+        active_runs=int(stored.get("active_runs", 0)),
+        draining=bool(stored.get("draining", False)),
+    )
+
+
+def user_to_proto(row: UserRow, locked_until: datetime | None = None) -> task_pb2.User:
     return task_pb2.User(
-        username=row.username, role=row.role, disabled=row.disabled, created_at=to_timestamp(row.created_at)
+        username=row.username,
+        role=row.role,
+        disabled=row.disabled,
+        created_at=to_timestamp(row.created_at),
+        locked_until=to_timestamp(locked_until),
+    )
+
+
+# ---- run recording (RegistryInternalService) ------------------------------------------------------
+
+
+def new_run_of(request: internal_pb2.CreateExecutionRequest) -> NewRun:
+    new = NewExecution(
+        task_id=request.task_id,
+        trigger=request.trigger,
+        scheduled_time=from_timestamp(request.scheduled_time) if request.HasField("scheduled_time") else None,
+        status=request.status or "pending",
+        error_message=request.error_message,
+        parent_execution_id=request.parent_execution_id,
+        retry_count=request.retry_count,
+        dedup_key=request.dedup_key,
+        logical_date=request.logical_date,
+        params=struct_to_dict(request.params),
+        note=request.note,
+    )
+    return NewRun(new, executor=request.start_executor, lease_seconds=request.lease_seconds)
+
+
+def end_of(request: internal_pb2.FinishExecutionRequest) -> End:
+    return End(request.execution_id, request.attempt, request.status, request.result, request.error_message)
+
+
+def report_of(request: internal_pb2.ReportProgressRequest) -> Report:
+    return Report(
+        request.execution_id, request.attempt, request.result if request.HasField("result") else None
+    )
+
+
+def run_update_of(update: internal_pb2.RunUpdate) -> Update | None:
+    """A RecordRuns update; None when it is empty."""
+    kind = update.WhichOneof("update")
+    if kind == "create":
+        return new_run_of(update.create)
+    if kind == "finish":
+        return end_of(update.finish)
+    if kind == "progress":
+        return report_of(update.progress)
+    if kind == "log":
+        return LogAppend(update.log.execution_id, update.log.data)
+    return None
+
+
+def created_to_proto(created: Created) -> internal_pb2.CreateExecutionResponse:
+    return internal_pb2.CreateExecutionResponse(
+        execution=created.execution, created=created.created, attempt=created.attempt
+    )
+
+
+def ended_to_proto(ended: Ended) -> internal_pb2.FinishExecutionResponse:
+    return internal_pb2.FinishExecutionResponse(execution=ended.execution, retry=ended.retry)
+
+
+def outcome_to_proto(outcome: Outcome) -> internal_pb2.RunUpdateResult:
+    if isinstance(outcome, Created):
+        return internal_pb2.RunUpdateResult(create=created_to_proto(outcome))
+    if isinstance(outcome, Ended):
+        return internal_pb2.RunUpdateResult(finish=ended_to_proto(outcome))
+    if isinstance(outcome, Reported):
+        progress = internal_pb2.ReportProgressResponse(terminate_requested=outcome.terminate_requested)
+        return internal_pb2.RunUpdateResult(progress=progress)
+    if isinstance(outcome, Appended):
+        return internal_pb2.RunUpdateResult(
+            log=internal_pb2.AppendExecutionLogResponse(end_offset=outcome.end_offset)
+        )
+    return internal_pb2.RunUpdateResult(
+        code=outcome.code.value[0], message=outcome.message, reason=outcome.reason
     )

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from services.common.db_url import normalize_url as normalize_url  # re-exported: callers import it from here
+from services.registry import db_metrics
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -40,13 +48,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def normalize_url(url: str) -> str:
-    # psycopg 3 is the PostgreSQL driver we ship.
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 def make_engine(url: str) -> Engine:
@@ -91,10 +92,51 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+class SchemaMismatch(RuntimeError):
+    """The database's schema is not the one this release was written for."""
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's Alembic revision, None for an empty database; this release's head)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None  # the migrations exist
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head
+
+
+def check_schema(engine: Engine) -> str:
+    """Refuses (SchemaMismatch) a schema this release does not know: one older than its head (run
+    the migration step first) or one from a newer release (expand-then-contract means a newer
+    release's schema is meant for that release's code; roll the migration back or the code forward).
+    Returns the revision."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    scripts = ScriptDirectory.from_config(config)
+    current, head = schema_revisions(engine)
+    if current == head:
+        return head
+    if current is None:
+        raise SchemaMismatch("the database has no schema: run `python -m services.registry.migrate` first")
+    known = {script.revision for script in scripts.walk_revisions()}
+    if current not in known:
+        raise SchemaMismatch(
+            f"the database schema {current} is newer than this release (head {head}): "
+            "run the release that migrated it, or downgrade the schema"
+        )
+    raise SchemaMismatch(
+        f"the database schema {current} is older than this release (head {head}): "
+        "run `python -m services.registry.migrate` first"
+    )
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
+        db_metrics.instrument(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -102,10 +144,28 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back on an exception."""
+    def session(self, *, serialized: bool = False) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back on an exception.
+
+        `serialized` for a check-then-write that must not interleave with another (a read that
+        decides an insert): on SQLite the transaction takes the write lock at once (BEGIN
+        IMMEDIATE; the driver otherwise begins only at the first write, so the read would be
+        outside it). On PostgreSQL the caller locks the rows it decides on (SELECT ... FOR UPDATE).
+        """
         with self._sessions() as session, session.begin():
+            if serialized and self.is_sqlite:
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """`work` in a transaction of its own in a worker thread: what a servicer calls so that no
+        database round trip (or the first compile of a statement) ever runs on its event loop."""
+
+        def in_transaction() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(in_transaction)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -34,6 +34,26 @@ class RegistrySettings:
     # watch streams, run leases and task-list cache drops through LISTEN/NOTIFY (cluster.py). On by
     # default on PostgreSQL; SQLite serves a single process, so it is off there and cannot be on.
     cluster_events: bool
+    # ZQ_MIGRATE_ON_START (default on: `make up`, tests): the registry brings the schema to head at
+    # start. Off in Kubernetes, where `python -m services.registry.migrate` runs first as its own step
+    # (an initContainer, with a database user allowed DDL) and the registry only checks the schema.
+    migrate_on_start: bool = True
+    # ZQ_ALERT_KEY: the Fernet key that encrypts alert channels' secrets ("" = such channels refused).
+    alert_key: str = ""
+    # ZQ_PUBLIC_URL: the admin page's address, for the link to a run in alert messages.
+    public_url: str = "http://127.0.0.1:8080"
+    # Failed alert deliveries are retried after 1, 2, 4 ... seconds, at most this long apart,
+    # and given up after alert_max_attempts tries.
+    alert_retry_max_seconds: float = 60.0
+    alert_max_attempts: int = 20
+    # Ended runs are purged after this many days (a task's retention_days overrides; 0 = forever),
+    # by the leader's housekeeping: at most purge_batches batches of purge_batch runs per pass.
+    retention_days: int = 30
+    purge_batch: int = 500
+    purge_batches: int = 10
+    # ZQ_REGISTRY_INTERNAL_PORT: a second listener, only for the services (service token only), so
+    # public load cannot queue the scheduler's calls behind it (server.py). 0 = one port for all.
+    internal_port: int = 0
 
     @property
     def jwt_key_path(self) -> Path:
@@ -73,6 +93,15 @@ class RegistrySettings:
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
             metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
             cluster_events=cluster_events,
+            migrate_on_start=env_bool(env, "ZQ_MIGRATE_ON_START", True),
+            alert_key=env_str(env, "ZQ_ALERT_KEY", ""),
+            public_url=env_str(env, "ZQ_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
+            alert_retry_max_seconds=env_float(env, "ZQ_ALERT_RETRY_MAX_SECONDS", 60.0),
+            alert_max_attempts=env_int(env, "ZQ_ALERT_MAX_ATTEMPTS", 20),
+            retention_days=env_int(env, "ZQ_RETENTION_DAYS", 30),
+            purge_batch=env_int(env, "ZQ_PURGE_BATCH", 500),
+            purge_batches=env_int(env, "ZQ_PURGE_BATCHES", 10),
+            internal_port=env_int(env, "ZQ_REGISTRY_INTERNAL_PORT", 0),
         )
 
 

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from services.common.heap import freeze_startup_heap
 from services.common.logging import configure_logging
-from services.common.metrics import serve_metrics
+from services.common.metrics import EXECUTORS_CONNECTED, SCHEDULER_IS_LEADER, serve_metrics
+from services.common.tracing import configure_tracing
 from services.scheduler.server import create_server
 from services.scheduler.settings import SchedulerSettings
+
+log = logging.getLogger("services.scheduler")
 
 
 async def main() -> None:
     settings = SchedulerSettings.from_env()
     configure_logging("scheduler", settings.log_level)
+    configure_tracing("scheduler")
     scheduler = await create_server(settings)
+    SCHEDULER_IS_LEADER.set_function(lambda: scheduler.election.is_leader)
+    EXECUTORS_CONNECTED.set_function(scheduler.executors.available_count)
+    resolving = asyncio.create_task(scheduler.executors.keep_resolved(), name="executor-dns")
     serve_metrics(settings.host, settings.metrics_port)
+    freeze_startup_heap()
     scheduler.server.install_signal_handlers()
+    # The guide's FAQ tells users to look for this line.
+    log.info("Scheduler started", extra={"port": settings.port})
     await scheduler.server.wait_for_stop_signal()
+    resolving.cancel()
     await scheduler.stop()
 
 

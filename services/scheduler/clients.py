@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 import grpc
 
 from services.common.auth import service_metadata
+from services.common.tracing import client_interceptors
 from zquant.scheduler.v1 import (
     execution_service_pb2_grpc,
+    executor_service_pb2,
     executor_service_pb2_grpc,
     registry_internal_service_pb2_grpc,
+    status_service_pb2,
     task_service_pb2_grpc,
 )
 
@@ -31,7 +34,9 @@ CHANNEL_OPTIONS = [
 
 class RegistryClient:
     def __init__(self, address: str, service_token: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(
+            address, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+        )
         self.internal = registry_internal_service_pb2_grpc.RegistryInternalServiceStub(self.channel)
         self.executions = execution_service_pb2_grpc.ExecutionServiceStub(self.channel)
         self.tasks = task_service_pb2_grpc.TaskServiceStub(self.channel)
@@ -51,7 +56,9 @@ class ExecutorHandle:
 
     @classmethod
     def open(cls, address: str) -> ExecutorHandle:
-        channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        channel = grpc.aio.insecure_channel(
+            address, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+        )
         return cls(
             address=address, channel=channel, stub=executor_service_pb2_grpc.ExecutorServiceStub(channel)
         )
@@ -109,6 +116,44 @@ class ExecutorPool:
         wanted = list(dict.fromkeys(found))
         self._retired += [h for address, h in current.items() if address not in wanted]
         self._handles = [current.get(address) or ExecutorHandle.open(address) for address in wanted]
+
+    async def keep_resolved(self) -> None:
+        """Re-resolves the DNS names every `resolve_seconds` while no run asks (`pick` resolves only
+        when dispatching), so an idle scheduler still knows its executors (zq_executors_connected)."""
+        while self._dns_names:
+            if time.monotonic() - self._resolved_at > self._resolve_seconds:
+                await self.resolve()
+            await asyncio.sleep(max(self._resolve_seconds, 0.1))
+
+    def available_count(self) -> int:
+        """Executors a run may go to now; read by the metrics thread (a copy of the list, no await)."""
+        now = time.monotonic()
+        return sum(1 for handle in list(self._handles) if handle.cooldown_until <= now)
+
+    def handle_for(self, address: str) -> ExecutorHandle | None:
+        """The executor at `address` (a run's recorded executor), if this pool knows it."""
+        return next((h for h in self._handles + self._retired if h.address == address), None)
+
+    async def loads(self, wait_seconds: float) -> list[status_service_pb2.ExecutorState]:
+        """How busy each executor is now, asked of all at once; one that does not answer within
+        `wait_seconds` is unreachable."""
+
+        async def load(handle: ExecutorHandle) -> status_service_pb2.ExecutorState:
+            try:
+                answer: executor_service_pb2.GetLoadResponse = await handle.stub.GetLoad(
+                    executor_service_pb2.GetLoadRequest(), metadata=self.metadata, timeout=wait_seconds
+                )
+            except grpc.aio.AioRpcError:
+                return status_service_pb2.ExecutorState(address=handle.address, reachable=False)
+            return status_service_pb2.ExecutorState(
+                address=handle.address,
+                reachable=True,
+                capacity=answer.capacity,
+                active_runs=answer.active_runs,
+                draining=answer.draining,
+            )
+
+        return list(await asyncio.gather(*(load(handle) for handle in self._handles)))
 
     @staticmethod
     def cool_down(handle: ExecutorHandle, seconds: float) -> None:

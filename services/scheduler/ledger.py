@@ -1,37 +1,50 @@
 """The scheduler's hot path to the registry, batched.
 
-Every run costs a create, a few progress reports and a finish. Sent one by one, each is an RPC and
+Every run costs a create, a few progress reports, its log and a finish. Sent one by one, each is an RPC and
 (for create and finish) a commit; at hundreds of runs per second that is the whole budget. The
 ledger queues them and sends what has gathered in one RecordRuns call (one transaction) while at
 most `max_in_flight` calls are under way: an idle ledger sends at once, a busy one in batches.
 
-Callers see the same as with the single RPCs: the response, or an AioRpcError with the code the
-single call would have raised. A registry without RecordRuns (older, mid rolling upgrade) gets the
-single RPCs.
+Callers see the same as with the single RPCs: the response, or an AioRpcError with the code and
+reason the single call would have raised. A registry without RecordRuns (older, mid rolling
+upgrade) gets the single RPCs.
+
+Fires (`engine.py`), plain runs (`dispatch.py`) and workflow runs (`workflow_runs.py`) all record
+through here, and share its rules for a run's updates: `record_fire` (a fire's run, keyed by task +
+planned time; nothing when the task is gone), `report` (a failed progress report costs that report,
+not the run) and `end` (the final status is retried through registry hiccups, since losing it
+would leave the run to the lease reaper).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 import grpc
 
+from services.common.errors import reason_of, rpc_error
+from services.common.run_params import logical_date_of
+from services.common.vocabulary import ExecutionStatus as Status
+from services.common.vocabulary import Trigger
 from services.scheduler.clients import RegistryClient
+from services.scheduler.reasons import describe, method_missing, registry_hiccup, run_is_gone, task_is_gone
+from services.scheduler.triggers import dedup_key
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
+from zquant.scheduler.v1 import task_pb2
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 CALL_TIMEOUT_SECONDS = 30.0
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def _error(code: int, message: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(
-        _CODES.get(code, grpc.StatusCode.UNKNOWN), grpc.aio.Metadata(), grpc.aio.Metadata(), message, ""
-    )
+# The final status is retried for up to about a lease (~17 s); the attempt number makes a repeat
+# harmless.
+END_ATTEMPTS = 12
+END_FIRST_DELAY_SECONDS = 0.1
+END_MAX_DELAY_SECONDS = 2.0
 
 
 class RunLedger:
@@ -47,11 +60,88 @@ class RunLedger:
     async def create(self, request: pb2.CreateExecutionRequest) -> pb2.CreateExecutionResponse:
         return (await self._submit(pb2.RunUpdate(create=request))).create
 
+    async def record_fire(
+        self,
+        task: task_pb2.Task,
+        planned: datetime,
+        *,
+        skipped_because: str = "",
+        start_executor: str = "",
+        note: str = "",
+    ) -> pb2.CreateExecutionResponse | None:
+        """The run of a scheduled fire, keyed by task + planned time (a repeat finds the first), for
+        the planned time's date in the task's zone: skipped with the reason, or pending (claimed for
+        `start_executor` when given), with its `note` (Execution.note). None when the task was
+        deleted meanwhile."""
+        task_id = task.id
+        request = pb2.CreateExecutionRequest(
+            task_id=task_id,
+            trigger=Trigger.SCHEDULE,
+            logical_date=logical_date_of(planned, task.timezone or "UTC").isoformat(),
+            status=Status.SKIPPED if skipped_because else Status.PENDING,
+            error_message=skipped_because,
+            dedup_key=dedup_key(task_id, planned),
+            start_executor=start_executor,
+            note=note,
+        )
+        request.scheduled_time.FromDatetime(planned)
+        try:
+            return await self.create(request)
+        except grpc.aio.AioRpcError as exc:
+            if task_is_gone(exc):
+                return None
+            log.error("cannot record a run", extra={"task_id": task_id, "reason": describe(exc)})
+            raise
+
     async def progress(self, request: pb2.ReportProgressRequest) -> pb2.ReportProgressResponse:
         return (await self._submit(pb2.RunUpdate(progress=request))).progress
 
     async def finish(self, request: pb2.FinishExecutionRequest) -> pb2.FinishExecutionResponse:
         return (await self._submit(pb2.RunUpdate(finish=request))).finish
+
+    async def append_log(self, request: pb2.AppendExecutionLogRequest) -> pb2.AppendExecutionLogResponse:
+        """Lines for a run's log, stored with the batch they travel in (and before its ends)."""
+        return (await self._submit(pb2.RunUpdate(log=request))).log
+
+    async def report(self, request: pb2.ReportProgressRequest) -> pb2.ReportProgressResponse | None:
+        """A progress report or heartbeat; None when the registry no longer accepts this attempt
+        (reaped as lost, ended or terminated elsewhere)."""
+        try:
+            return await self.progress(request)
+        except grpc.aio.AioRpcError as exc:
+            if run_is_gone(exc):
+                return None
+            # A registry hiccup costs this one report: the next report or the final status follows.
+            log.warning(
+                "progress report failed",
+                extra={"execution_id": request.execution_id, "reason": describe(exc)},
+            )
+            return pb2.ReportProgressResponse()
+
+    async def end(self, request: pb2.FinishExecutionRequest) -> bool:
+        """Records how a run's attempt ended, retrying through registry hiccups; a run that is gone
+        meanwhile (ended, reaped, deleted) is not an error. False when the end could not be stored."""
+        delay = END_FIRST_DELAY_SECONDS
+        for _ in range(END_ATTEMPTS):
+            try:
+                await self.finish(request)
+                return True
+            except grpc.aio.AioRpcError as exc:
+                if run_is_gone(exc):
+                    return True
+                if not registry_hiccup(exc):
+                    raise
+                log.warning(
+                    "recording the end of a run failed; retrying",
+                    extra={"execution_id": request.execution_id, "reason": describe(exc)},
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, END_MAX_DELAY_SECONDS)
+        log.error(
+            "could not record the end of a run; the lease reaper will",
+            extra={"execution_id": request.execution_id},
+        )
+        return False
 
     async def close(self) -> None:
         """Cancels what is under way and what waits (their callers see CancelledError)."""
@@ -72,7 +162,7 @@ class RunLedger:
             loop.call_soon(self._flush)
         result = await future
         if result.code:
-            raise _error(result.code, result.message)
+            raise rpc_error(_CODES.get(result.code, grpc.StatusCode.UNKNOWN), result.message, result.reason)
         return result
 
     def _flush(self) -> None:
@@ -115,7 +205,7 @@ class RunLedger:
                 )
                 return list(response.results)
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                if not method_missing(exc):
                     raise
                 log.warning("the registry cannot batch run updates; sending them one by one")
                 self._batched = False
@@ -124,15 +214,19 @@ class RunLedger:
     async def _single(self, update: pb2.RunUpdate) -> pb2.RunUpdateResult:
         internal, md = self._registry.internal, self._registry.metadata
         kind = update.WhichOneof("update")
-        call: Any = {
-            "create": internal.CreateExecution,
-            "progress": internal.ReportProgress,
-            "finish": internal.FinishExecution,
+        method = {
+            "create": "CreateExecution",
+            "progress": "ReportProgress",
+            "finish": "FinishExecution",
+            "log": "AppendExecutionLog",
         }[kind]
+        call: Any = getattr(internal, method)
         try:
             response = await call(getattr(update, kind), metadata=md, timeout=CALL_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as exc:
-            return pb2.RunUpdateResult(code=exc.code().value[0], message=exc.details() or "")
+            return pb2.RunUpdateResult(
+                code=exc.code().value[0], message=exc.details() or "", reason=reason_of(exc)
+            )
         result = pb2.RunUpdateResult()
         getattr(result, kind).CopyFrom(response)
         return result

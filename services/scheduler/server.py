@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from services.common.auth import SERVICE_PRINCIPAL, Principal, bearer_token, is_service_token
-from services.common.errors import Unauthenticated
+from services.common.errors import Reason, Unauthenticated
 from services.common.server import Authenticator, ServiceServer
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.engine import Engine
@@ -18,7 +18,7 @@ def service_only(service_token: str) -> Authenticator:
     def authenticate(method: str, metadata: dict[str, str]) -> Principal | None:
         if is_service_token(bearer_token(metadata), service_token):
             return SERVICE_PRINCIPAL
-        raise Unauthenticated("只接受服务令牌")
+        raise Unauthenticated("只接受服务令牌", reason=Reason.SERVICE_TOKEN_REQUIRED)
 
     return authenticate
 
@@ -45,13 +45,15 @@ class SchedulerServer:
 
 
 async def create_server(settings: SchedulerSettings) -> SchedulerServer:
-    registry = RegistryClient(settings.registry_address, settings.service_token)
+    registry = RegistryClient(settings.registry_target, settings.service_token)
     executors = ExecutorPool(settings.executor_addresses, settings.service_token)
     election = LeaderElection(
         registry,
         lambda: Engine(settings, registry, executors),
         ttl_seconds=settings.leader_ttl_seconds,
         renew_seconds=settings.leader_renew_seconds,
+        executor_loads=executors.loads,
+        housekeeping_seconds=settings.housekeeping_seconds,
     )
     # A standby is healthy too: it is ready to take over.
     server = ServiceServer("scheduler", service_only(settings.service_token))

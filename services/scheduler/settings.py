@@ -13,6 +13,7 @@ from services.common.settings import env_float, env_int, env_list, env_str
 class SchedulerSettings:
     host: str
     port: int
+    # The registry's public port (ZQ_REGISTRY_ADDR); used when no internal port is given.
     registry_address: str
     executor_addresses: tuple[str, ...]
     service_token: str
@@ -23,9 +24,19 @@ class SchedulerSettings:
     # Leader election: a term lasts this long unless renewed; renewals every leader_renew_seconds.
     leader_ttl_seconds: int
     leader_renew_seconds: float
+    # The leader asks the registry for a housekeeping pass (alert deliveries) this often.
+    housekeeping_seconds: float
     log_level: str
     # Prometheus /metrics port; 0 = off.
     metrics_port: int
+    # ZQ_REGISTRY_INTERNAL_ADDR: the registry's internal listener (services/registry/server.py), so
+    # public load cannot delay leadership renewals and run recording; "" = the public address.
+    registry_internal_address: str = ""
+
+    @property
+    def registry_target(self) -> str:
+        """Where the scheduler sends all its registry calls."""
+        return self.registry_internal_address or self.registry_address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SchedulerSettings:
@@ -43,6 +54,8 @@ class SchedulerSettings:
             max_missed_records=env_int(env, "ZQ_MAX_MISSED_RECORDS", 100),
             leader_ttl_seconds=env_int(env, "ZQ_LEADER_TTL_SECONDS", 3),
             leader_renew_seconds=env_float(env, "ZQ_LEADER_RENEW_SECONDS", 1.0),
+            housekeeping_seconds=env_float(env, "ZQ_HOUSEKEEPING_SECONDS", 5.0),
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
             metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
+            registry_internal_address=env_str(env, "ZQ_REGISTRY_INTERNAL_ADDR", ""),
         )

@@ -1,12 +1,13 @@
 """When a task fires: APScheduler triggers for live timing, and the planned times of a past window.
 
-Both come from the same definitions (our cron dialect, anchor-based intervals, one-time run_at), so a
-time missed while the scheduler was down is exactly a time it would have fired.
+Both come from the same definitions (``services.common.schedule``: our cron dialect, anchor-based
+intervals, one-time run_at, trading calendars), so a time missed while the scheduler was down is
+exactly a time it would have fired. A calendar's sessions are loaded before the task is scheduled
+(``Engine``), so a fire never waits for data.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,31 +16,52 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from services.common.calendars import TradingCalendar
 from services.common.cron import DialectCronTrigger, parse_cron
+from services.common.schedule import Timing, fires_on_its_own
+from services.common.vocabulary import HolidayPolicy
 from zquant.scheduler.v1 import task_pb2
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
-    """The parts of a task that decide its fire times; equal schedules need no new job."""
+class Schedule(Timing):
+    """A task's timing as the scheduler runs it; equal schedules need no new job."""
 
-    cron_expression: str
-    interval_seconds: int
-    run_at: datetime | None
-    timezone: str
-    anchor: datetime
+    # With a calendar and no shift: fire on non-session days too, so the engine records them as
+    # skipped (非交易日) instead of passing over them silently.
+    record_holidays: bool = False
 
     @classmethod
-    def of(cls, task: task_pb2.Task, anchor: datetime) -> Schedule | None:
-        """None when the task does not fire on its own (disabled, paused, manual, unscheduled)."""
-        if not task.enabled or task.paused or task.task_type == "manual_task":
-            return None
+    def of(
+        cls, task: task_pb2.Task, anchor: datetime, calendar: TradingCalendar | None = None
+    ) -> Schedule | None:
+        """None when the task does not fire on its own (disabled, paused, manual, unscheduled).
+        `calendar`: the loaded data of the task's calendar (None when it names none)."""
         run_at = task.run_at.ToDatetime(tzinfo=UTC) if task.HasField("run_at") else None
-        if not (task.cron_expression or task.interval_seconds or run_at):
-            return None
-        return cls(task.cron_expression, task.interval_seconds, run_at, task.timezone, anchor)
+        shift = task.calendar_shift if calendar is not None else 0
+        record = calendar is not None and shift == 0 and task.calendar_holidays == HolidayPolicy.RECORD
+        schedule = cls(
+            task.cron_expression,
+            task.interval_seconds,
+            run_at,
+            task.timezone,
+            anchor,
+            calendar,
+            shift,
+            record,
+        )
+        fires = fires_on_its_own(schedule, task_type=task.task_type, enabled=task.enabled, paused=task.paused)
+        return schedule if fires else None
+
+    def is_holiday(self, planned: datetime) -> bool:
+        """A fire on a day that is not a session of the task's calendar (only under record_holidays)."""
+        if self.calendar is None:
+            return False
+        return not self.calendar.is_session(planned.astimezone(ZoneInfo(self.timezone)).date())
 
     def trigger(self) -> BaseTrigger:
+        if self.cron_expression and self.calendar is not None and not self.record_holidays:
+            return CalendarTrigger(self)
         if self.cron_expression:
             return DialectCronTrigger(parse_cron(self.cron_expression), ZoneInfo(self.timezone))
         if self.interval_seconds:
@@ -49,36 +71,20 @@ class Schedule:
         assert self.run_at is not None
         return DateTrigger(run_date=self.run_at, timezone=UTC)
 
-    def planned_between(self, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
-        """Fire times in (after, until], oldest first, at most `limit` of the newest; plus how many
-        older ones were left out."""
-        times: list[datetime] = []
-        if self.cron_expression:
-            schedule = parse_cron(self.cron_expression)
-            zone = ZoneInfo(self.timezone)
-            count = 0
-            moment = schedule.next_after(after, zone)
-            while moment is not None and moment <= until:
-                times.append(moment)
-                count += 1
-                if len(times) > limit:
-                    times.pop(0)
-                moment = schedule.next_after(moment, zone)
-            return times, count - len(times)
-        if self.interval_seconds:
-            step = self.interval_seconds
-            first = max(1, math.floor((after - self.anchor).total_seconds() / step) + 1)
-            last = math.floor((until - self.anchor).total_seconds() / step)
-            if last < first:
-                return [], 0
-            newest_first = max(first, last - limit + 1)
-            times = [self.anchor + timedelta(seconds=k * step) for k in range(newest_first, last + 1)]
-            # Float division may be off by one at exact boundaries; keep the window strict.
-            times = [t for t in times if after < t <= until]
-            return times, newest_first - first
-        if self.run_at is not None and after < self.run_at <= until:
-            return [self.run_at], 0
-        return [], 0
+
+class CalendarTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler ships no type hints
+    """A cron schedule under a trading calendar: its fire times are `Timing.next_after`'s."""
+
+    __slots__ = ("timing",)
+
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        if previous_fire_time is not None:
+            return self.timing.next_after(previous_fire_time)
+        # A fire time equal to `now` counts, as with the cron trigger.
+        return self.timing.next_after(now.astimezone(UTC) - timedelta(microseconds=1))
 
 
 def dedup_key(task_id: int, planned: datetime) -> str:

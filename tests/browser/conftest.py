@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from services.stack import Stack
+from stack import Stack
 from tests.browser.ui import VIEWPORT, launch
 from tests.conftest import database_url
 from tests.integration.api import Api

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from services.stack import Stack
+from stack import Stack
 from tests.browser.ui import login, ui_url
 from tests.integration.api import Api
 from tests.integration.conftest import ADMIN_PASSWORD, USER_PASSWORD
@@ -52,6 +52,12 @@ def action_ids(page: Page) -> set[str]:
         "els => els.map(e => e.dataset.testid)"
     )
     return {test_id.split("-")[1] for test_id in ids}
+
+
+def more_action(page: Page, kind: str, task_id: int) -> None:
+    """Clicks an action of the row's 更多 menu."""
+    page.get_by_test_id(f"action-more-{task_id}").click()
+    page.get_by_test_id(f"action-{kind}-{task_id}").click()
 
 
 def action_rows(page: Page, task_id: int) -> int:
@@ -236,7 +242,7 @@ def test_expand_workflow_shows_indented_sub_tasks(page: Page, stack: Stack, admi
     indent = first_cell_text_x(first["id"]) - first_cell_text_x(workflow["id"])
     assert indent >= 16, f"sub-task rows are indented by {indent}px only"
 
-    # All eight buttons on one line, in Chinese and in English.
+    # The inline buttons and 更多 on one line, in Chinese and in English.
     assert action_rows(page, workflow["id"]) == 1
     page.get_by_test_id("lang-switch").get_by_text("EN", exact=True).click()
     expect(page.get_by_test_id("create-task")).to_have_text("Create task")
@@ -296,14 +302,19 @@ def test_operator_may_trigger_and_switch_but_not_manage(page: Page, stack: Stack
     operator = add_user(admin, "operator")
     login(page, stack, operator, USER_PASSWORD, role="operator")
 
-    for visible in (f"trigger-{on['id']}", f"disable-{on['id']}", f"pause-{on['id']}", f"enable-{off['id']}"):
-        expect(page.get_by_test_id(f"action-{visible}")).to_be_visible()
+    expect(page.get_by_test_id(f"action-trigger-{on['id']}")).to_be_visible()
     expect(page.get_by_test_id("create-task")).to_have_count(0)
-    assert action_ids(page) <= {"trigger", "enable", "disable", "pause", "resume", "history", "stats"}
+    assert action_ids(page) <= {"trigger", "history", "more"}
+    page.get_by_test_id(f"action-more-{on['id']}").click()
+    for visible in (f"disable-{on['id']}", f"pause-{on['id']}", f"stats-{on['id']}"):
+        expect(page.get_by_test_id(f"action-{visible}")).to_be_visible()
+    expect(page.get_by_test_id(f"action-edit-{on['id']}")).to_have_count(0)
+    expect(page.get_by_test_id(f"action-delete-{on['id']}")).to_have_count(0)
+    page.keyboard.press("Escape")
 
     page.get_by_test_id(f"action-trigger-{on['id']}").click()
     expect(page.locator(".ant-message")).to_contain_text("任务已触发")
-    page.get_by_test_id(f"action-enable-{off['id']}").click()
+    more_action(page, "enable", off["id"])
     expect(page.get_by_test_id(f"task-enabled-{off['id']}")).to_have_text("已启用")
     assert admin.ok("GET", f"/tasks/{off['id']}")["enabled"] is True
 
@@ -314,7 +325,7 @@ def test_edit_switches_cron_to_interval_and_saves_zero_retries(page: Page, stack
     )
     login(page, stack, "admin", ADMIN_PASSWORD)
 
-    page.get_by_test_id(f"action-edit-{task['id']}").click()
+    more_action(page, "edit", task["id"])
     expect(page.get_by_test_id("form-cron")).to_have_value("0 3 * * *")
     page.get_by_test_id("form-schedule-mode-interval").click()
     expect(page.get_by_test_id("form-cron")).to_have_count(0)
@@ -331,7 +342,7 @@ def test_edit_switches_cron_to_interval_and_saves_zero_retries(page: Page, stack
     expect(row).to_contain_text("每120秒")
 
     # Reopening shows what was saved.
-    page.get_by_test_id(f"action-edit-{task['id']}").click()
+    more_action(page, "edit", task["id"])
     expect(page.get_by_test_id("form-max-retries")).to_have_value("0")
     expect(page.get_by_test_id("form-interval")).to_have_value("120")
 
@@ -423,4 +434,319 @@ def test_terminate_a_running_run_and_read_its_result(page: Page, stack: Stack, a
 
     page.get_by_test_id(f"exec-result-{execution_id}").click()
     expect(page.get_by_test_id("result-modal")).to_be_visible()
-    expect(page.get_by_test_id("result-json")).to_contain_text('"total_steps": 30')
+    expect(page.get_by_test_id("log-lines")).to_contain_text("任务已被终止")
+    page.get_by_test_id("result-tab").click()
+    expect(page.get_by_test_id("result-field-total_steps")).to_have_text("30")
+
+
+#: Every column on screen: (left, right, width) of each header and cell of the table, the
+#: viewport width, and the scroll widths that would betray a horizontal scroll bar. `lines` is how
+#: many lines an element's text takes (the distinct tops of its text nodes' boxes), `clipped` how
+#: much of it (or of a part of it) is cut off.
+COLUMN_BOXES = """table => {
+    const lines = e => {
+        const tops = new Set();
+        const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            for (const r of range.getClientRects()) if (r.width > 0) tops.add(Math.round(r.top));
+        }
+        return tops.size;
+    };
+    const clipped = e => Math.max(
+        ...[e, ...e.querySelectorAll('*')].filter(x => x.clientWidth > 0).map(x => x.scrollWidth - x.clientWidth)
+    );
+    const boxes = els => [...els].map(e => {
+        const r = e.getBoundingClientRect();
+        return {
+            text: e.textContent.trim(), left: r.left, right: r.right, width: r.width, height: r.height,
+            lines: lines(e), clipped: clipped(e),
+        };
+    });
+    const scrollers = [document.documentElement, ...table.querySelectorAll('.ant-table-content, .ant-table-body')];
+    return {
+        headers: boxes(table.querySelectorAll('thead th')),
+        rows: [...table.querySelectorAll('tbody tr.ant-table-row')].map(tr => boxes(tr.children)),
+        viewport: window.innerWidth,
+        overflow: scrollers.map(e => e.scrollWidth - e.clientWidth),
+    };
+}"""
+
+
+def assert_all_columns_visible(table: Any, titles: list[str]) -> None:
+    layout = table.evaluate(COLUMN_BOXES)
+    headers = layout["headers"]
+    for title in titles:
+        assert any(h["text"] == title for h in headers), f"no column {title}: {[h['text'] for h in headers]}"
+    for box in headers + [cell for row in layout["rows"] for cell in row]:
+        assert box["left"] >= 0 and box["right"] <= layout["viewport"], f"off screen: {box}"
+        assert box["width"] >= 40, f"squeezed: {box}"
+    assert max(layout["overflow"]) <= 0, f"horizontal scroll: {layout['overflow']}"
+    heights = {round(row[0]["height"]) for row in layout["rows"]}
+    assert len(heights) == 1, f"uneven row heights: {heights}"
+    # A title is whole (not cut to `Execu…`) and breaks between words only (`任务类型` never as
+    # `任务类 / 型`, nor `Enabled` as `Enabl / ed`).
+    for header in headers:
+        assert header["clipped"] <= 0, f"title cut short: {header}"
+        assert header["lines"] <= len(header["text"].split()), f"title broken inside a word: {header}"
+
+
+#: The page header: its width and the room its content needs, and how many lines the title takes.
+HEADER_LAYOUT = """header => {
+    const title = header.querySelector('.app-title');
+    const range = document.createRange();
+    range.selectNodeContents(title);
+    const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    return {overflow: header.scrollWidth - header.clientWidth, titleLines: tops.size};
+}"""
+
+
+def assert_header_fits(page: Page) -> None:
+    """The title on one line, the status and every header button without overflowing."""
+    layout = page.locator(".app-header").evaluate(HEADER_LAYOUT)
+    assert layout == {"overflow": 0, "titleLines": 1}, layout
+
+
+def test_every_column_of_the_list_and_history_fits_1280_px(page: Page, stack: Stack, admin: Api) -> None:
+    task = admin.create_task(
+        name=unique("一个名字相当长的每日数据同步与清洗任务"),
+        config={"duration_seconds": 0.2, "steps": 2, "success_rate": 0.0},
+        cron_expression="0 3 * * *",
+        max_retries=0,
+    )
+    command = admin.create_task(name=unique("短"), task_type="manual_task", config={"command": "echo ok"})
+    run = admin.ok("POST", f"/tasks/{task['id']}/trigger")
+    plain = admin.ok("POST", f"/tasks/{command['id']}/trigger")
+    admin.wait_execution(task["id"], run["execution_id"])
+    admin.wait_execution(command["id"], plain["execution_id"])
+    progress_run = run["execution_id"]
+    login(page, stack, "admin", ADMIN_PASSWORD)
+    assert page.viewport_size == {"width": 1280, "height": 800}
+
+    for lang, list_titles, history_titles in COLUMN_TITLES:
+        page.get_by_test_id("lang-switch").get_by_text(lang, exact=True).click()
+        expect(page.get_by_test_id("create-task")).to_have_text(list_titles[0])
+        assert_header_fits(page)
+        expect(page.get_by_test_id(f"task-latest-{task['id']}")).to_be_visible()
+        assert_all_columns_visible(page.locator(".task-table"), list_titles[1:])
+
+        page.get_by_test_id("global-history").click()
+        expect(page.get_by_test_id(f"exec-error-{run['execution_id']}")).to_be_visible()
+        # A run with progress (bar, step, message) and one without are rows of one height.
+        expect(page.get_by_test_id(f"exec-progress-{progress_run}")).to_be_visible()
+        expect(page.get_by_test_id(f"exec-result-{plain['execution_id']}")).to_have_text("exit 0")
+        # The drawer has finished sliding in.
+        expect(page.locator("[class*='ant-drawer-panel-motion']")).to_have_count(0)
+        assert_all_columns_visible(
+            page.get_by_test_id("history-drawer").locator(".exec-table"), history_titles
+        )
+        page.keyboard.press("Escape")
+        expect(page.get_by_test_id("history-drawer")).to_have_count(0)
+
+
+#: The guide's columns of the task list and of the history, in Chinese and in English (after the
+#: language switch's label and the 创建任务 button's text).
+COLUMN_TITLES = [
+    (
+        "中文",
+        [
+            "创建任务",
+            "ID",
+            "任务名称",
+            "任务类型",
+            "调度方式",
+            "开启状态",
+            "下次运行",
+            "运行状态",
+            "最近执行",
+            "最大重试",
+            "创建时间",
+            "操作",
+        ],
+        ["ID", "任务", "状态", "执行结果", "开始时间", "结束时间", "执行时长", "重试次数", "错误信息"],
+    ),
+    (
+        "EN",
+        [
+            "Create task",
+            "ID",
+            "Name",
+            "Type",
+            "Schedule",
+            "Enabled",
+            "Next run",
+            "Schedule status",
+            "Latest run",
+            "Retries",
+            "Created",
+            "Actions",
+        ],
+        ["ID", "Task", "Status", "Result", "Started", "Ended", "Duration", "Retry", "Error"],
+    ),
+]
+
+
+def test_an_operator_created_on_the_users_page_can_trigger_but_not_delete(
+    page: Page, stack: Stack, admin: Api
+) -> None:
+    task = admin.create_task(name=unique("用户页任务"), config=QUICK_CONFIG)
+    login(page, stack, "admin", ADMIN_PASSWORD)
+    page.get_by_test_id("users-open").click()
+    expect(page.get_by_test_id("users-drawer")).to_be_visible()
+    expect(page.get_by_test_id("user-row-admin")).to_be_visible()
+
+    username = unique("operator")
+    page.get_by_test_id("user-create").click()
+    page.get_by_test_id("user-form-username").fill(username)
+    page.get_by_test_id("user-form-password").fill(USER_PASSWORD)
+    expect(page.get_by_test_id("user-form-role")).to_contain_text("操作员")
+    page.get_by_test_id("user-form-submit").click()
+    expect(page.get_by_test_id(f"user-row-{username}")).to_be_visible()
+    expect(page.get_by_test_id(f"user-role-{username}")).to_contain_text("操作员")
+    listed = {u["username"]: u for u in admin.ok("GET", "/api/v1/auth/users")["users"]}
+    assert listed[username]["role"] == "operator" and listed[username]["disabled"] is False
+
+    # Disable and enable again from the list.
+    page.get_by_test_id(f"user-enabled-{username}").click()
+    expect(page.get_by_test_id(f"user-row-{username}")).to_have_attribute("data-disabled", "true")
+    page.get_by_test_id(f"user-enabled-{username}").click()
+    expect(page.get_by_test_id(f"user-row-{username}")).to_have_attribute("data-disabled", "false")
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("users-drawer")).to_have_count(0)
+
+    page.get_by_test_id("logout").click()
+    login(page, stack, username, USER_PASSWORD, role="operator")
+    expect(page.get_by_test_id("users-open")).to_have_count(0)
+    page.get_by_test_id(f"action-trigger-{task['id']}").click()
+    expect(page.locator(".ant-message")).to_contain_text("任务已触发")
+    page.get_by_test_id(f"action-more-{task['id']}").click()
+    expect(page.get_by_test_id(f"action-stats-{task['id']}")).to_be_visible()
+    expect(page.get_by_test_id(f"action-delete-{task['id']}")).to_have_count(0)
+    page.keyboard.press("Escape")
+    [run] = admin.executions(task["id"])
+
+    # The audit page shows the operator's login and that trigger under their name; the history, who
+    # triggered it.
+    page.get_by_test_id("logout").click()
+    login(page, stack, "admin", ADMIN_PASSWORD)
+    page.get_by_test_id("audit-open").click()
+    page.get_by_test_id("audit-filter-actor").fill(username)
+    rows = page.locator('[data-testid^="audit-row-"]')
+    expect(rows).to_have_count(2)
+    expect(rows.locator('[data-action="user.login"]')).to_have_count(1)
+    row = rows.filter(has=page.locator('[data-action="task.trigger"]'))
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(username)
+    expect(row).to_contain_text("触发任务")
+    expect(row).to_contain_text(task["name"])
+    expect(row).to_contain_text(f"execution_id: {run['id']}")
+    page.get_by_test_id("audit-drawer").locator(".ant-drawer-close").click()
+    page.get_by_test_id("global-history").click()
+    expect(page.get_by_test_id(f"exec-trigger-{run['id']}")).to_have_attribute("data-triggered-by", username)
+
+
+def test_name_search_finds_sub_tasks_and_the_global_history_filters_by_task(
+    page: Page, stack: Stack, admin: Api
+) -> None:
+    workflow, first, second = create_workflow(admin)
+    runs = [admin.ok("POST", f"/tasks/{t['id']}/trigger")["execution_id"] for t in (first, second)]
+    login(page, stack, "admin", ADMIN_PASSWORD)
+
+    # A sub-task is no top-level row, but the name search finds it.
+    expect(page.get_by_test_id(f"task-row-{first['id']}")).to_have_count(0)
+    page.get_by_test_id("filter-name").fill(first["name"])
+    expect(page.get_by_test_id(f"task-row-{first['id']}")).to_be_visible()
+    expect(page.get_by_test_id(f"task-row-{workflow['id']}")).to_have_count(0)
+    page.get_by_test_id("filter-name").fill("")
+
+    page.get_by_test_id("global-history").click()
+    expect(page.get_by_test_id(f"exec-row-{runs[1]}")).to_be_visible()
+    picker = page.get_by_test_id("history-filter-task")
+    picker.click()
+    page.keyboard.type(first["name"])
+    page.locator(".ant-select-dropdown:visible .ant-select-item-option", has_text=first["name"]).click()
+    expect(page.get_by_test_id(f"exec-row-{runs[0]}")).to_be_visible()
+    expect(page.get_by_test_id(f"exec-row-{runs[1]}")).to_have_count(0)
+
+
+def test_the_form_offers_a_trading_calendar_and_the_calendars_drawer_shows_where_data_ends(
+    page: Page, stack: Stack, admin: Api
+) -> None:
+    task = admin.create_task(name=unique("日历"), config=QUICK_CONFIG, cron_expression="0 18 * * *")
+    admin.ok("GET", "/cron/preview", params={"cron_expression": "0 18 * * *", "calendar": "XSHG"})
+    login(page, stack, "admin", ADMIN_PASSWORD)
+
+    more_action(page, "edit", task["id"])
+    page.get_by_test_id("form-calendar").click()
+    page.keyboard.type("XSHG")
+    page.locator(".ant-select-dropdown:visible .ant-select-item-option", has_text="XSHG (").click()
+    expect(page.get_by_test_id("cron-calendar-end")).to_contain_text("2026-12-31")
+    expect(page.get_by_test_id("cron-preview").locator("li")).to_have_count(5)
+    page.get_by_test_id("form-submit").click()
+    expect(page.get_by_test_id("task-form")).to_have_count(0)
+    saved = admin.ok("GET", f"/tasks/{task['id']}")
+    assert (saved["calendar"], saved["calendar_shift"], saved["calendar_holidays"]) == ("XSHG", 0, "silent")
+
+    page.get_by_test_id("calendars-open").click()
+    expect(page.get_by_test_id("calendars-drawer")).to_contain_text("周一至周五")
+    expect(page.get_by_test_id("calendar-row-XSHG")).to_contain_text("2026-12-31")
+
+
+def test_the_backfill_dialog_starts_a_backfill_shows_its_progress_and_cancels_it(
+    page: Page, stack: Stack, admin: Api
+) -> None:
+    task = admin.create_task(
+        name=unique("backfill"),
+        cron_expression="0 18 * * 1-5",
+        timezone="Asia/Shanghai",
+        enabled=False,
+        config={"duration_seconds": 30, "steps": 1},
+    )
+    login(page, stack, "admin", ADMIN_PASSWORD)
+    more_action(page, "backfill", task["id"])
+    range_inputs = page.get_by_test_id("backfill-form").locator(".ant-picker-range input")
+    range_inputs.nth(0).fill("2024-01-01")
+    range_inputs.nth(0).press("Enter")
+    range_inputs.nth(1).fill("2024-01-05")
+    range_inputs.nth(1).press("Enter")
+    page.get_by_test_id("backfill-submit").click()
+    expect(page.locator(".ant-message")).to_contain_text("已创建回填：5 次执行")
+
+    backfill = admin.ok("GET", "/backfills", params={"task_id": task["id"]})["backfills"][0]
+    assert (backfill["start"], backfill["end"], backfill["total"]) == ("2024-01-01", "2024-01-05", 5)
+    page.get_by_test_id(f"backfill-cancel-{backfill['id']}").click()
+    expect(page.get_by_test_id(f"backfill-cancel-{backfill['id']}")).to_have_count(0)
+    expect(page.get_by_role("dialog")).to_contain_text("已取消")
+    assert admin.ok("GET", f"/backfills/{backfill['id']}")["status"] == "cancelled"
+
+
+def test_a_data_sync_task_is_made_from_its_form_fields_without_json(
+    page: Page, stack: Stack, admin: Api
+) -> None:
+    login(page, stack, "admin", ADMIN_PASSWORD)
+    name = unique("日线同步")
+    page.get_by_test_id("create-task").click()
+    page.get_by_test_id("form-name").fill(name)
+    page.get_by_test_id("form-task-type").click()
+    page.locator(
+        ".ant-select-dropdown:visible .ant-select-item-option", has_text="数据同步：单只股票日线"
+    ).click()
+    expect(page.get_by_test_id("data-sync-fields")).to_be_visible()
+    page.get_by_test_id("sync-symbol").fill("600000")
+    page.get_by_test_id("sync-start-date").fill("2024-01-02")
+    page.get_by_test_id("sync-end-date").fill("2024-01-15")
+    page.get_by_test_id("sync-provider").click()
+    page.locator(".ant-select-dropdown:visible .ant-select-item-option", has_text="recorded").click()
+    page.get_by_test_id("form-submit").click()
+    expect(page.get_by_test_id("task-form")).to_have_count(0)
+    task = admin.ok("GET", f"/tasks/{task_id_of(page, name)}")
+    assert (task["task_type"], task["config"]) == (
+        "data_sync_daily_data",
+        {"symbol": "600000", "start_date": "2024-01-02", "end_date": "2024-01-15", "provider": "recorded"},
+    )
+    execution_id = admin.ok("POST", f"/tasks/{task['id']}/trigger")["execution_id"]
+    run = admin.wait_execution(task["id"], execution_id)
+    assert (run["status"], run["result"]["count"], run["result"]["symbol"]) == ("success", 10, "600000.SH"), (
+        run
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect
 
-from services.stack import Stack
+from stack import Stack
 
 #: Debian's `chromium` (installed by the Makefile); Playwright downloads no browser here.
 CHROMIUM = os.environ.get("ZQ_CHROMIUM", "/usr/bin/chromium")

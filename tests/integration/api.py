@@ -96,13 +96,21 @@ def unique(prefix: str = "t") -> str:
 
 
 def error(
-    response: httpx.Response, status: int, detail: str | None = None, contains: str | None = None
+    response: httpx.Response,
+    status: int,
+    detail: str | None = None,
+    contains: str | None = None,
+    reason: str | None = None,
 ) -> str:
-    """Asserts an error response in the API's shape ({"detail": ...}) and returns its detail."""
+    """Asserts an error response in the API's shape ({"detail": ..., "reason": ...}) and returns its
+    detail. Every error carries a machine-readable reason; `reason` checks which one."""
     assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
     assert response.headers["content-type"].startswith("application/json"), response.headers
     body = response.json()
     assert isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"], body
+    assert isinstance(body.get("reason"), str) and re.fullmatch(r"[A-Z][A-Z0-9_]+", body["reason"]), body
+    if reason is not None:
+        assert body["reason"] == reason, body
     if detail is not None:
         assert body["detail"] == detail, body
     if contains is not None:

@@ -1,5 +1,5 @@
 """Issue 6's done-when on a real local cluster: 2 registries, 2 schedulers (one leads), 3 executors and
-Envoy on one PostgreSQL schema, started by ``Stack(registries=2, schedulers=2, executors=3)`` like
+Envoy on one PostgreSQL schema, started by ``StackConfig.build(registries=2, schedulers=2, executors=3)`` like
 ``make up-cluster``.
 
 - a SIGKILLed leader scheduler is replaced within 5 s; every (task, planned time) keeps exactly one
@@ -30,10 +30,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, inspect, make_url, text
 
 from services.registry.db import Database, migrate, normalize_url
-from services.stack import Stack
+from stack import Stack, StackConfig
 from tests.conftest import postgres_schema_url
 from tests.integration.api import Api, unique, wait_for
-from tests.integration.conftest import ADMIN_PASSWORD
+from tests.integration.conftest import ADMIN_PASSWORD, stack_env, stop_and_check
 from zquant.scheduler.v1 import execution_service_pb2, execution_service_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ class Cluster:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cluster")
     with postgres_schema_url("zq_cluster") as url:
-        stack = Stack(
+        config = StackConfig.build(
             tmp / "stack",
             free_ports=True,
             registries=2,
@@ -67,16 +67,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             executors=3,
             metrics=True,
             database_url=url,
-            extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            extra_env=stack_env(),
             startup_timeout=60,
         )
+        stack = Stack(config)
         stack.start()
         engine = create_engine(normalize_url(url), pool_pre_ping=True)
         try:
             yield Cluster(stack, Api.login(stack.http_url, "admin", ADMIN_PASSWORD), url, engine)
         finally:
             engine.dispose()
-            stack.stop()
+            stop_and_check(stack)
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def leader_name(cluster: Cluster) -> str | None:
     if not holder:
         return None
     pid = int(str(holder).split(":")[1])
-    return next((n for n in cluster.stack.scheduler_names if cluster.stack.pid(n) == pid), None)
+    return next((n for n in cluster.stack.config.scheduler_names if cluster.stack.pid(n) == pid), None)
 
 
 def create_every_second(api: Api, count: int, prefix: str) -> list[int]:
@@ -175,7 +176,7 @@ def db_client_ports(pid: int, db_port: int) -> set[int]:
 def cluster_db_ports(cluster: Cluster) -> set[int]:
     db_port = make_url(normalize_url(cluster.url)).port or 5432
     ports: set[int] = set()
-    for name in cluster.stack.names:  # only the registries use the database, but check them all
+    for name in cluster.stack.config.names:  # only the registries use the database, but check them all
         pid = cluster.stack.pid(name)
         if pid is not None:
             ports |= db_client_ports(pid, db_port)
@@ -257,7 +258,7 @@ def test_a_killed_executors_run_fails_within_fifteen_seconds_and_is_retried_else
         return run if run["status"] == "running" and run["result"].get("current_step", 0) >= 1 else None
 
     run = wait_for(running, 15, "the run to be in progress")
-    by_address = {stack.addr(n): n for n in stack.executor_names}
+    by_address = {stack.config.addr(n): n for n in stack.config.executor_names}
     victim = by_address[run["executor"]]
     stack.kill(victim)
     killed = time.monotonic()
@@ -288,8 +289,8 @@ def test_a_killed_executors_run_fails_within_fifteen_seconds_and_is_retried_else
 def test_a_watcher_on_one_registry_sees_progress_reported_to_the_other(cluster: Cluster) -> None:
     stack, admin = cluster.stack, cluster.admin
     leader = wait_for(lambda: leader_name(cluster), 10, "a leader")
-    reported_to = stack.registry_of(leader)  # the leader relays every report to its registry
-    watched = next(a for a in stack.registry_addrs if a != reported_to)
+    reported_to = stack.config.registry_of(leader)  # the leader relays every report to its registry
+    watched = next(a for a in stack.config.registry_addrs if a != reported_to)
     task = admin.create_task(name=unique("watch"), config={"duration_seconds": 5, "steps": 5}, max_retries=0)
     execution_id = admin.ok("POST", f"/tasks/{task['id']}/trigger")["execution_id"]
     events: list[tuple[float, execution_service_pb2.WatchExecutionResponse]] = []
@@ -399,11 +400,11 @@ def test_services_recover_by_themselves_after_every_database_connection_is_cut(c
 
 
 def test_every_process_serves_its_own_metrics(cluster: Cluster) -> None:
-    ports = cluster.stack.metrics_ports
+    ports = cluster.stack.config.metrics_ports
     grpc_services = [
-        *cluster.stack.registry_names,
-        *cluster.stack.scheduler_names,
-        *cluster.stack.executor_names,
+        *cluster.stack.config.registry_names,
+        *cluster.stack.config.scheduler_names,
+        *cluster.stack.config.executor_names,
     ]
     assert sorted(ports) == sorted(grpc_services) and len(set(ports.values())) == len(ports), ports
     for name, port in ports.items():

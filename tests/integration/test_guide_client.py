@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.stack import Stack
+from stack import Stack
 from tests.integration.api import Api
 
+# The product's user guide is not in this repository: CI provides it at ../shared/seed/ next to
+# the checkout (docs/guide.md sums it up).
 GUIDE = Path(__file__).resolve().parents[3] / "shared" / "seed" / "scheduler_guide.zh.md"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from services.registry.db import normalize_url
-from services.stack import Stack
+from stack import Stack
 from tests.integration.api import Api, unique, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

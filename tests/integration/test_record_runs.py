@@ -16,10 +16,10 @@ from sqlalchemy import create_engine, text
 from services.common.auth import service_metadata
 from services.common.structs import dict_to_struct
 from services.registry.db import normalize_url
-from services.stack import Stack
+from stack import Stack
 from tests.conftest import BACKENDS, database_url
 from tests.integration.api import Api, unique
-from tests.integration.conftest import ADMIN_PASSWORD, start_stack
+from tests.integration.conftest import ADMIN_PASSWORD, start_stack, stop_and_check
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2_grpc as pb2_grpc
 
@@ -63,7 +63,7 @@ def setup(
             yield registry, Api.login(stack.http_url, "admin", ADMIN_PASSWORD)
             registry.channel.close()
         finally:
-            stack.stop()
+            stop_and_check(stack)
 
 
 def create(task_id: int, key: str = "", **fields: Any) -> pb2.RunUpdate:
@@ -196,3 +196,29 @@ def test_an_empty_update_is_refused_alone(setup: tuple[Registry, Api]) -> None:
     task = admin.create_task(name=unique(), interval_seconds=3600)
     empty, created = registry.record(pb2.RunUpdate(), create(task["id"]))
     assert empty.code == INVALID_ARGUMENT and created.code == OK
+
+
+def log(execution_id: int, text: str) -> pb2.RunUpdate:
+    return pb2.RunUpdate(log=pb2.AppendExecutionLogRequest(execution_id=execution_id, data=text.encode()))
+
+
+def test_log_lines_travel_in_the_batch_and_are_stored_before_its_ends(setup: tuple[Registry, Api]) -> None:
+    registry, admin = setup
+    task = admin.create_task(name=unique(), interval_seconds=3600)
+    one, two = started_runs(registry, task["id"], 2)
+    results = registry.record(
+        log(one.execution.id, "one: first\n"),
+        log(two.execution.id, "two: only\n"),
+        finish(one.execution.id, 1),  # its last lines are in the same batch, after it
+        log(one.execution.id, "one: last\n"),
+        log(999_999_999, "nobody's\n"),
+    )
+    first, only, ended, last, gone = results
+    assert (first.code, only.code, ended.code, last.code) == (OK, OK, OK, OK)
+    assert first.log.end_offset == len("one: first\n")
+    assert last.log.end_offset == len("one: first\none: last\n")
+    assert only.log.end_offset == len("two: only\n")
+    assert gone.code == NOT_FOUND
+    shown = admin.ok("GET", f"/executions/{one.execution.id}/log")
+    assert shown["text"] == "one: first\none: last\n" and shown["complete"] is True
+    assert admin.ok("GET", f"/executions/{two.execution.id}/log")["text"] == "two: only\n"

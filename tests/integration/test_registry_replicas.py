@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from services.stack import Stack
+from stack import Stack, StackConfig
 from tests.conftest import postgres_schema_url
-from tests.integration.api import Api, unique, wait_for
-from tests.integration.conftest import ADMIN_PASSWORD, start_stack
+from tests.integration.api import Api, error, unique, wait_for
+from tests.integration.conftest import ADMIN_PASSWORD, stack_env, start_stack, stop_and_check
 
 pytestmark = pytest.mark.integration
 
@@ -53,23 +53,25 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
             for name in ("jwt_signing_key.pem", "jwks.json"):
                 shutil.copy(Path(a.data_dir) / name, b_dir / name)
             b = Stack(
-                b_dir,
-                free_ports=True,
-                database_url=url,
-                service_token=a.service_token,
-                extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD, **env},
-                scheduler=False,
-                executors=0,
-                static=False,
+                StackConfig.build(
+                    b_dir,
+                    free_ports=True,
+                    database_url=url,
+                    service_token=a.service_token,
+                    extra_env=stack_env(**env),
+                    scheduler=False,
+                    executors=0,
+                    static=False,
+                )
             )
             b.start()
             try:
                 via_a = Api.login(a.http_url, "admin", ADMIN_PASSWORD)
                 yield Replicas(a=a, b=b, via_a=via_a, via_b=Api(b.http_url, via_a.token))
             finally:
-                b.stop()
+                stop_and_check(b)
         finally:
-            a.stop()
+            stop_and_check(a)
 
 
 def create(api: Api, **fields: Any) -> dict[str, Any]:
@@ -156,7 +158,7 @@ def test_a_healthy_long_run_is_not_reaped_by_either_replica(replicas: Replicas) 
     assert final["status"] == "success" and LOST not in final["error_message"], final
     assert final["duration_seconds"] >= 19, final
     for stack in (replicas.a, replicas.b):
-        assert LOST not in stack.log_path("registry").read_text(encoding="utf-8")
+        assert LOST not in stack.config.log_path("registry").read_text(encoding="utf-8")
 
 
 def test_the_task_list_on_b_reflects_a_task_created_on_a_at_once(replicas: Replicas) -> None:
@@ -170,11 +172,32 @@ def test_the_task_list_on_b_reflects_a_task_created_on_a_at_once(replicas: Repli
         create(replicas.via_a, name=f"{prefix}_{count}")
         created = time.monotonic()
         wait_for(lambda: listed() == count + 1, 5, "the new task in B's list", interval=0.02)  # noqa: B023
-        # Far sooner than the cache's 5 s or the 2 s poll for changes made outside any registry.
+        # Far sooner than the cache's 5 s: the change came over the cluster bus.
         assert time.monotonic() - created < 0.5
 
 
 def test_both_registries_run_the_cluster_bus(replicas: Replicas) -> None:
     for stack in (replicas.a, replicas.b):
-        log = stack.log_path("registry")
+        log = stack.config.log_path("registry")
         assert "cluster bus listening" in log.read_text(encoding="utf-8"), log
+
+
+def test_a_password_change_on_one_replica_refuses_old_tokens_on_the_other(replicas: Replicas) -> None:
+    name, password = unique("moved"), "replica-" + unique("pw")
+    replicas.via_a.ok(
+        "POST", "/api/v1/auth/users", json={"username": name, "password": password, "role": "operator"}
+    )
+    user_b = Api.login(replicas.b.http_url, name, password)
+    assert user_b.get("/tasks").status_code == 200  # registry B has the user's state cached now
+    replicas.via_a.ok("PUT", f"/api/v1/auth/users/{name}", json={"password": "new-" + password})
+    # Registry B heard it over the cluster bus, well before its 5 s cache would have expired.
+    error(
+        wait_for(lambda: _refused(user_b), 2, "registry B to refuse the old token"),
+        401,
+        reason="TOKEN_REVOKED",
+    )
+
+
+def _refused(api: Api) -> Any:
+    response = api.get("/tasks")
+    return response if response.status_code == 401 else None

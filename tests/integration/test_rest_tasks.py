@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
-from services.stack import Stack
+from stack import Stack
 from tests.integration.api import Api, assert_shape, error, parse_time, unique, wait_for
 from zquant.scheduler.v1 import task_service_pb2, task_service_pb2_grpc
 
@@ -43,6 +45,10 @@ TASK_FIELDS = {
     "latest_execution_status": str,
     "dependencies": list,
     "node_name": str,
+    "calendar": str,
+    "calendar_shift": int,
+    "calendar_holidays": str,
+    "tags": list,
 }
 # Timestamps that are absent while unset (proto3 JSON does not print unset messages).
 OPTIONAL_TIMES = {"run_at", "next_run_time", "latest_execution_time"}
@@ -55,6 +61,8 @@ OPERATOR_ONLY = "需要操作员权限"
 # Text and numbers a hand-made JSON printer easily gets wrong. One key per object: the transcoder
 # prints a Struct's keys in an arbitrary order (see test_list_sorts_config_keys).
 TRICKY_TEXT = "<b>&\"'\\/ 中文 😀 \t\u2028\x7f"
+# Names are one line (no tab or DEL: control characters are refused there) and trimmed.
+TRICKY_NAME = "<b>&\"'\\/ 中文 😀 \u2028 end"
 TRICKY_CONFIG: dict[str, Any] = {
     "values": [0.2, 2.0, 1 / 3, 1e21, 1e-7, -1.5, 0, None, True, TRICKY_TEXT, {"k": [{}, []]}]
 }
@@ -83,7 +91,7 @@ def create(api: Api, **fields: Any) -> dict[str, Any]:
 
 def trigger(api: Api, task_id: int) -> int:
     response = api.ok("POST", f"/tasks/{task_id}/trigger")
-    assert set(response) == {"message", "execution_id"}, response
+    assert set(response) == {"message", "execution_id", "scheduler_up"}, response
     assert response["message"] == "任务已触发"
     execution_id = response["execution_id"]
     assert isinstance(execution_id, int) and execution_id > 0
@@ -97,7 +105,7 @@ def schedule_view(task: dict[str, Any]) -> dict[str, Any]:
 
 def listing(api: Api, **params: Any) -> dict[str, Any]:
     result: dict[str, Any] = api.ok("GET", "/tasks", params=params)
-    assert set(result) == {"tasks", "total"}, result
+    assert set(result) == {"tasks", "total", "next_after_id"}, result
     assert isinstance(result["total"], int)
     for task in result["tasks"]:
         assert_task(task)
@@ -261,7 +269,12 @@ INVALID_CREATES: list[tuple[str, dict[str, Any], str | None, str | None]] = [
         None,
     ),
     ("example-steps-0", {"config": {"steps": 0}}, "配置项 steps 必须是大于 0 的整数", None),
-    ("example-success-rate", {"config": {"success_rate": 2}}, "配置项 success_rate 必须在 0 到 1 之间", None),
+    (
+        "example-success-rate",
+        {"config": {"success_rate": 2}},
+        "配置项 success_rate 必须是介于 0 到 1 之间的数字",
+        None,
+    ),
     ("example-duration", {"config": {"duration_seconds": -1}}, None, "duration_seconds"),
     ("config-not-object", {"config": [1, 2]}, None, None),
     ("workflow-empty", {"task_type": "workflow", "config": {}}, None, "编排任务配置无效: "),
@@ -284,13 +297,18 @@ def test_create_validation_is_400_with_the_reason(
 
 
 def test_bad_cron_says_where_and_why(admin: Api) -> None:
-    detail = error(admin.post("/tasks", json=body(cron_expression="0 25 * * *")), 400)
+    detail = error(admin.post("/tasks", json=body(cron_expression="0 25 * * *")), 400, reason="CRON_INVALID")
     assert detail == "Cron表达式无效: 第2个字段(时) '25': 超出范围 0-23"
 
 
 def test_duplicate_name_is_409(admin: Api) -> None:
     task = create(admin)
-    error(admin.post("/tasks", json=body(name=task["name"])), 409, f"任务名称 '{task['name']}' 已存在")
+    error(
+        admin.post("/tasks", json=body(name=task["name"])),
+        409,
+        f"任务名称 '{task['name']}' 已存在",
+        reason="TASK_NAME_TAKEN",
+    )
     other = create(admin)
     error(
         admin.put(f"/tasks/{other['id']}", json={"name": task["name"]}),
@@ -308,7 +326,7 @@ def test_get_returns_the_task_and_404_when_missing(admin: Api) -> None:
     task = create(admin, interval_seconds=3600)
     got = assert_task(admin.ok("GET", f"/tasks/{task['id']}"))
     assert got == task
-    error(admin.get("/tasks/99999999"), 404, "任务 99999999 不存在")
+    error(admin.get("/tasks/99999999"), 404, "任务 99999999 不存在", reason="TASK_NOT_FOUND")
 
 
 def test_list_total_counts_all_pages(admin: Api) -> None:
@@ -405,7 +423,7 @@ def test_list_body_is_what_the_transcoder_prints(stack: Stack, admin: Api) -> No
     prefix = unique("bytes")
     run_at = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
     tasks = [
-        create(admin, name=f"{prefix}_a {TRICKY_TEXT}", description=TRICKY_TEXT, config=TRICKY_CONFIG),
+        create(admin, name=f"{prefix}_a {TRICKY_NAME}", description=TRICKY_TEXT, config=TRICKY_CONFIG),
         create(admin, name=f"{prefix}_b", cron_expression="0 18 * * *", config={}),
         create(admin, name=f"{prefix}_c", task_type="manual_task", config={"command": ["echo"]}),
         create(admin, name=f"{prefix}_d", run_at=run_at.isoformat().replace("+00:00", "Z"), config={}),
@@ -418,9 +436,9 @@ def test_list_body_is_what_the_transcoder_prints(stack: Stack, admin: Api) -> No
     assert listed.status_code == 200, listed.text
     assert listed.headers["content-type"] == "application/json"
     singles = [admin.get(f"/tasks/{task['id']}").content for task in tasks]
-    assert listed.content == b'{"tasks":[' + b",".join(singles) + b'],"total":5}'
+    assert listed.content == b'{"tasks":[' + b",".join(singles) + b'],"total":5,"next_after_id":0}'
     shown = json.loads(listed.content)["tasks"]
-    assert shown[0]["config"] == TRICKY_CONFIG and shown[0]["name"] == f"{prefix}_a {TRICKY_TEXT}"
+    assert shown[0]["config"] == TRICKY_CONFIG and shown[0]["name"] == f"{prefix}_a {TRICKY_NAME}"
     assert shown[4]["latest_execution_status"] == "success"
 
     address = stack.http_url.removeprefix("http://")
@@ -699,6 +717,96 @@ def test_delete_of_a_missing_task_is_404(admin: Api) -> None:
     error(admin.delete("/tasks/99999999", params={"force": "true"}), 404, "任务 99999999 不存在")
 
 
+# ---- batch create -----------------------------------------------------------------------------
+
+BATCH = "/tasks:batchCreate"
+
+
+def test_a_batch_creates_every_task_in_order_and_the_scheduler_runs_them(admin: Api) -> None:
+    prefix = unique("batch")
+    items = [body(f"{prefix}_{i}", interval_seconds=3600) for i in range(50)]
+    items[7] = body(f"{prefix}_7", interval_seconds=1, max_retries=0)  # the scheduler hears of it
+    created = admin.ok("POST", BATCH, json={"tasks": items})["tasks"]
+    assert [task["name"] for task in created] == [item["name"] for item in items]
+    for task in created:
+        assert_task(task)
+    assert created[0]["created_by"] == "admin" and created[0]["max_retries"] == 3  # CreateTask's defaults
+    listed = listing(admin, name=prefix, limit=100, order_by="id", order="asc")
+    assert listed["total"] == 50 and [t["id"] for t in listed["tasks"]] == [t["id"] for t in created]
+    wait_for(lambda: admin.executions(created[7]["id"]), 10, "a run of the batch's 1 s task")
+    admin.ok("POST", f"/tasks/{created[7]['id']}/disable")
+
+
+def test_a_batch_with_one_invalid_item_creates_none_and_names_the_item(admin: Api) -> None:
+    prefix = unique("batch")
+    items = [body(f"{prefix}_0"), body(f"{prefix}_1", task_type="manual_task", cron_expression="0 18 * * *")]
+    items.append(body(f"{prefix}_2"))
+    detail = error(
+        admin.post(BATCH, json={"tasks": items}), 400, contains="tasks[1]: 手动任务不支持 Cron 表达式调度"
+    )
+    assert "tasks[0]" not in detail and "tasks[2]" not in detail
+    assert listing(admin, name=prefix)["total"] == 0
+
+
+def test_names_taken_in_the_batch_or_before_are_409_per_item_and_nothing_is_created(admin: Api) -> None:
+    taken = create(admin)["name"]
+    prefix = unique("batch")
+    items = [body(f"{prefix}_a"), body(taken), body(f"{prefix}_a"), body(f"{prefix}_b")]
+    detail = error(admin.post(BATCH, json={"tasks": items}), 409)
+    assert f"tasks[1]: 任务名称 '{taken}' 已存在" in detail
+    assert f"tasks[2]: 任务名称 '{prefix}_a' 与 tasks[0] 重复" in detail
+    assert listing(admin, name=prefix)["total"] == 0
+    # A mix of a taken name and another invalid item is a 400 naming both.
+    items[3] = body(f"{prefix}_b", interval_seconds=-5)
+    detail = error(admin.post(BATCH, json={"tasks": items}), 400, contains="tasks[3]: 间隔秒数必须在1到")
+    assert "tasks[1]" in detail
+
+
+def test_a_batch_is_admin_only(admin: Api, operator: Api, viewer: Api) -> None:
+    prefix = unique("batch")
+    for user in (viewer, operator):
+        error(user.post(BATCH, json={"tasks": [body(f"{prefix}_x")]}), 403, ADMIN_ONLY)
+    assert listing(admin, name=prefix)["total"] == 0
+
+
+def test_a_batch_of_more_than_1000_is_refused_and_an_empty_one_creates_nothing(admin: Api) -> None:
+    prefix = unique("batch")
+    items = [body(f"{prefix}_{i}") for i in range(1001)]
+    error(admin.post(BATCH, json={"tasks": items}), 400, "一次最多创建1000个任务，收到1001个")
+    assert listing(admin, name=prefix)["total"] == 0
+    assert admin.ok("POST", BATCH, json={"tasks": []}) == {"tasks": []}
+    assert len(admin.ok("POST", BATCH, json={"tasks": items[:1000]})["tasks"]) == 1000
+
+
+def test_grpc_clients_get_the_invalid_items_as_field_violations(stack: Stack, admin: Api) -> None:
+    prefix = unique("batch")
+    request = task_service_pb2.BatchCreateTasksRequest(
+        tasks=[
+            task_service_pb2.CreateTaskRequest(
+                name=f"{prefix}_0", task_type="manual_task", interval_seconds=60
+            ),
+            task_service_pb2.CreateTaskRequest(name="", task_type="example_task"),
+            task_service_pb2.CreateTaskRequest(name=f"{prefix}_2", task_type="example_task"),
+        ]
+    )
+    address = stack.http_url.removeprefix("http://")
+    with (
+        grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel,
+        pytest.raises(grpc.RpcError) as raised,
+    ):
+        task_service_pb2_grpc.TaskServiceStub(channel).BatchCreateTasks(
+            request, metadata=(("authorization", f"Bearer {admin.token}"),)
+        )
+    status = rpc_status.from_call(raised.value)  # type: ignore[arg-type]
+    assert status is not None and status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    violations = error_details_pb2.BadRequest()
+    assert [detail for detail in status.details if detail.Unpack(violations)]
+    assert [(v.field, v.description) for v in violations.field_violations] == [
+        ("tasks[0]", "手动任务不支持间隔调度"),
+        ("tasks[1]", "任务名称不能为空"),
+    ]
+
+
 # ---- roles ------------------------------------------------------------------------------------
 
 
@@ -756,7 +864,7 @@ def test_viewer_can_read_everything(admin: Api, viewer: Api) -> None:
     assert viewer.ok("GET", "/stats")["total_executions"] >= 1
     assert [t["id"] for t in viewer.ok("GET", f"/tasks/{workflow['id']}/workflow")["tasks"]] == [child["id"]]
     validated = viewer.ok("POST", f"/tasks/{workflow['id']}/workflow/validate", json=workflow["config"])
-    assert validated == {"valid": True, "message": "配置有效"}
+    assert validated == {"valid": True, "message": "配置有效", "reason": "", "task_ids": []}
     assert (
         len(viewer.ok("GET", "/cron/preview", params={"cron_expression": "0 18 * * *"})["next_run_times"])
         == 5
@@ -770,7 +878,9 @@ def test_viewer_can_read_everything(admin: Api, viewer: Api) -> None:
 
 def preview(api: Api, **params: Any) -> list[datetime]:
     result = api.ok("GET", "/cron/preview", params=params)
-    assert set(result) == {"next_run_times"}
+    # Without a calendar, its fields are empty (tests/integration/test_calendars.py covers them).
+    assert result.keys() == {"next_run_times", "calendar_data_end", "calendar_note"}
+    assert result["calendar_data_end"] == result["calendar_note"] == ""
     return [parse_time(text) for text in result["next_run_times"]]
 
 
@@ -834,7 +944,12 @@ def test_cron_preview_errors(admin: Api) -> None:
         400,
         "Cron表达式无效: 第2个字段(时) '25': 超出范围 0-23",
     )
-    error(admin.get("/cron/preview", params={"cron_expression": "* * *"}), 400, contains="Cron表达式无效")
+    error(
+        admin.get("/cron/preview", params={"cron_expression": "* * *"}),
+        400,
+        contains="Cron表达式无效",
+        reason="CRON_INVALID",
+    )
     error(admin.get("/cron/preview", params={"cron_expression": ""}), 400, "Cron表达式不能为空")
     error(admin.get("/cron/preview"), 400, "Cron表达式不能为空")
     error(

@@ -33,9 +33,12 @@ def workflow_config(*nodes: dict[str, Any], workflow_type: str = "serial", **ext
     return {"workflow_type": workflow_type, "tasks": list(nodes), "on_failure": "stop", **extra}
 
 
+VALID = {"valid": True, "message": "配置有效", "reason": "", "task_ids": []}
+
+
 def validate(api: Api, config: dict[str, Any], task_id: int = 0) -> dict[str, Any]:
     result: dict[str, Any] = api.ok("POST", f"/tasks/{task_id}/workflow/validate", json=config)
-    assert set(result) == {"valid", "message"}, result
+    assert set(result) == {"valid", "message", "reason", "task_ids"}, result
     return result
 
 
@@ -81,17 +84,17 @@ def test_workflow_nodes_errors(admin: Api) -> None:
 def test_validate_a_valid_config(admin: Api, viewer: Api) -> None:
     first, second = create(admin), create(admin)
     config = workflow_config(node(first, "任务1"), node(second, "任务2", first))
-    assert validate(admin, config) == {"valid": True, "message": "配置有效"}
+    assert validate(admin, config) == VALID
     # Any role may validate, and the path id names the workflow being edited.
     workflow = create(admin, task_type="workflow", config=config)
-    assert validate(viewer, config, workflow["id"]) == {"valid": True, "message": "配置有效"}
+    assert validate(viewer, config, workflow["id"]) == VALID
     # The guide's own example shape, with real ids.
     guide = {
         "workflow_type": "serial",
         "tasks": [{"task_id": first["id"], "name": "任务1", "dependencies": []}],
         "on_failure": "stop",
     }
-    assert validate(admin, guide) == {"valid": True, "message": "配置有效"}
+    assert validate(admin, guide) == VALID
     # dependencies and on_failure are optional.
     assert validate(admin, {"workflow_type": "parallel", "tasks": [{"task_id": first["id"], "name": "x"}]})[
         "valid"
@@ -105,7 +108,12 @@ def test_validate_reports_missing_tasks(admin: Api) -> None:
         {"task_id": 99999998, "name": "无1", "dependencies": []},
         {"task_id": 99999999, "name": "无2", "dependencies": []},
     )
-    assert validate(admin, config) == {"valid": False, "message": "以下任务不存在: {99999998, 99999999}"}
+    assert validate(admin, config) == {
+        "valid": False,
+        "message": "以下任务不存在: {99999998, 99999999}",
+        "reason": "WORKFLOW_INVALID",
+        "task_ids": [99999998, 99999999],
+    }
 
 
 def test_validate_reports_a_cycle(admin: Api) -> None:
@@ -116,15 +124,28 @@ def test_validate_reports_a_cycle(admin: Api) -> None:
     match = CYCLE.match(result["message"])
     assert match is not None, result
     assert int(match.group(1)) in {a["id"], b["id"], c["id"]}
+    # The cycle's members, for the editor to mark.
+    assert result["reason"] == "WORKFLOW_CYCLE"
+    assert sorted(result["task_ids"]) == sorted([a["id"], b["id"], c["id"]])
     # A task depending on itself is a cycle too.
     result = validate(admin, workflow_config(node(a, "A", a)))
-    assert result == {"valid": False, "message": f"检测到循环依赖，任务 {a['id']} 存在循环依赖关系"}
+    assert result == {
+        "valid": False,
+        "message": f"检测到循环依赖，任务 {a['id']} 存在循环依赖关系",
+        "reason": "WORKFLOW_CYCLE",
+        "task_ids": [a["id"]],
+    }
 
 
 def test_validate_reports_disabled_tasks(admin: Api) -> None:
     on, off = create(admin), create(admin, enabled=False)
     result = validate(admin, workflow_config(node(on, "开"), node(off, "关")))
-    assert result == {"valid": False, "message": f"以下任务未启用: [{off['id']}]"}
+    assert result == {
+        "valid": False,
+        "message": f"以下任务未启用: [{off['id']}]",
+        "reason": "WORKFLOW_INVALID",
+        "task_ids": [off["id"]],
+    }
 
 
 def test_validate_reports_bad_shapes(admin: Api) -> None:
@@ -135,7 +156,12 @@ def test_validate_reports_bad_shapes(admin: Api) -> None:
     empty = validate(admin, workflow_config())
     assert empty["valid"] is False and empty["message"]
     no_id = validate(admin, workflow_config({"name": "无ID"}))
-    assert no_id == {"valid": False, "message": "任务配置中缺少 task_id"}
+    assert no_id == {
+        "valid": False,
+        "message": "任务配置中缺少 task_id",
+        "reason": "WORKFLOW_INVALID",
+        "task_ids": [],
+    }
     outside = validate(
         admin, workflow_config({"task_id": task["id"], "name": "x", "dependencies": [99999999]})
     )
@@ -149,7 +175,12 @@ def test_a_workflow_cannot_contain_itself(admin: Api) -> None:
     workflow = create(admin, task_type="workflow", config=workflow_config(node(task, "x")))
     config = workflow_config(node(task, "x"), node(workflow, "自己"))
     result = validate(admin, config, workflow["id"])
-    assert result == {"valid": False, "message": f"检测到循环依赖，任务 {workflow['id']} 存在循环依赖关系"}
+    assert result == {
+        "valid": False,
+        "message": f"检测到循环依赖，任务 {workflow['id']} 存在循环依赖关系",
+        "reason": "WORKFLOW_CYCLE",
+        "task_ids": [workflow["id"]],
+    }
     error(
         admin.put(f"/tasks/{workflow['id']}", json={"config": config}),
         400,
@@ -253,4 +284,6 @@ def test_validate_names_a_missing_workflow_type(admin: Api) -> None:
     assert result == {
         "valid": False,
         "message": "编排任务配置中缺少 workflow_type，支持的模式：serial, parallel",
+        "reason": "WORKFLOW_INVALID",
+        "task_ids": [],
     }

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.stack import Stack
+from stack import Stack
 from tests.integration.api import Api, unique, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,14 +70,16 @@ def before(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def test_the_guides_three_examples_run_in_their_documented_order(stack: Stack, admin: Api) -> None:
     env = stack.env_for("registry")
-    subprocess.run(
+    init = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "init_scheduler.py"), "--workflow-only"],
         env=env,
         check=True,
         capture_output=True,
+        text=True,
         timeout=60,
     )
-    # The script writes the database directly; the running registry picks the tasks up.
+    # The script creates the tasks through the running registry, which tells the scheduler.
+    assert f"通过运行中的注册中心创建任务 ({stack.registry_addr})" in init.stdout, init.stdout
     names = ("编排任务-串行执行示例", "编排任务-并行执行示例", "编排任务-混合执行示例")
     tasks = wait_for(
         lambda: (

@@ -42,7 +42,8 @@ describe('scheduler page', () => {
 
     expect(await screen.findByTestId('task-row-1')).toBeTruthy();
     expect(localStorage.getItem('zq.access_token')).toBe('a.b.c');
-    expect(document.cookie).toContain('access_token=a.b.c');
+    // The cookie for EventSource is the server's (HttpOnly): scripts never write it.
+    expect(document.cookie).not.toContain('access_token');
     expect(screen.getByText('共 42 条')).toBeTruthy();
     const list = fake.requests.find((r) => r.path === '/api/v1/scheduler/tasks');
     expect(Object.fromEntries(list!.query)).toEqual({
@@ -89,7 +90,11 @@ describe('scheduler page', () => {
     start('operator');
     await screen.findByTestId('task-row-1');
     expect(screen.getByTestId('action-trigger-1')).toBeTruthy();
-    expect(screen.getByTestId('action-pause-1')).toBeTruthy();
+    // The less used actions are in the 更多 menu.
+    expect(screen.queryByTestId('action-pause-1')).toBeNull();
+    fireEvent.click(screen.getByTestId('action-more-1'));
+    expect(await screen.findByTestId('action-pause-1')).toBeTruthy();
+    expect(screen.getByTestId('action-stats-1')).toBeTruthy();
     expect(screen.queryByTestId('action-edit-1')).toBeNull();
     expect(screen.queryByTestId('action-delete-1')).toBeNull();
   });
@@ -117,9 +122,17 @@ describe('scheduler page', () => {
     expect(screen.getByTestId('exec-status-10').textContent).toBe('成功');
     expect(screen.getByTestId('exec-steps-10').textContent).toBe('步骤 30/30');
     fireEvent.click(screen.getByTestId('exec-result-10'));
-    expect((await screen.findByTestId('result-json')).textContent).toContain(
-      '"message": "长时间任务执行完成"',
+    // The log first: its lines with numbers, streams and colours.
+    expect((await screen.findByTestId('log-line-2', {}, { timeout: 10000 })).textContent).toContain(
+      '步骤 1/30 处理完成',
     );
+    expect(screen.getByTestId('log-line-3').querySelector('span[style*="color"]')?.textContent).toBe(
+      'warning',
+    );
+    // The result as a table, not JSON.
+    fireEvent.click(screen.getByTestId('result-tab'));
+    expect((await screen.findByTestId('result-field-message')).textContent).toBe('长时间任务执行完成');
+    expect(screen.getByTestId('result-field-total_steps').textContent).toBe('30');
   });
 
   it('previews cron as you type and shows the error position', async () => {
@@ -139,6 +152,7 @@ describe('scheduler page', () => {
 
   it('edits cron → interval with a PUT of only the changes, null clearing the cron', async () => {
     const fake = start('admin');
+    fireEvent.click(await screen.findByTestId('action-more-1'));
     fireEvent.click(await screen.findByTestId('action-edit-1'));
     fireEvent.click(await screen.findByTestId('form-schedule-mode-interval'));
     type(await screen.findByTestId('form-interval'), '60');
@@ -153,6 +167,7 @@ describe('scheduler page', () => {
 
   it('offers a force delete after a 409 and sends force=true', async () => {
     const fake = start('admin');
+    fireEvent.click(await screen.findByTestId('action-more-1'));
     fireEvent.click(await screen.findByTestId('action-delete-1'));
     fireEvent.click(await screen.findByTestId('confirm-delete-1'));
     expect((await screen.findByTestId('force-delete-detail')).textContent).toBe(
@@ -169,12 +184,30 @@ describe('scheduler page', () => {
     const fake = start('viewer');
     fireEvent.click(await screen.findByTestId('global-history'));
     fireEvent.click(await screen.findByTestId('exec-dag-20'));
-    await waitFor(() => expect(screen.getByTestId('dag-node-3').getAttribute('data-status')).toBe('success'));
+    // The DAG chunk (the graph library) loads on first use.
+    await waitFor(
+      () => expect(screen.getByTestId('dag-node-3').getAttribute('data-status')).toBe('success'),
+      {
+        timeout: 10_000,
+      },
+    );
     expect(screen.getByTestId('dag-node-4').getAttribute('data-status')).toBe('running');
     expect(screen.getByTestId('dag-edge-3-4')).toBeTruthy();
     expect(screen.queryByTestId('exec-terminate-20')).toBeNull();
     const children = fake.requests.find((r) => r.query.get('parent_execution_id') === '20');
     expect(children?.path).toBe('/api/v1/scheduler/executions');
+  });
+
+  it('shows in the header whether a scheduler leads', async () => {
+    const fake = start('viewer');
+    const status = await screen.findByTestId('system-status');
+    expect(status.getAttribute('data-state')).toBe('up');
+    expect(status.textContent).toContain('调度器运行中');
+    fake.setSchedulerUp(false);
+    await waitFor(() => expect(screen.getByTestId('system-status').getAttribute('data-state')).toBe('down'), {
+      timeout: 5000,
+    });
+    expect(screen.getByTestId('system-status').textContent).toContain('调度器未运行');
   });
 
   it('switches to English and back, keeping the choice', async () => {

@@ -7,14 +7,18 @@ import contextlib
 import json
 import os
 import re
-import shlex
+import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.executor.jobs.context import JobContext, JobFailed, config_number
+from services.common.job_config import command_argv, command_env, command_timeout, command_work_dir
+from services.common.log_lines import LogStream
+from services.common.tracing import current_traceparent
+from services.executor.jobs.context import JobContext, JobFailed
+from services.executor.run_log import RunLog
 
 PROGRESS_PREFIX = "::progress::"
 _STEP_FORM = re.compile(r"(\d+)\s*/\s*(\d+)(?:\s+(.*))?")
@@ -96,33 +100,14 @@ class _Capture:
 
 def _parse(ctx: JobContext) -> _Command:
     config = ctx.config
-    raw = config.get("command")
-    if isinstance(raw, str):
-        try:
-            argv = shlex.split(raw)
-        except ValueError as exc:
-            raise JobFailed(f"命令解析失败: {exc}") from None
-        display = raw
-    elif isinstance(raw, list) and all(isinstance(arg, str) for arg in raw):
-        argv, display = list(raw), shlex.join(raw)
-    else:
-        raise JobFailed("命令解析失败: command 必须是字符串或字符串列表")
-    if not argv:
-        raise JobFailed("命令不能为空")
-
-    work_dir = config.get("work_dir", "")
-    if not isinstance(work_dir, str):
-        raise JobFailed("配置项 work_dir 必须是字符串")
+    argv, display = command_argv(config)
     # Relative directories are relative to the executor's work_dir; "" is the work_dir itself.
-    directory = (ctx.work_dir / work_dir).resolve()
+    directory = (ctx.work_dir / command_work_dir(config)).resolve()
     if not directory.is_dir():
         raise JobFailed(f"工作目录不存在: {directory}")
 
-    extra = config.get("env", {})
-    if not isinstance(extra, dict) or not all(isinstance(value, str) for value in extra.values()):
-        raise JobFailed("配置项 env 必须是字符串到字符串的对象")
-
-    limit = config_number(config, "timeout_seconds", 0, lambda v: v >= 0, "大于等于 0 的数字")
+    extra = command_env(config)
+    limit = command_timeout(config)
     # The task's own timeout_seconds, enforced by the runner for every job kind, takes precedence.
     timeout = limit if limit > 0 and ctx.spec.timeout_seconds == 0 else None
     return _Command(argv, display, directory, _environment(ctx, extra), timeout)
@@ -132,7 +117,7 @@ def _environment(ctx: JobContext, extra: dict[str, str]) -> dict[str, str]:
     """Built from scratch: a command never sees the executor's variables (service token, database URL)."""
     env = {
         "PATH": os.environ.get("PATH", _DEFAULT_PATH),
-        "HOME": os.environ.get("HOME", "/"),
+        "HOME": ctx.job_user.home if ctx.job_user is not None else os.environ.get("HOME", "/"),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONIOENCODING": "utf-8",
@@ -144,13 +129,20 @@ def _environment(ctx: JobContext, extra: dict[str, str]) -> dict[str, str]:
     env.update(extra)
     env["ZQ_EXECUTION_ID"] = str(ctx.spec.execution_id)
     env["ZQ_TASK_ID"] = str(ctx.spec.task_id)
+    env["ZQ_LOGICAL_DATE"] = ctx.logical_date.isoformat()
+    env["ZQ_PREV_TRADING_DAY"] = ctx.prev_trading_day.isoformat()
+    traceparent = current_traceparent()  # with tracing on: the run's trace, for the program's own spans
+    if traceparent:
+        env["TRACEPARENT"] = traceparent
     return env
 
 
-async def _pump(reader: asyncio.StreamReader, capture: _Capture) -> None:
+async def _pump(reader: asyncio.StreamReader, capture: _Capture, run_log: RunLog, stream: LogStream) -> None:
     while chunk := await reader.read(_READ_CHUNK_BYTES):
         capture.feed(chunk)
+        run_log.feed(stream, chunk)
     capture.finish()
+    run_log.end_stream(stream)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -197,11 +189,21 @@ async def run_command(ctx: JobContext) -> dict[str, Any]:
     command = _parse(ctx)
     loop = asyncio.get_running_loop()
     started = loop.time()
+    argv = command.argv
+    if ctx.job_user is not None:
+        # As root, the command drops to the job user (setpriv). The child changes directory while
+        # still root, and setpriv reports a missing program only as an exit code: check both first.
+        if not await asyncio.to_thread(ctx.job_user.can_enter, command.work_dir):
+            raise JobFailed(f"工作目录无权进入: {command.work_dir}（命令以用户 {ctx.job_user.name} 运行）")
+        program = os.path.join(command.work_dir, argv[0]) if os.sep in argv[0] else argv[0]
+        if shutil.which(program, path=command.env.get("PATH")) is None:
+            raise JobFailed(f"命令不存在: {argv[0]}")
+        argv = ctx.job_user.wrap(argv)
     try:
         # A new session makes the command the leader of its own process group: the whole tree can
         # be signalled at once, and a signal meant for the executor does not reach it.
         process = await asyncio.create_subprocess_exec(
-            *command.argv,
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -209,10 +211,10 @@ async def run_command(ctx: JobContext) -> dict[str, Any]:
             env=command.env,
             start_new_session=True,
         )
-    except FileNotFoundError:
-        raise JobFailed(f"命令不存在: {command.argv[0]}") from None
     except PermissionError:
         raise JobFailed(f"命令不可执行: {command.argv[0]}") from None
+    except FileNotFoundError:
+        raise JobFailed(f"命令不存在: {command.argv[0]}") from None
     except OSError as exc:
         raise JobFailed(f"命令启动失败: {exc}") from None
     assert process.stdout is not None and process.stderr is not None  # both are PIPE
@@ -225,8 +227,8 @@ async def run_command(ctx: JobContext) -> dict[str, Any]:
     stdout = _Capture(ctx.output_tail_bytes, PROGRESS_PREFIX.encode(), on_stdout_line)
     stderr = _Capture(ctx.output_tail_bytes)
     readers = [
-        asyncio.create_task(_pump(process.stdout, stdout)),
-        asyncio.create_task(_pump(process.stderr, stderr)),
+        asyncio.create_task(_pump(process.stdout, stdout, ctx.log, LogStream.STDOUT)),
+        asyncio.create_task(_pump(process.stderr, stderr, ctx.log, LogStream.STDERR)),
     ]
     timed_out = False
     try:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
-import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from services.common.run_params import RunDates
+from services.common.vocabulary import ExecutionStatus
+from services.executor.jobs.job_user import JobUser
 from services.executor.models import RunSpec
+from services.executor.run_log import RunLog
+from services.executor.settings import DataSyncDefaults
 
 
 class JobFailed(Exception):
@@ -26,19 +31,37 @@ class JobFailed(Exception):
 @dataclass(slots=True)
 class JobContext:
     spec: RunSpec
+    # The run's log: command output, plugin records, the executor's own lines.
+    log: RunLog
     work_dir: Path
     output_tail_bytes: int
     # Mutable: Cancel may name its own grace period after the job started.
     kill_grace_seconds: float
     rng: random.Random
+    # Commands run as this user (None: the executor's own, which is then not root).
+    job_user: JobUser | None
     # Receives every progress snapshot.
     emit: Callable[[dict[str, Any]], None]
     # The progress so far; the final result is merged over it.
     result: dict[str, Any] = field(default_factory=dict)
+    # Data-sync jobs: the target database and provider when the task names none.
+    data_sync: DataSyncDefaults = field(default_factory=DataSyncDefaults)
 
     @property
     def config(self) -> dict[str, Any]:
+        """The run's config: params merged, templates filled in."""
         return self.spec.config
+
+    @property
+    def logical_date(self) -> date:
+        """The date this run is for (a scheduled run's planned date in the task's zone)."""
+        return self.spec.logical_date
+
+    @property
+    def prev_trading_day(self) -> date:
+        """The trading day before the logical date by the task's calendar (no calendar: the
+        previous weekday)."""
+        return RunDates.of(self.spec.logical_date, self.spec.prev_trading_day).prev_trading_day
 
     def progress(self, update: Mapping[str, Any]) -> None:
         """Merges `update` into the progress and emits a snapshot of it.
@@ -47,7 +70,7 @@ class JobContext:
         current_step/total_steps without a progress_percent gets one computed.
         """
         self.result.update(update)
-        self.result.setdefault("status", "running")
+        self.result.setdefault("status", ExecutionStatus.RUNNING)
         current, total = self.result.get("current_step"), self.result.get("total_steps")
         steps_moved = "current_step" in update or "total_steps" in update
         if (
@@ -65,19 +88,3 @@ class JobContext:
 def progress_percent(current: int, total: int) -> int:
     """The guide's integer percentage: 1/30 -> 3, 2/30 -> 6, 3/30 -> 10."""
     return max(0, min(100, int(current * 100 / total)))
-
-
-def config_number(
-    config: Mapping[str, Any], key: str, default: float, valid: Callable[[float], bool], requirement: str
-) -> float:
-    """Reads a numeric config value; JobFailed("配置项 {key} 必须是{requirement}") when it is not valid."""
-    value = config.get(key, default)
-    # bool is an int subclass; `"steps": true` is a mistake, not 1.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not valid(float(value))
-    ):
-        raise JobFailed(f"配置项 {key} 必须是{requirement}")
-    return float(value)

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from services.registry.db import normalize_url
-from services.registry.models import Base
+from services.registry.models import Base, in_schema_comparison
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -16,10 +16,20 @@ if connection is None:
 
     url = context.get_x_argument(as_dictionary=True).get("url") or os.environ["ZQ_DATABASE_URL"]
     with create_engine(normalize_url(url)).begin() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=True,
+            include_object=in_schema_comparison,
+        )
         with context.begin_transaction():
             context.run_migrations()
 else:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,
+        include_object=in_schema_comparison,
+    )
     with context.begin_transaction():
         context.run_migrations()

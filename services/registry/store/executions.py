@@ -1,37 +1,46 @@
-"""Executions: idempotent creation, claim, finish with retries, history and statistics.
+"""A run's life in the database: idempotent creation, claim, progress, requeue, and the one way
+to end runs (`end_runs`, whatever ended them) with the retry a failure earns.
 
-Hot paths (create, claim, finish) are single Core statements; statistics are computed in SQL.
+Hot paths (create, claim, finish) are single Core statements. What users start or stop by hand is
+in `manual_runs`; reading runs back (history, statistics) in `run_history`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.registry.models import (
-    ACTIVE_STATUSES,
-    EXECUTION_STATUSES,
-    TRIGGERS,
-    ExecutionRow,
-    TaskRow,
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
+from services.common.run_params import logical_date_of
+from services.common.vocabulary import (
+    DRAIN_INTERRUPTED_MESSAGE,
+    FINAL_STATUSES,
+    LIVE_STATUSES,
+    TaskType,
+    Trigger,
+    word_of,
 )
-from services.registry.store.tasks import get_task, task_not_found
+from services.common.vocabulary import ExecutionStatus as Status
+from services.registry.models import ExecutionRow, TaskRow
+from services.registry.store import alerts
+from services.registry.store.run_history import children_of
+from services.registry.store.tasks import task_not_found
 
 LOST_EXECUTOR = "执行器失联"
+TERMINATED_BY_USER = "用户终止了任务"
 
 
 def execution_not_found(execution_id: int) -> NotFound:
-    return NotFound(f"执行记录 {execution_id} 不存在")
+    return NotFound(f"执行记录 {execution_id} 不存在", reason=Reason.EXECUTION_NOT_FOUND)
 
 
 def get_execution(session: Session, execution_id: int, task_id: int = 0) -> ExecutionRow:
@@ -48,11 +57,22 @@ class NewExecution:
     task_id: int
     trigger: str
     scheduled_time: datetime | None
-    status: str = "pending"
+    status: str = Status.PENDING
     error_message: str = ""
     parent_execution_id: int = 0
     retry_count: int = 0
     dedup_key: str = ""
+    # YYYY-MM-DD; "" = none known (a caller that knows the task's zone always sets it).
+    logical_date: str = ""
+    params: Mapping[str, Any] | None = None
+    backfill_id: int = 0
+    rerun_of_id: int = 0
+    # The user who started it by hand ("" for the scheduler's runs).
+    triggered_by: str = ""
+    # The W3C traceparent of the call that made it ("" = none: tracing off, or a scheduled fire).
+    traceparent: str = ""
+    # Execution.note ("" = none).
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +121,17 @@ def existing_execution(session: Session, dedup_key: str) -> ExecutionRow:
 
 def execution_values(new: NewExecution, now: datetime, start: Claim | None = None) -> dict[str, Any]:
     """The row of a new run; raises InvalidArgument for a request no run can be made of."""
-    if new.trigger not in TRIGGERS:
-        raise InvalidArgument(f"无效的触发方式: {new.trigger}")
-    if new.status not in ("pending", "skipped"):
-        raise InvalidArgument(f"新执行记录的状态只能是 pending 或 skipped，而不是 {new.status}")
-    if start is not None and new.status != "pending":
-        raise InvalidArgument("只有待执行（pending）的执行记录可以在创建时开始")
+    if word_of(Trigger, new.trigger) is None:
+        raise InvalidArgument(f"无效的触发方式: {new.trigger}", reason=Reason.RUN_UPDATE_INVALID)
+    if new.status not in (Status.PENDING, Status.SKIPPED):
+        raise InvalidArgument(
+            f"新执行记录的状态只能是 pending 或 skipped，而不是 {new.status}",
+            reason=Reason.RUN_UPDATE_INVALID,
+        )
+    if start is not None and new.status != Status.PENDING:
+        raise InvalidArgument(
+            "只有待执行（pending）的执行记录可以在创建时开始", reason=Reason.RUN_UPDATE_INVALID
+        )
     values: dict[str, Any] = {
         **_UNSET_ON_CREATE,
         "task_id": new.task_id,
@@ -121,12 +146,19 @@ def execution_values(new: NewExecution, now: datetime, start: Claim | None = Non
         "retry_count": new.retry_count,
         "attempt": 0,
         "terminate_requested": False,
+        "logical_date": new.logical_date or None,
+        "params": dict(new.params) if new.params else None,
+        "backfill_id": new.backfill_id or None,
+        "rerun_of_id": new.rerun_of_id or None,
+        "triggered_by": new.triggered_by,
+        "traceparent": new.traceparent or None,
+        "note": new.note[:NOTE_MAX] or None,
     }
-    if new.status == "skipped":
+    if new.status == Status.SKIPPED:
         values["end_time"] = now
     if start is not None:
         values.update(
-            status="running",
+            status=Status.RUNNING,
             start_time=now,
             executor=start.executor,
             attempt=1,
@@ -136,6 +168,8 @@ def execution_values(new: NewExecution, now: datetime, start: Claim | None = Non
 
 
 EXECUTIONS = cast(Table, ExecutionRow.__table__)
+# The note column's size.
+NOTE_MAX = 200
 # Every column an insert does not always set, so every insert has the same columns (one statement).
 _UNSET_ON_CREATE: dict[str, Any] = {
     "start_time": None,
@@ -154,9 +188,16 @@ def _insert_execution(dialect: str, deduplicated: bool) -> Any:
     return insert.returning(*EXECUTIONS.c)
 
 
+_new_execution_row = ExecutionRow.__mapper__.class_manager.new_instance
+
+
 def _detached(row: Any) -> ExecutionRow:
-    """An ExecutionRow of a Core result row (not in the session: the hot path skips the ORM)."""
-    return ExecutionRow(**row._mapping)
+    """An ExecutionRow of a Core result row (not in the session: the hot path skips the ORM). Filled
+    the way the ORM's loader fills an instance (straight into its __dict__): constructing it through
+    `__init__` fires an attribute event per column, a tenth of the registry's time per run."""
+    detached: ExecutionRow = _new_execution_row()
+    detached.__dict__.update(row._mapping)
+    return detached
 
 
 def claim_execution(
@@ -167,7 +208,7 @@ def claim_execution(
     if adopt:
         statement = (
             update(ExecutionRow)
-            .where(ExecutionRow.id == execution_id, ExecutionRow.status == "running")
+            .where(ExecutionRow.id == execution_id, ExecutionRow.status == Status.RUNNING)
             .values(
                 executor=claim.executor, attempt=ExecutionRow.attempt + 1, lease_expires_at=claim.lease_until
             )
@@ -175,9 +216,9 @@ def claim_execution(
     else:
         statement = (
             update(ExecutionRow)
-            .where(ExecutionRow.id == execution_id, ExecutionRow.status == "pending")
+            .where(ExecutionRow.id == execution_id, ExecutionRow.status == Status.PENDING)
             .values(
-                status="running",
+                status=Status.RUNNING,
                 start_time=now,
                 executor=claim.executor,
                 attempt=ExecutionRow.attempt + 1,
@@ -190,7 +231,9 @@ def claim_execution(
     ).first()
     if claimed is None:
         row = get_execution(session, execution_id)
-        raise FailedPrecondition(f"执行记录 {execution_id} 当前状态为 {row.status}，不能开始执行")
+        raise FailedPrecondition(
+            f"执行记录 {execution_id} 当前状态为 {row.status}，不能开始执行", reason=Reason.RUN_NOT_PENDING
+        )
     return claimed
 
 
@@ -199,13 +242,17 @@ def requeue_execution(session: Session, execution_id: int, attempt: int) -> Exec
     moved = session.execute(
         update(ExecutionRow)
         .where(
-            ExecutionRow.id == execution_id, ExecutionRow.status == "running", ExecutionRow.attempt == attempt
+            ExecutionRow.id == execution_id,
+            ExecutionRow.status == Status.RUNNING,
+            ExecutionRow.attempt == attempt,
         )
-        .values(status="pending", start_time=None, executor=None, lease_expires_at=None)
+        .values(status=Status.PENDING, start_time=None, executor=None, lease_expires_at=None)
         .returning(ExecutionRow.id)
     ).scalar()
     if moved is None:
-        raise FailedPrecondition(f"执行记录 {execution_id} 的第 {attempt} 次尝试已失效")
+        raise FailedPrecondition(
+            f"执行记录 {execution_id} 的第 {attempt} 次尝试已失效", reason=Reason.ATTEMPT_STALE
+        )
     return get_execution(session, execution_id)
 
 
@@ -216,7 +263,7 @@ def write_progress(session: Session, results: Mapping[int, tuple[int, dict[str, 
             update(ExecutionRow)
             .where(
                 ExecutionRow.id == execution_id,
-                ExecutionRow.status == "running",
+                ExecutionRow.status == Status.RUNNING,
                 ExecutionRow.attempt == attempt,
             )
             .values(result=result)
@@ -225,27 +272,86 @@ def write_progress(session: Session, results: Mapping[int, tuple[int, dict[str, 
 
 @dataclass(frozen=True, slots=True)
 class RunEnd:
-    """How an attempt of a run ended."""
+    """How an attempt of a run ended (executor finish, lease reaper, terminate, scheduler).
+
+    `started`: the run's start time when the caller holds it with the whole result (its live
+    progress); such an end is one statement, and `result` replaces the stored one. Without it the
+    row is read first and `result` is merged over the stored one."""
 
     execution_id: int
     attempt: int
     status: str
     result: dict[str, Any]
     error_message: str = ""
+    started: datetime | None = None
 
 
-def finish_execution(
-    session: Session, end: RunEnd, now: datetime
-) -> tuple[ExecutionRow, ExecutionRow | None]:
-    """Final state of a run, and its retry when it failed with retries left (same transaction)."""
-    if end.status not in FINAL_STATUSES:
-        raise InvalidArgument(f"无效的结束状态: {end.status}")
+@dataclass(frozen=True, slots=True)
+class EndedRun:
+    """A run after its end, and its retry when it failed with retries left."""
+
+    row: ExecutionRow
+    retry: ExecutionRow | None
+
+
+def end_runs(session: Session, ends: Sequence[RunEnd], now: datetime) -> list[EndedRun]:
+    """Ends runs, whatever ended them; retries of failed ones are created in the same transaction.
+    Returns one EndedRun per end, in order.
+
+    Ends with a known start go as one statement for all of them (an executemany, then one read of
+    their rows). When one of those is no longer that attempt running, FailedPrecondition
+    (ATTEMPT_STALE) is raised for the call as a whole and the transaction must be rolled back (the
+    statement ended the others): a caller that needs each end's own answer ends them one by one. Any other end reads its row first and raises the reason it cannot end
+    (not found, already ended, stale attempt). The alert events of the ends go to the outbox in
+    the same transaction (store.alerts.enqueue_ends)."""
+    for end in ends:
+        if end.status not in FINAL_STATUSES:
+            raise InvalidArgument(f"无效的结束状态: {end.status}", reason=Reason.RUN_UPDATE_INVALID)
+    known = [end for end in ends if end.started is not None]
+    ended: dict[int, ExecutionRow] = {}
+    if len(known) == 1:
+        row = _end_running(session, known[0], now)
+        if row is not None:
+            ended[known[0].execution_id] = row
+    elif known:
+        ended.update(_end_many_running(session, known, now))
+    for end in ends:
+        if end.execution_id not in ended:  # no start at hand, or the one-statement end missed
+            ended[end.execution_id] = _end_read_row(session, end, now)
+    runs = [
+        EndedRun(row, schedule_retry(session, row, now) if row.status == Status.FAILED else None)
+        for row in (ended[end.execution_id] for end in ends)
+    ]
+    # The alerts of these ends commit with them (the outbox), or not at all.
+    alerts.enqueue_ends(session, [(run.row, run.retry is None) for run in runs], now)
+    return runs
+
+
+def _end_running(session: Session, end: RunEnd, now: datetime) -> ExecutionRow | None:
+    updated = session.execute(_END_RUNNING.returning(*EXECUTIONS.c), _end_params(end, now)).first()
+    return _detached(updated) if updated is not None else None
+
+
+def _end_many_running(session: Session, ends: list[RunEnd], now: datetime) -> dict[int, ExecutionRow]:
+    updated = cast(CursorResult[Any], session.execute(_END_RUNNING, [_end_params(end, now) for end in ends]))
+    if updated.rowcount != len(ends):
+        raise FailedPrecondition("执行记录已结束或尝试已失效", reason=Reason.ATTEMPT_STALE)
+    ids = [end.execution_id for end in ends]
+    return {
+        row.id: _detached(row) for row in session.execute(select(EXECUTIONS).where(EXECUTIONS.c.id.in_(ids)))
+    }
+
+
+def _end_read_row(session: Session, end: RunEnd, now: datetime) -> ExecutionRow:
     row = get_execution(session, end.execution_id)
-    if row.status not in ACTIVE_STATUSES:
-        raise FailedPrecondition(f"执行记录 {end.execution_id} 已结束（{row.status}）")
+    if row.status not in LIVE_STATUSES:
+        raise FailedPrecondition(
+            f"执行记录 {end.execution_id} 已结束（{row.status}）", reason=Reason.RUN_ALREADY_ENDED
+        )
     if row.attempt != end.attempt:
         raise FailedPrecondition(
-            f"执行记录 {end.execution_id} 的第 {end.attempt} 次尝试已失效（当前第 {row.attempt} 次）"
+            f"执行记录 {end.execution_id} 的第 {end.attempt} 次尝试已失效（当前第 {row.attempt} 次）",
+            reason=Reason.ATTEMPT_STALE,
         )
     row.status = end.status
     row.end_time = now
@@ -254,59 +360,33 @@ def finish_execution(
     row.result = {**(row.result or {}), **end.result}
     row.error_message = end.error_message or None
     row.lease_expires_at = None
-    retry = schedule_retry(session, row, now) if end.status == "failed" else None
     session.flush()
-    return row, retry
+    return row
 
 
-def finish_running(
-    session: Session, end: RunEnd, started: datetime, now: datetime
-) -> tuple[ExecutionRow, ExecutionRow | None] | None:
-    """`finish_execution` in one statement, for a caller that holds the run's start time and whole
-    result (its live progress). None when the row is not this attempt running: the caller then
-    takes `finish_execution`, which says why."""
-    updated = session.execute(
-        _FINISH_RUNNING.returning(*EXECUTIONS.c), finish_params(end, started, now)
-    ).first()
-    if updated is None:
-        return None
-    row = _detached(updated)
-    return row, schedule_retry(session, row, now) if end.status == "failed" else None
-
-
-def finish_params(end: RunEnd, started: datetime, now: datetime) -> dict[str, Any]:
-    """One run's end for `finish_running` / `finish_many`."""
-    if end.status not in FINAL_STATUSES:
-        raise InvalidArgument(f"无效的结束状态: {end.status}")
+def _end_params(end: RunEnd, now: datetime) -> dict[str, Any]:
+    assert end.started is not None
     return {
         "b_id": end.execution_id,
         "b_attempt": end.attempt,
         "b_status": end.status,
         "b_end": now,
-        "b_duration": duration(started, now),
+        "b_duration": duration(end.started, now),
         "b_result": end.result,
         "b_error": end.error_message or None,
     }
-
-
-def finish_many(session: Session, params: list[dict[str, Any]]) -> bool:
-    """Ends many running runs (`finish_params` each) in one statement, without retries: for
-    successes. False when some run was not that attempt running (the caller rolls back)."""
-    updated = cast(CursorResult[Any], session.execute(_FINISH_RUNNING, params))
-    return updated.rowcount == len(params)
 
 
 def duration(started: datetime, ended: datetime) -> float:
     return round((ended - started).total_seconds(), 3)
 
 
-FINAL_STATUSES = ("success", "failed", "terminated", "skipped")
-_FINISH_RUNNING = (
+_END_RUNNING = (
     update(EXECUTIONS)
     .where(
         EXECUTIONS.c.id == bindparam("b_id"),
         EXECUTIONS.c.attempt == bindparam("b_attempt"),
-        EXECUTIONS.c.status == "running",
+        EXECUTIONS.c.status == Status.RUNNING,
     )
     .values(
         status=bindparam("b_status"),
@@ -319,9 +399,55 @@ _FINISH_RUNNING = (
 )
 
 
+def reuse_succeeded_nodes(session: Session, previous_id: int, workflow_run_id: int, now: datetime) -> None:
+    """Records the nodes whose newest run under workflow run `previous_id` succeeded as successful
+    children of `workflow_run_id` (its result and times, linked to it), so that run starts only
+    the failed, skipped and not-started ones: a rerun from the failed step, or a workflow retry."""
+    newest: dict[int, ExecutionRow] = {}
+    for child in sorted(children_of(session, previous_id), key=lambda c: c.id):
+        newest[child.task_id] = child
+    rows = []
+    for child in newest.values():
+        if child.status != Status.SUCCESS:
+            continue
+        new = NewExecution(
+            task_id=child.task_id,
+            trigger=Trigger.WORKFLOW,
+            scheduled_time=child.scheduled_time,
+            parent_execution_id=workflow_run_id,
+            dedup_key=f"w:{workflow_run_id}:{child.task_id}",
+            logical_date=child.logical_date or "",
+            params=child.params,
+            rerun_of_id=child.id,
+        )
+        values = execution_values(new, now)
+        values.update(
+            status=Status.SUCCESS,
+            start_time=child.start_time,
+            end_time=child.end_time,
+            duration_seconds=child.duration_seconds,
+            result=child.result,
+            executor=child.executor,
+        )
+        rows.append(values)
+    if rows:
+        create_executions(session, rows)
+
+
+def run_logical_date(row: ExecutionRow, timezone: str) -> str:
+    """The stored logical date, or (a run from before it was stored) its scheduled time's date."""
+    if row.logical_date:
+        return row.logical_date
+    return logical_date_of(row.scheduled_time or row.created_at, timezone).isoformat()
+
+
 def schedule_retry(session: Session, failed: ExecutionRow, now: datetime) -> ExecutionRow | None:
     task = session.get(TaskRow, failed.task_id)
-    if task is None or failed.retry_count >= task.max_retries or failed.terminate_requested:
+    if task is None or failed.terminate_requested:
+        return None
+    # A run an executor's drain interrupted is handed back: run again at once, not counted as a retry.
+    handed_back = failed.error_message == DRAIN_INTERRUPTED_MESSAGE
+    if failed.retry_count >= task.max_retries and not handed_back:
         return None
     if not task.enabled and failed.trigger in ("schedule", "retry") and failed.parent_execution_id is None:
         return None
@@ -330,163 +456,18 @@ def schedule_retry(session: Session, failed: ExecutionRow, now: datetime) -> Exe
         NewExecution(
             task_id=failed.task_id,
             trigger="retry",
-            scheduled_time=now + timedelta(seconds=task.retry_interval),
+            scheduled_time=now if handed_back else now + timedelta(seconds=task.retry_interval),
             parent_execution_id=failed.parent_execution_id or 0,
-            retry_count=failed.retry_count + 1,
+            retry_count=failed.retry_count if handed_back else failed.retry_count + 1,
             dedup_key=f"r:{failed.id}",
+            # A retry is for the same date, with the same parameters, in the same backfill.
+            logical_date=failed.logical_date or run_logical_date(failed, task.timezone),
+            params=failed.params,
+            backfill_id=failed.backfill_id or 0,
+            rerun_of_id=failed.id,
         ),
         now,
     )
+    if task.task_type == TaskType.WORKFLOW:  # a workflow retry resumes from its failed step
+        reuse_succeeded_nodes(session, failed.id, retry.id, now)
     return retry
-
-
-def request_termination(session: Session, execution_id: int, now: datetime) -> tuple[ExecutionRow, bool]:
-    """Pending runs end at once; running ones are flagged for the scheduler to stop.
-
-    Returns (row, needs_stop): needs_stop when an executor must be told to cancel.
-    """
-    row = get_execution(session, execution_id)
-    if row.status == "pending":
-        row.status = "terminated"
-        row.end_time = now
-        row.error_message = "用户终止了任务"
-        row.terminate_requested = True
-        return row, False
-    if row.status == "running":
-        row.terminate_requested = True
-        return row, True
-    raise FailedPrecondition(f"执行记录 {execution_id} 已结束（{row.status}），无法终止")
-
-
-def children_of(session: Session, parent_id: int) -> list[ExecutionRow]:
-    return list(session.scalars(select(ExecutionRow).where(ExecutionRow.parent_execution_id == parent_id)))
-
-
-def active_executions(session: Session, limit: int) -> list[ExecutionRow]:
-    query = select(ExecutionRow).where(ExecutionRow.status.in_(ACTIVE_STATUSES)).order_by(ExecutionRow.id)
-    return list(session.scalars(query.limit(limit)))
-
-
-# ---- history ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionQuery:
-    task_id: int = 0
-    skip: int = 0
-    limit: int = 100
-    status: str = ""
-    start_time_from: str = ""
-    start_time_to: str = ""
-    parent_execution_id: int = 0
-
-
-def _time_filter(text: str, label: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidArgument(f"{label}格式无效: {text}（需要 RFC 3339，例如 2026-01-01T00:00:00Z）") from exc
-    if moment.tzinfo is None:
-        raise InvalidArgument(f"{label}必须带时区，例如 2026-01-01T00:00:00Z")
-    return moment
-
-
-def list_executions(session: Session, query: ExecutionQuery) -> tuple[list[ExecutionRow], int]:
-    if query.skip < 0:
-        raise InvalidArgument("skip 不能为负数")
-    if not 1 <= query.limit <= 1000:
-        raise InvalidArgument("limit 必须在1到1000之间")
-    conditions = []
-    if query.task_id:
-        get_task(session, query.task_id)
-        conditions.append(ExecutionRow.task_id == query.task_id)
-    if query.parent_execution_id:
-        conditions.append(ExecutionRow.parent_execution_id == query.parent_execution_id)
-    if query.status:
-        statuses = [s.strip() for s in query.status.split(",") if s.strip()]
-        bad = [s for s in statuses if s not in EXECUTION_STATUSES]
-        if bad:
-            raise InvalidArgument(f"无效的状态: {', '.join(bad)}，支持: {', '.join(EXECUTION_STATUSES)}")
-        conditions.append(ExecutionRow.status.in_(statuses))
-    started = func.coalesce(ExecutionRow.start_time, ExecutionRow.created_at)
-    if query.start_time_from:
-        conditions.append(started >= _time_filter(query.start_time_from, "start_time_from "))
-    if query.start_time_to:
-        conditions.append(started < _time_filter(query.start_time_to, "start_time_to "))
-    where = and_(*conditions) if conditions else None
-    count = select(func.count()).select_from(ExecutionRow)
-    rows = select(ExecutionRow).order_by(ExecutionRow.id.desc()).offset(query.skip).limit(query.limit)
-    if where is not None:
-        count, rows = count.where(where), rows.where(where)
-    return list(session.scalars(rows)), session.scalar(count) or 0
-
-
-def task_names(session: Session, task_ids: set[int]) -> dict[int, str]:
-    if not task_ids:
-        return {}
-    rows = session.execute(select(TaskRow.id, TaskRow.name).where(TaskRow.id.in_(task_ids)))
-    # Not dict(rows): a Result has keys(), so dict() would treat it as a mapping.
-    return {task_id: name for task_id, name in rows}  # noqa: C416
-
-
-@dataclass(frozen=True, slots=True)
-class StatsRow:
-    total: int
-    success: int
-    failed: int
-    running: int
-    pending: int
-    terminated: int
-    skipped: int
-    avg_duration: float
-    latest: datetime | None
-
-    @property
-    def success_rate(self) -> float:
-        finished = self.success + self.failed
-        return round(self.success / finished, 4) if finished else 0.0
-
-
-def stats(session: Session, task_id: int) -> StatsRow:
-    if task_id:
-        get_task(session, task_id)
-
-    def count(status: str) -> Any:
-        return func.coalesce(func.sum(case((ExecutionRow.status == status, 1), else_=0)), 0)
-
-    finished = ExecutionRow.status.in_(("success", "failed", "terminated"))
-    query = select(
-        func.count(),
-        count("success"),
-        count("failed"),
-        count("running"),
-        count("pending"),
-        count("terminated"),
-        count("skipped"),
-        func.avg(case((finished, ExecutionRow.duration_seconds), else_=None)),
-        func.max(ExecutionRow.start_time),
-    )
-    if task_id:
-        query = query.where(ExecutionRow.task_id == task_id)
-    total, success, failed, running, pending, terminated, skipped, avg, latest = session.execute(query).one()
-    return StatsRow(
-        total=int(total),
-        success=int(success),
-        failed=int(failed),
-        running=int(running),
-        pending=int(pending),
-        terminated=int(terminated),
-        skipped=int(skipped),
-        avg_duration=round(float(avg or 0.0), 3),
-        latest=latest,
-    )
-
-
-def last_scheduled_times(session: Session) -> dict[int, datetime]:
-    """Per task, the newest planned time that got an execution (run or skipped)."""
-    rows = session.execute(
-        select(ExecutionRow.task_id, func.max(ExecutionRow.scheduled_time))
-        .where(ExecutionRow.trigger == "schedule")
-        .group_by(ExecutionRow.task_id)
-    )
-    return {task_id: moment for task_id, moment in rows if moment is not None}

@@ -4,28 +4,50 @@
 
 import { accessToken, endSession, refreshToken, storeTokens } from './session';
 import type {
+  CalendarChange,
+  Backfill,
+  BackfillCreate,
+  AuditPage,
+  AuditQuery,
+  AlertChannel,
+  AlertChannelSave,
+  AlertDelivery,
+  AlertRule,
+  AlertRuleSave,
   CronPreview,
   CurrentUser,
   DeleteResponse,
   Execution,
+  ExportPage,
   ExecutionList,
+  ExecutionLogPage,
   ExecutionQuery,
+  ImportResult,
   JsonObject,
   LoginRequest,
   Stats,
+  SystemStatus,
   Task,
   TaskCreate,
   TaskList,
   TaskListQuery,
   TaskUpdate,
   TokenPair,
+  TransferDocument,
+  TradingCalendar,
   TriggerResponse,
+  UnlockResponse,
+  User,
+  UserCreate,
+  UserList,
+  UserUpdate,
   WorkflowNodes,
   WorkflowValidation,
 } from './types';
 
 const AUTH = '/api/v1/auth';
 const SCHEDULER = '/api/v1/scheduler';
+const ALERTS = '/api/v1/alerts';
 
 export class ApiError extends Error {
   constructor(
@@ -134,6 +156,40 @@ export const api = {
   // auth
   login: (body: LoginRequest) => request<TokenPair>('POST', `${AUTH}/login`, { body, auth: false }),
   me: () => request<CurrentUser>('GET', `${AUTH}/me`),
+  /** Ends this session on the server (its tokens stop working) and clears the cookie. */
+  logout: () => request<{ message: string }>('POST', `${AUTH}/logout`, { body: {} }),
+
+  // users (admin)
+  listUsers: () => request<UserList>('GET', `${AUTH}/users`),
+  createUser: (body: UserCreate) => request<User>('POST', `${AUTH}/users`, { body }),
+  updateUser: (username: string, changes: UserUpdate) =>
+    request<User>('PUT', `${AUTH}/users/${encodeURIComponent(username)}`, { body: changes }),
+  listAudit: (query: AuditQuery) => request<AuditPage>('GET', '/api/v1/audit', { query: { ...query } }),
+  unlockUser: (username: string) =>
+    request<UnlockResponse>('POST', `${AUTH}/users/${encodeURIComponent(username)}/unlock`, { body: {} }),
+
+  // alerts: channels (admin), rules, delivery history
+  listAlertChannels: () => request<{ channels: AlertChannel[] }>('GET', `${ALERTS}/channels`),
+  createAlertChannel: (body: AlertChannelSave) =>
+    request<AlertChannel>('POST', `${ALERTS}/channels`, { body }),
+  /** Replaces a channel; a secret left out of `config` (or "") keeps its stored value, null removes it. */
+  updateAlertChannel: (id: number, body: AlertChannelSave) =>
+    request<AlertChannel>('PUT', `${ALERTS}/channels/${id}`, { body }),
+  deleteAlertChannel: (id: number) => request<DeleteResponse>('DELETE', `${ALERTS}/channels/${id}`),
+  testAlertChannel: (id: number) =>
+    request<{ ok: boolean; error: string; delivery_id: number }>('POST', `${ALERTS}/channels/${id}/test`, {
+      body: {},
+    }),
+  listAlertRules: (taskId?: number) =>
+    request<{ rules: AlertRule[] }>('GET', `${ALERTS}/rules`, { query: { task_id: taskId } }),
+  createAlertRule: (body: AlertRuleSave) => request<AlertRule>('POST', `${ALERTS}/rules`, { body }),
+  updateAlertRule: (id: number, body: AlertRuleSave) =>
+    request<AlertRule>('PUT', `${ALERTS}/rules/${id}`, { body }),
+  deleteAlertRule: (id: number) => request<DeleteResponse>('DELETE', `${ALERTS}/rules/${id}`),
+  listAlertDeliveries: (limit = 50) =>
+    request<{ deliveries: AlertDelivery[]; total: number }>('GET', `${ALERTS}/deliveries`, {
+      query: { limit },
+    }),
 
   // tasks
   listTasks: (query: TaskListQuery) =>
@@ -150,6 +206,15 @@ export const api = {
   validateWorkflow: (id: number, config: JsonObject) =>
     request<WorkflowValidation>('POST', `${task(id)}/workflow/validate`, { body: config }),
 
+  // import / export
+  exportPage: (afterId: number, limit = 1000) =>
+    request<ExportPage>('GET', `${SCHEDULER}/tasks:export`, { query: { after_id: afterId, limit } }),
+  importTasks: (document: TransferDocument, dryRun: boolean) =>
+    request<ImportResult>('POST', `${SCHEDULER}/tasks:import`, {
+      query: { dry_run: dryRun || undefined },
+      body: document,
+    }),
+
   // executions
   listTaskExecutions: (taskId: number, query: Omit<ExecutionQuery, 'task_id'>) =>
     request<ExecutionList>('GET', `${task(taskId)}/executions`, { query: { ...query } }),
@@ -158,15 +223,51 @@ export const api = {
   getExecution: (taskId: number, executionId: number) =>
     request<Execution>('GET', `${task(taskId)}/executions/${executionId}`),
   watchUrl: (taskId: number, executionId: number) => `${task(taskId)}/executions/${executionId}/watch`,
+  getExecutionLog: (executionId: number, offset: number, limit?: number) =>
+    request<ExecutionLogPage>('GET', `${SCHEDULER}/executions/${executionId}/log`, {
+      query: { offset, limit },
+    }),
+  logStreamUrl: (executionId: number, offset = 0) =>
+    `${SCHEDULER}/executions/${executionId}/log/stream?offset=${offset}`,
   terminateExecution: (executionId: number) =>
     request<Execution>('POST', `${SCHEDULER}/executions/${executionId}/terminate`, { body: {} }),
-
-  // stats, cron
-  getStats: (taskId?: number) => request<Stats>('GET', `${SCHEDULER}/stats`, { query: { task_id: taskId } }),
-  previewCron: (cronExpression: string, timezone: string, count = 5) =>
-    request<CronPreview>('GET', `${SCHEDULER}/cron/preview`, {
-      query: { cron_expression: cronExpression, timezone, count },
+  rerunExecution: (executionId: number, from: 'failed' | 'start') =>
+    request<Execution>('POST', `${SCHEDULER}/executions/${executionId}/rerun`, { body: { from } }),
+  /** One node of a finished workflow run, alone: a new child run of it. */
+  rerunNode: (executionId: number, taskId: number) =>
+    request<Execution>('POST', `${SCHEDULER}/executions/${executionId}/rerun`, {
+      body: { from: 'node', task_id: taskId },
     }),
+
+  // backfills
+  createBackfill: (taskId: number, body: BackfillCreate) =>
+    request<Backfill>('POST', `${task(taskId)}/backfill`, { body: { ...body } }),
+  listBackfills: (taskId: number) =>
+    request<{ backfills: Backfill[] }>('GET', `${SCHEDULER}/backfills`, { query: { task_id: taskId } }),
+  cancelBackfill: (backfillId: number) =>
+    request<Backfill>('POST', `${SCHEDULER}/backfills/${backfillId}/cancel`, { body: {} }),
+
+  // status, stats, cron
+  getStatus: () => request<SystemStatus>('GET', `${SCHEDULER}/status`),
+  getStats: (taskId?: number) => request<Stats>('GET', `${SCHEDULER}/stats`, { query: { task_id: taskId } }),
+  previewCron: (cronExpression: string, timezone: string, count = 5, calendar = '', calendarShift = 0) =>
+    request<CronPreview>('GET', `${SCHEDULER}/cron/preview`, {
+      query: {
+        cron_expression: cronExpression,
+        timezone,
+        count,
+        ...(calendar ? { calendar, calendar_shift: calendarShift } : {}),
+      },
+    }),
+
+  // trading calendars
+  listCalendars: () => request<{ calendars: TradingCalendar[] }>('GET', `${SCHEDULER}/calendars`),
+  createCalendar: (calendar: CalendarChange) =>
+    request<TradingCalendar>('POST', `${SCHEDULER}/calendars`, { body: calendar }),
+  updateCalendar: (name: string, calendar: CalendarChange) =>
+    request<TradingCalendar>('PUT', `${SCHEDULER}/calendars/${encodeURIComponent(name)}`, { body: calendar }),
+  deleteCalendar: (name: string) =>
+    request<{ message: string }>('DELETE', `${SCHEDULER}/calendars/${encodeURIComponent(name)}`),
 };
 
 /** The message to show for a failed call: the server's `detail`, else the given fallback. */

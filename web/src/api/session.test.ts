@@ -41,7 +41,8 @@ describe('401 handling', () => {
       'GET /api/v1/auth/me Bearer new',
     ]);
     expect(localStorage.getItem('zq.refresh_token')).toBe('r2');
-    expect(document.cookie).toContain('access_token=new');
+    expect(localStorage.getItem('zq.access_token')).toBe('new');
+    expect(document.cookie).not.toContain('access_token');
   });
 
   it('ends the session when the refresh fails', async () => {
@@ -60,6 +61,22 @@ describe('401 handling', () => {
     expect(ended).toHaveBeenCalledOnce();
     expect(localStorage.getItem('zq.access_token')).toBeNull();
     expect(document.cookie).not.toContain('access_token=');
+  });
+
+  it('logs out on the server with the token in the Authorization header and a JSON body', async () => {
+    const fetch = vi.fn(async () => json(200, { message: '已退出登录' }));
+    vi.stubGlobal('fetch', fetch);
+    expect(await api.logout()).toEqual({ message: '已退出登录' });
+    expect(fetch).toHaveBeenCalledWith('/api/v1/auth/logout', {
+      method: 'POST',
+      headers: {
+        Accept: 'application/json',
+        'Content-Type': 'application/json',
+        Authorization: 'Bearer old',
+      },
+      body: '{}',
+      credentials: 'same-origin',
+    });
   });
 
   it('shows non-2xx bodies by their detail', async () => {

@@ -1,12 +1,12 @@
-// Token storage. Tokens live in localStorage so a reload stays logged in. The access token is also
-// mirrored into the `access_token` cookie because EventSource cannot send an Authorization header;
-// the gateway accepts the JWT from that cookie.
+// Token storage. Tokens live in localStorage so a reload stays logged in; every call sends the access
+// token in the Authorization header. EventSource cannot send a header: for the watch streams the
+// server sets an HttpOnly `access_token` cookie with the login and refresh answers (scripts never see
+// it) and clears it on logout. That cookie authorises reading only: changes need the header.
 
 import type { TokenPair } from './types';
 
 const ACCESS_KEY = 'zq.access_token';
 const REFRESH_KEY = 'zq.refresh_token';
-const COOKIE = 'access_token';
 
 type Listener = () => void;
 const endListeners = new Set<Listener>();
@@ -22,13 +22,11 @@ export function refreshToken(): string | null {
 export function storeTokens(tokens: TokenPair): void {
   localStorage.setItem(ACCESS_KEY, tokens.access_token);
   localStorage.setItem(REFRESH_KEY, tokens.refresh_token);
-  document.cookie = `${COOKIE}=${encodeURIComponent(tokens.access_token)}; path=/; SameSite=Strict`;
 }
 
 export function clearTokens(): void {
   localStorage.removeItem(ACCESS_KEY);
   localStorage.removeItem(REFRESH_KEY);
-  document.cookie = `${COOKIE}=; path=/; SameSite=Strict; Max-Age=0`;
 }
 
 /** Called by the API client when the session cannot be renewed (refresh failed). */

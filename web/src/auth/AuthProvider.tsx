@@ -55,8 +55,12 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const logout = useCallback(() => {
-    clearTokens();
-    setState({ status: 'anonymous', expired: false });
+    // The server revokes the session and clears the cookie; locally the session ends either way.
+    const ended = accessToken() ? api.logout().catch(() => undefined) : Promise.resolve();
+    void ended.finally(() => {
+      clearTokens();
+      setState({ status: 'anonymous', expired: false });
+    });
   }, []);
 
   const value = useMemo(() => ({ state, login, logout }), [state, login, logout]);

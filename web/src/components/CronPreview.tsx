@@ -1,4 +1,5 @@
-// Under the cron field: the next five run times, or the server's error (with its position).
+// Under the cron field: the next five run times (with the trading calendar applied, where its data
+// ends and the mark for times beyond it), or the server's error (with its position).
 
 import { LoadingOutlined } from '@ant-design/icons';
 import { Typography } from 'antd';
@@ -8,9 +9,16 @@ import { useCronPreview } from '../hooks/useCronPreview';
 import { useI18n } from '../i18n';
 import { formatTime } from '../lib/format';
 
-export function CronPreview({ expression, timezone }: { expression: string; timezone: string }) {
+interface Props {
+  expression: string;
+  timezone: string;
+  calendar?: string;
+  calendarShift?: number;
+}
+
+export function CronPreview({ expression, timezone, calendar = '', calendarShift = 0 }: Props) {
   const { t } = useI18n();
-  const preview = useCronPreview(expression, timezone);
+  const preview = useCronPreview(expression, timezone, calendar, calendarShift);
   if (preview.checking) {
     return (
       <Typography.Text type="secondary" data-testid="cron-checking">
@@ -34,6 +42,18 @@ export function CronPreview({ expression, timezone }: { expression: string; time
           <li key={time}>{formatTime(time)}</li>
         ))}
       </ol>
+      {calendar && preview.calendarDataEnd && (
+        <Typography.Text type="secondary" data-testid="cron-calendar-end">
+          {t('calendarDataEnd')} {preview.calendarDataEnd}
+        </Typography.Text>
+      )}
+      {preview.calendarNote && (
+        <div>
+          <Typography.Text type="warning" data-testid="cron-calendar-note">
+            {preview.calendarNote}
+          </Typography.Text>
+        </div>
+      )}
     </div>
   );
 }

@@ -1,7 +1,7 @@
 // Execution history of one task or of all tasks: filters, server-side paging, live progress of
 // active runs, terminate, the full result, and the DAG of workflow runs.
 
-import { ApartmentOutlined, ReloadOutlined, StopOutlined } from '@ant-design/icons';
+import { ApartmentOutlined, FileTextOutlined, ReloadOutlined, StopOutlined } from '@ant-design/icons';
 import {
   Alert,
   App,
@@ -17,7 +17,7 @@ import {
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
 import type { Dayjs } from 'dayjs';
-import { lazy, Suspense, useMemo, useState, type HTMLAttributes } from 'react';
+import { lazy, Suspense, useCallback, useMemo, useState, type HTMLAttributes } from 'react';
 
 import { api, errorText } from '../api/client';
 import { isActiveStatus } from '../api/live';
@@ -26,9 +26,11 @@ import { useCurrentUser } from '../auth/AuthProvider';
 import { useAction } from '../hooks/useAction';
 import { useExecutions, useLiveRows } from '../hooks/useExecutions';
 import { usePolling } from '../hooks/usePolling';
+import { useDebouncedValue } from '../hooks/useDebouncedValue';
+import { useRemote } from '../hooks/useRemote';
 import { useWorkflowTaskIds } from '../hooks/useTasks';
 import { useI18n } from '../i18n';
-import { formatDuration, formatTime, TIME_FORMAT } from '../lib/format';
+import { formatDuration, formatShortTime, formatTime, TIME_FORMAT } from '../lib/format';
 import { testId } from '../lib/testId';
 import { ExecutionProgress, hasProgress } from './ExecutionProgress';
 import { ResultModal } from './ResultModal';
@@ -55,15 +57,18 @@ export function ExecutionDrawer({ task, onClose }: Props) {
   const [statuses, setStatuses] = useState<ExecutionStatus[]>([]);
   const [range, setRange] = useState<[Dayjs, Dayjs] | null>(null);
   const [paging, setPaging] = useState({ page: 1, size: 20 });
+  // Global history only: runs of one task.
+  const [taskFilter, setTaskFilter] = useState<number>();
   const query = useMemo<ExecutionQuery>(
     () => ({
+      task_id: task ? undefined : taskFilter,
       status: statuses.join(',') || undefined,
       start_time_from: range?.[0].toISOString(),
       start_time_to: range?.[1].toISOString(),
       skip: (paging.page - 1) * paging.size,
       limit: paging.size,
     }),
-    [statuses, range, paging],
+    [task, taskFilter, statuses, range, paging],
   );
   const list = useExecutions(task?.id, query);
   usePolling(() => void list.reload(true), LIST_REFRESH_MS, true);
@@ -84,18 +89,28 @@ export function ExecutionDrawer({ task, onClose }: Props) {
     void list.reload(true);
   };
 
+  // A workflow run reruns from its failed step, reusing the nodes that succeeded.
+  const rerun = async (execution: Execution) => {
+    const started = await act(() => api.rerunExecution(execution.id, 'failed'), {
+      failure: t('rerunFailed'),
+    });
+    if (started) void message.success(t('rerunDone', { id: started.id }));
+    void list.reload(true);
+  };
+
   const units = { h: t('durationH'), m: t('durationM'), s: t('durationS') };
-  // The result (live progress) comes right after the status so that it is on screen without
-  // scrolling sideways on a laptop-sized window.
+  // Every column fits a 1280 px window (fixed layout, compact times with the full one as tooltip);
+  // the result (live progress) takes the room that is left.
   const columns: ColumnsType<Execution> = [
-    { key: 'id', title: 'ID', dataIndex: 'id', width: 80 },
+    { key: 'id', title: 'ID', dataIndex: 'id', width: 60 },
     ...(task
       ? []
       : [
           {
             key: 'task',
             title: t('execTask'),
-            width: 160,
+            width: 120,
+            ellipsis: true,
             render: (_: unknown, e: Execution) => (
               <span>
                 {e.task_name || '-'} <Typography.Text type="secondary">#{e.task_id}</Typography.Text>
@@ -106,18 +121,22 @@ export function ExecutionDrawer({ task, onClose }: Props) {
     {
       key: 'status',
       title: t('execStatus'),
-      width: 90,
+      width: 84,
       render: (_, e) => <ExecutionStatusTag status={e.status} testId={`exec-status-${e.id}`} />,
     },
     {
       key: 'result',
       title: t('execResult'),
-      width: 300,
       render: (_, e) => {
         const result = e.result ?? {};
         if (!hasProgress(e) && Object.keys(result).length === 0) return '-';
+        // A readable line, never raw JSON: the message, else the exit code, else "view result".
         const summary =
-          typeof result.message === 'string' && result.message ? result.message : JSON.stringify(result);
+          typeof result.message === 'string' && result.message
+            ? result.message
+            : typeof result.exit_code === 'number'
+              ? `exit ${result.exit_code}`
+              : t('viewResult');
         return (
           <div
             role="button"
@@ -140,42 +159,75 @@ export function ExecutionDrawer({ task, onClose }: Props) {
     {
       key: 'trigger',
       title: t('execTrigger'),
-      width: 90,
-      render: (_, e) =>
-        e.parent_execution_id ? (
-          <Tooltip title={t('childRunOf', { id: e.parent_execution_id })}>
+      width: 80,
+      // The logical date under the trigger; the parent, the rerun link, the params and who triggered
+      // or terminated the run in the tooltip.
+      render: (_, e) => {
+        const notes = [
+          e.parent_execution_id ? t('childRunOf', { id: e.parent_execution_id }) : '',
+          e.rerun_of_execution_id ? t('rerunOf', { id: e.rerun_of_execution_id }) : '',
+          e.logical_date ? `${t('logicalDate')}: ${e.logical_date}` : '',
+          e.params && Object.keys(e.params).length ? JSON.stringify(e.params) : '',
+          e.triggered_by ? t('triggeredBy', { user: e.triggered_by }) : '',
+          e.terminated_by ? t('terminatedBy', { user: e.terminated_by }) : '',
+          e.note ?? '',
+        ].filter(Boolean);
+        const label = (
+          <span
+            data-testid={`exec-trigger-${e.id}`}
+            data-triggered-by={e.triggered_by || undefined}
+            data-terminated-by={e.terminated_by || undefined}
+          >
             {triggerLabel(e.trigger, t)}
-          </Tooltip>
-        ) : (
-          triggerLabel(e.trigger, t)
-        ),
+            {e.logical_date && <div className="exec-logical-date">{e.logical_date.slice(5)}</div>}
+            {/* The mark itself (日历数据未覆盖); the whole note is in the tooltip. */}
+            {e.note && (
+              <div className="exec-note" data-testid={`exec-note-${e.id}`}>
+                {e.note.split(':')[0]}
+              </div>
+            )}
+          </span>
+        );
+        return notes.length ? <Tooltip title={notes.join('\n')}>{label}</Tooltip> : label;
+      },
     },
     {
-      key: 'scheduled',
-      title: t('execScheduled'),
-      width: 165,
-      render: (_, e) => formatTime(e.scheduled_time),
+      key: 'start',
+      title: t('execStart'),
+      width: 118,
+      // The planned time, which the start follows, is in the tooltip.
+      render: (_, e) => (
+        <span
+          title={`${t('execScheduled')}: ${formatTime(e.scheduled_time)}\n${t('execStart')}: ${formatTime(e.start_time)}`}
+        >
+          {formatShortTime(e.start_time, true)}
+        </span>
+      ),
     },
-    { key: 'start', title: t('execStart'), width: 165, render: (_, e) => formatTime(e.start_time) },
-    { key: 'end', title: t('execEnd'), width: 165, render: (_, e) => formatTime(e.end_time) },
+    {
+      key: 'end',
+      title: t('execEnd'),
+      width: 118,
+      render: (_, e) => <span title={formatTime(e.end_time)}>{formatShortTime(e.end_time, true)}</span>,
+    },
     {
       key: 'duration',
       title: t('execDuration'),
-      width: 100,
+      width: 80,
       render: (_, e) => (e.end_time ? formatDuration(e.duration_seconds, units) : '-'),
     },
-    { key: 'retry', title: t('execRetry'), dataIndex: 'retry_count', width: 80 },
+    { key: 'retry', title: t('execRetry'), dataIndex: 'retry_count', width: 76 },
     {
       key: 'executor',
       title: t('execExecutor'),
-      width: 130,
+      width: 80,
       ellipsis: true,
       render: (_, e) => e.executor || '-',
     },
     {
       key: 'error',
       title: t('execError'),
-      width: 180,
+      width: 110,
       ellipsis: { showTitle: false },
       render: (_, e) =>
         e.error_message ? (
@@ -191,10 +243,21 @@ export function ExecutionDrawer({ task, onClose }: Props) {
     {
       key: 'actions',
       title: t('execActions'),
-      width: 130,
-      fixed: 'right',
+      width: 120,
       render: (_, e) => (
         <Space size={0}>
+          {!isWorkflowRun(e) && (
+            <Tooltip title={t('viewLog')}>
+              <Button
+                type="link"
+                size="small"
+                icon={<FileTextOutlined />}
+                aria-label={t('viewLog')}
+                data-testid={`exec-log-${e.id}`}
+                onClick={() => setResultOf(e)}
+              />
+            </Tooltip>
+          )}
           {can.operate && isActiveStatus(e.status) && (
             <Popconfirm
               title={t('confirmTerminate')}
@@ -213,6 +276,11 @@ export function ExecutionDrawer({ task, onClose }: Props) {
                 {t('terminate')}
               </Button>
             </Popconfirm>
+          )}
+          {can.operate && !e.parent_execution_id && (e.status === 'failed' || e.status === 'terminated') && (
+            <Button type="link" size="small" data-testid={`exec-rerun-${e.id}`} onClick={() => void rerun(e)}>
+              {t('rerun')}
+            </Button>
           )}
           {isWorkflowRun(e) && (
             <Button
@@ -234,6 +302,8 @@ export function ExecutionDrawer({ task, onClose }: Props) {
     <Drawer
       open
       width="min(1500px, 96vw)"
+      // Narrower margins than a drawer's default: every column of the guide fits at 1280 px.
+      styles={{ body: { padding: '16px 16px' } }}
       title={task ? t('historyTitle', { name: task.name }) : t('globalHistoryTitle')}
       onClose={onClose}
       extra={
@@ -251,6 +321,15 @@ export function ExecutionDrawer({ task, onClose }: Props) {
     >
       <div data-testid="history-drawer">
         <Space wrap className="filters">
+          {!task && (
+            <TaskPicker
+              value={taskFilter}
+              onChange={(id) => {
+                setTaskFilter(id);
+                setPaging((p) => ({ ...p, page: 1 }));
+              }}
+            />
+          )}
           <Select<ExecutionStatus[]>
             mode="multiple"
             allowClear
@@ -291,7 +370,8 @@ export function ExecutionDrawer({ task, onClose }: Props) {
           columns={columns}
           dataSource={rows}
           loading={list.loading}
-          scroll={{ x: columns.reduce((sum, c) => sum + Number(c.width ?? 0), 0) }}
+          tableLayout="fixed"
+          className="exec-table"
           onRow={(e) =>
             ({ ...testId(`exec-row-${e.id}`), 'data-status': e.status }) as HTMLAttributes<HTMLElement>
           }
@@ -321,5 +401,38 @@ export function ExecutionDrawer({ task, onClose }: Props) {
         </Suspense>
       )}
     </Drawer>
+  );
+}
+
+/** A task chosen by searching its name (sub-tasks of workflows included), for the global history. */
+function TaskPicker({
+  value,
+  onChange,
+}: {
+  value: number | undefined;
+  onChange: (id: number | undefined) => void;
+}) {
+  const { t } = useI18n();
+  const [search, setSearch] = useState('');
+  const name = useDebouncedValue(search.trim(), 300);
+  const { data } = useRemote(
+    useCallback(
+      () => api.listTasks({ skip: 0, limit: 20, name: name || undefined, include_children: true }),
+      [name],
+    ),
+  );
+  return (
+    <Select<number>
+      showSearch
+      allowClear
+      filterOption={false}
+      style={{ minWidth: 220 }}
+      placeholder={t('filterTask')}
+      value={value}
+      data-testid="history-filter-task"
+      onSearch={setSearch}
+      onChange={(id) => onChange(id ?? undefined)}
+      options={(data?.tasks ?? []).map((task) => ({ value: task.id, label: `${task.name} #${task.id}` }))}
+    />
   );
 }

@@ -1,23 +1,32 @@
-import { Modal, Typography } from 'antd';
+import { Modal, Tabs, Typography } from 'antd';
 
 import type { Execution } from '../api/types';
 import { useI18n } from '../i18n';
-import { prettyJson } from '../lib/json';
+import { LogViewer } from './LogViewer';
+import { ResultView } from './ResultView';
 
-/** The full result JSON of one execution (and its error, if any). */
+/** One execution: its log (followed live while it runs) and its result, readable. */
 export function ResultModal({ execution, onClose }: { execution: Execution; onClose: () => void }) {
   const { t } = useI18n();
   return (
-    <Modal open title={t('resultTitle', { id: execution.id })} width={760} footer={null} onCancel={onClose}>
+    <Modal open title={t('resultTitle', { id: execution.id })} width={1040} footer={null} onCancel={onClose}>
       <div data-testid="result-modal">
         {execution.error_message && (
           <Typography.Paragraph type="danger" data-testid="result-error">
             {t('execError')}: {execution.error_message}
           </Typography.Paragraph>
         )}
-        <pre className="json-view" data-testid="result-json">
-          {prettyJson(execution.result ?? {})}
-        </pre>
+        <Tabs
+          defaultActiveKey="log"
+          items={[
+            { key: 'log', label: t('logTab'), children: <LogViewer executionId={execution.id} /> },
+            {
+              key: 'result',
+              label: <span data-testid="result-tab">{t('resultTab')}</span>,
+              children: <ResultView result={execution.result ?? {}} />,
+            },
+          ]}
+        />
       </div>
     </Modal>
   );

@@ -16,6 +16,7 @@ import {
   Row,
   Select,
   Switch,
+  Tabs,
   Typography,
 } from 'antd';
 import dayjs, { type Dayjs } from 'dayjs';
@@ -23,9 +24,13 @@ import { useMemo, useState } from 'react';
 
 import { api } from '../api/client';
 import type { ConcurrencyPolicy, Task, TaskType } from '../api/types';
+import { useCurrentUser } from '../auth/AuthProvider';
 import { useAction } from '../hooks/useAction';
+import { useCalendars } from '../hooks/useCalendars';
 import { useWorkflowValidation } from '../hooks/useWorkflowValidation';
 import { useI18n } from '../i18n';
+import { TaskAlertsSection } from './AlertsDrawer';
+import { isDataSyncType } from '../lib/dataSync';
 import { CONFIG_EXAMPLES } from '../lib/examples';
 import { TIME_FORMAT } from '../lib/format';
 import { parseConfig, type ParseResult } from '../lib/json';
@@ -33,7 +38,9 @@ import {
   buildCreatePayload,
   buildUpdatePayload,
   initialValues,
+  invalidTag,
   MAX_RETRIES_LIMIT,
+  MAX_TAGS,
   RETRY_INTERVAL_LIMIT,
   type FormMode,
   type ScheduleMode,
@@ -42,7 +49,9 @@ import {
 import { testId } from '../lib/testId';
 import { timezoneOptions } from '../lib/timezones';
 import { CronPreview } from './CronPreview';
+import { DataSyncFields } from './DataSyncFields';
 import { TASK_TYPES } from './tags';
+import { WorkflowEditor } from './WorkflowEditor';
 
 interface Props {
   mode: FormMode;
@@ -56,6 +65,7 @@ const POLICIES: ConcurrencyPolicy[] = ['forbid', 'allow', 'replace'];
 
 export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
   const { t } = useI18n();
+  const { user } = useCurrentUser();
   const { message } = App.useApp();
   const act = useAction();
   const [form] = Form.useForm<TaskFormValues>();
@@ -67,6 +77,9 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
   const scheduleMode = Form.useWatch('schedule_mode', form) ?? initial.schedule_mode;
   const cronExpression = Form.useWatch('cron_expression', form) ?? initial.cron_expression;
   const timezone = Form.useWatch('timezone', form) ?? initial.timezone;
+  const calendar = Form.useWatch('calendar', form) ?? initial.calendar;
+  const calendarShift = Form.useWatch('calendar_shift', form) ?? initial.calendar_shift;
+  const calendars = useCalendars();
   const configText = Form.useWatch('config_text', form) ?? initial.config_text;
   const parsed = useMemo(() => parseConfig(configText), [configText]);
   const workflowCheck = useWorkflowValidation(
@@ -75,6 +88,9 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
     taskType === 'workflow',
   );
   const isManual = taskType === 'manual_task';
+  const isWorkflow = taskType === 'workflow';
+  const syncType = isDataSyncType(taskType) ? taskType : null;
+  const [configTab, setConfigTab] = useState<'visual' | 'json'>('visual');
 
   const configError = (result: ParseResult): string | undefined => {
     if (result.ok) return undefined;
@@ -111,6 +127,42 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
     if (saved) onSaved();
   };
 
+  const jsonEditor = (
+    <>
+      <Dropdown
+        trigger={['click']}
+        menu={{
+          items: CONFIG_EXAMPLES.map((example) => ({
+            key: example.key,
+            label: <span data-testid={`config-example-${example.key}`}>{t(example.label)}</span>,
+          })),
+          onClick: ({ key }) => {
+            const example = CONFIG_EXAMPLES.find((e) => e.key === key);
+            if (example) form.setFieldValue('config_text', example.text);
+          },
+        }}
+      >
+        <Button size="small" type="link" className="config-examples" data-testid="config-examples">
+          {t('configExamples')} <DownOutlined />
+        </Button>
+      </Dropdown>
+      <Form.Item
+        name="config_text"
+        noStyle
+        rules={[
+          {
+            validator: (_rule, value: string | undefined) => {
+              const error = configError(parseConfig(value ?? ''));
+              return error ? Promise.reject(new Error(error)) : Promise.resolve();
+            },
+          },
+        ]}
+      >
+        <Input.TextArea rows={9} className="mono" spellCheck={false} data-testid="form-config" />
+      </Form.Item>
+    </>
+  );
+
   const title =
     mode === 'edit'
       ? t('editTitle', { name: task?.name ?? '' })
@@ -122,7 +174,7 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
     <Modal
       open
       title={title}
-      width={860}
+      width={isWorkflow ? 1180 : 860}
       maskClosable={false}
       okText={mode === 'edit' ? t('update') : t('create')}
       cancelText={t('cancel')}
@@ -199,7 +251,12 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
                 extra={
                   <>
                     <div>{t('fieldCronExtra')}</div>
-                    <CronPreview expression={cronExpression} timezone={timezone} />
+                    <CronPreview
+                      expression={cronExpression}
+                      timezone={timezone}
+                      calendar={calendar}
+                      calendarShift={calendarShift ?? 0}
+                    />
                   </>
                 }
               >
@@ -211,6 +268,56 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
                   <Input placeholder={t('fieldCronPlaceholder')} data-testid="form-cron" className="mono" />
                 </Form.Item>
               </Form.Item>
+            )}
+            {scheduleMode === 'cron' && (
+              <Row gutter={16}>
+                <Col span={10}>
+                  <Form.Item
+                    name="calendar"
+                    label={t('fieldCalendar')}
+                    tooltip={`${t('fieldCalendarExtra')} — ${t('calendarUncoveredPolicy')}`}
+                  >
+                    <Select
+                      showSearch
+                      data-testid="form-calendar"
+                      loading={calendars.loading}
+                      options={[
+                        { value: '', label: t('fieldCalendarNone') },
+                        ...(calendars.data ?? []).map((item) => ({
+                          value: item.name,
+                          label: item.data_end
+                            ? `${item.name} (${t('calendarDataEnd')} ${item.data_end})`
+                            : item.name,
+                        })),
+                      ]}
+                    />
+                  </Form.Item>
+                </Col>
+                {calendar && (
+                  <Col span={6}>
+                    <Form.Item
+                      name="calendar_shift"
+                      label={t('fieldCalendarShift')}
+                      tooltip={t('fieldCalendarShiftExtra')}
+                    >
+                      <InputNumber min={-31} max={31} precision={0} data-testid="form-calendar-shift" />
+                    </Form.Item>
+                  </Col>
+                )}
+                {calendar && (
+                  <Col span={8}>
+                    <Form.Item name="calendar_holidays" label={t('fieldCalendarHolidays')}>
+                      <Select
+                        data-testid="form-calendar-holidays"
+                        options={[
+                          { value: 'silent', label: t('calendarHolidaysSilent') },
+                          { value: 'record', label: t('calendarHolidaysRecord') },
+                        ]}
+                      />
+                    </Form.Item>
+                  </Col>
+                )}
+              </Row>
             )}
             {scheduleMode === 'interval' && (
               <Form.Item
@@ -253,6 +360,29 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
         </Form.Item>
 
         <Form.Item
+          name="tags"
+          label={t('fieldTags')}
+          rules={[
+            {
+              validator: async (_, tags: string[] | undefined) => {
+                const bad = invalidTag(tags ?? []);
+                if (bad !== undefined) throw new Error(t('fieldTagInvalid', { tag: bad }));
+                if ((tags?.length ?? 0) > MAX_TAGS) throw new Error(t('fieldTagsTooMany', { max: MAX_TAGS }));
+              },
+            },
+          ]}
+        >
+          <Select
+            mode="tags"
+            open={false}
+            suffixIcon={null}
+            tokenSeparators={[',', ' ']}
+            placeholder={t('fieldTagsPlaceholder')}
+            data-testid="form-tags"
+          />
+        </Form.Item>
+
+        <Form.Item
           label={t('fieldConfig')}
           validateStatus={parsed.ok ? undefined : 'error'}
           help={parsed.ok ? undefined : <span data-testid="config-error">{configError(parsed)}</span>}
@@ -262,42 +392,69 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
                 type={workflowCheck.valid ? 'success' : 'danger'}
                 data-testid="workflow-validation"
               >
-                {t('workflowValid')}: {workflowCheck.message}
+                {t('workflowValid')}: {workflowCheck.valid ? t('workflowConfigOk') : workflowCheck.message}
               </Typography.Text>
             )
           }
         >
-          <Dropdown
-            trigger={['click']}
-            menu={{
-              items: CONFIG_EXAMPLES.map((example) => ({
-                key: example.key,
-                label: <span data-testid={`config-example-${example.key}`}>{t(example.label)}</span>,
-              })),
-              onClick: ({ key }) => {
-                const example = CONFIG_EXAMPLES.find((e) => e.key === key);
-                if (example) form.setFieldValue('config_text', example.text);
-              },
-            }}
-          >
-            <Button size="small" type="link" className="config-examples" data-testid="config-examples">
-              {t('configExamples')} <DownOutlined />
-            </Button>
-          </Dropdown>
-          <Form.Item
-            name="config_text"
-            noStyle
-            rules={[
-              {
-                validator: (_rule, value: string | undefined) => {
-                  const error = configError(parseConfig(value ?? ''));
-                  return error ? Promise.reject(new Error(error)) : Promise.resolve();
+          {isWorkflow ? (
+            <Tabs
+              size="small"
+              activeKey={configTab}
+              onChange={(key) => setConfigTab(key as 'visual' | 'json')}
+              items={[
+                {
+                  key: 'visual',
+                  label: <span data-testid="config-tab-visual">{t('wfTabVisual')}</span>,
+                  children: parsed.ok ? (
+                    <WorkflowEditor
+                      workflowId={mode === 'edit' ? (task?.id ?? 0) : 0}
+                      config={parsed.value}
+                      validation={workflowCheck}
+                      onChange={(text) => form.setFieldValue('config_text', text)}
+                    />
+                  ) : (
+                    <Typography.Text type="danger">{t('wfJsonInvalid')}</Typography.Text>
+                  ),
                 },
-              },
-            ]}
-          >
-            <Input.TextArea rows={9} className="mono" spellCheck={false} data-testid="form-config" />
-          </Form.Item>
+                {
+                  key: 'json',
+                  label: <span data-testid="config-tab-json">{t('wfTabJson')}</span>,
+                  forceRender: true,
+                  children: jsonEditor,
+                },
+              ]}
+            />
+          ) : syncType ? (
+            <Tabs
+              size="small"
+              activeKey={configTab}
+              onChange={(key) => setConfigTab(key as 'visual' | 'json')}
+              items={[
+                {
+                  key: 'visual',
+                  label: <span data-testid="config-tab-form">{t('syncTabForm')}</span>,
+                  children: parsed.ok ? (
+                    <DataSyncFields
+                      type={syncType}
+                      config={parsed.value}
+                      onChange={(text) => form.setFieldValue('config_text', text)}
+                    />
+                  ) : (
+                    <Typography.Text type="danger">{t('syncJsonInvalid')}</Typography.Text>
+                  ),
+                },
+                {
+                  key: 'json',
+                  label: <span data-testid="config-tab-json">{t('wfTabJson')}</span>,
+                  forceRender: true,
+                  children: jsonEditor,
+                },
+              ]}
+            />
+          ) : (
+            jsonEditor
+          )}
         </Form.Item>
 
         <Row gutter={16}>
@@ -343,6 +500,10 @@ export function TaskFormModal({ mode, task, onClose, onSaved }: Props) {
             </Form.Item>
           </Col>
         </Row>
+
+        {mode === 'edit' && task && user.role === 'admin' && (
+          <TaskAlertsSection taskId={task.id} taskName={task.name} />
+        )}
 
         {mode !== 'edit' && (
           <Form.Item name="enabled" label={t('fieldEnabled')} valuePropName="checked">

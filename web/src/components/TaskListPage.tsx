@@ -8,10 +8,11 @@ import {
   PlayCircleOutlined,
   PlusOutlined,
   ReloadOutlined,
+  TagOutlined,
 } from '@ant-design/icons';
 import { Alert, App, Button, Input, Select, Space, Table } from 'antd';
 import type { TableProps } from 'antd';
-import { useCallback, useMemo, useState, type Key } from 'react';
+import { useCallback, useEffect, useMemo, useState, type Key } from 'react';
 
 import { ApiError, api, errorText } from '../api/client';
 import type { SortOrder, Task, TaskListQuery, TaskOrderBy, TaskType } from '../api/types';
@@ -24,12 +25,14 @@ import { useWorkflowChildren } from '../hooks/useWorkflowChildren';
 import { useI18n } from '../i18n';
 import type { FormMode } from '../lib/taskForm';
 import { testId } from '../lib/testId';
+import { BackfillModal } from './BackfillModal';
 import { ExecutionDrawer } from './ExecutionDrawer';
 import { StatsDrawer } from './StatsDrawer';
 import { TASK_TYPES } from './tags';
 import type { TaskActionHandlers, TaskStateAction } from './TaskActions';
 import { TaskFormModal } from './TaskFormModal';
-import { buildRows, columnsWidth, taskColumns, taskIdOfKey, type Row } from './taskRows';
+import { TransferButtons } from './TransferButtons';
+import { buildRows, taskColumns, taskIdOfKey, type Row } from './taskRows';
 
 export const AUTO_REFRESH_MS = 5000;
 const DEFAULT_SORT: { order_by: TaskOrderBy; order: SortOrder } = { order_by: 'id', order: 'desc' };
@@ -49,6 +52,8 @@ export function TaskListPage() {
   const [enabled, setEnabled] = useState<boolean>();
   const [nameInput, setNameInput] = useState('');
   const name = useDebouncedValue(nameInput.trim(), 400);
+  const [tagInput, setTagInput] = useState('');
+  const tag = useDebouncedValue(tagInput.trim(), 400);
   const [sort, setSort] = useState(DEFAULT_SORT);
   const query = useMemo<TaskListQuery>(
     () => ({
@@ -57,9 +62,12 @@ export function TaskListPage() {
       task_type: taskType,
       enabled,
       name: name || undefined,
+      tag: tag || undefined,
+      // A name or tag search also finds the sub-tasks inside workflows (hidden from the plain list).
+      include_children: name || tag ? true : undefined,
       ...sort,
     }),
-    [paging, taskType, enabled, name, sort],
+    [paging, taskType, enabled, name, tag, sort],
   );
   const tasks = useTasks(query);
 
@@ -90,6 +98,17 @@ export function TaskListPage() {
   const [form, setForm] = useState<{ mode: FormMode; task?: Task }>();
   const [history, setHistory] = useState<Scope>();
   const [stats, setStats] = useState<Scope>();
+  const [backfill, setBackfill] = useState<Task>();
+
+  // An alert's link (?task=ID&execution=ID) opens that task's history once the page is up.
+  useEffect(() => {
+    const linked = Number(new URLSearchParams(window.location.search).get('task'));
+    if (!Number.isInteger(linked) || linked <= 0) return;
+    api.getTask(linked).then(
+      (task) => setHistory({ task }),
+      () => undefined,
+    );
+  }, []);
 
   // ---- row actions ----
   const handlers = useMemo<TaskActionHandlers>(() => {
@@ -131,15 +150,15 @@ export function TaskListPage() {
       onCopy: (task) => setForm({ mode: 'copy', task }),
       onHistory: (task) => setHistory({ task }),
       onStats: (task) => setStats({ task }),
+      onBackfill: (task) => setBackfill(task),
       onSetState: async (task, action) => {
         await act(() => api.setTaskState(task.id, action), stateTexts[action]);
         void refreshAll();
       },
       onTrigger: async (task) => {
-        await act(() => api.triggerTask(task.id), {
-          success: t('taskTriggered'),
-          failure: t('triggerFailed'),
-        });
+        const triggered = await act(() => api.triggerTask(task.id), { failure: t('triggerFailed') });
+        if (triggered?.scheduler_up === false) void message.warning(t('taskTriggeredNoScheduler'));
+        else if (triggered) void message.success(t('taskTriggered'));
         void refreshAll();
       },
       onDelete: async (task) => {
@@ -186,6 +205,7 @@ export function TaskListPage() {
             {t('createTask')}
           </Button>
         )}
+        <TransferButtons canImport={can.manage} onImported={() => void refreshAll()} />
         <Button icon={<BarChartOutlined />} data-testid="global-stats" onClick={() => setStats({})}>
           {t('globalStats')}
         </Button>
@@ -249,6 +269,18 @@ export function TaskListPage() {
             setPaging((p) => ({ ...p, page: 1 }));
           }}
         />
+        <Input
+          allowClear
+          style={{ width: 180 }}
+          prefix={<TagOutlined />}
+          placeholder={t('filterTag')}
+          value={tagInput}
+          data-testid="filter-tag"
+          onChange={(event) => {
+            setTagInput(event.target.value);
+            setPaging((p) => ({ ...p, page: 1 }));
+          }}
+        />
       </Space>
 
       {tasks.error !== undefined && (
@@ -263,11 +295,12 @@ export function TaskListPage() {
 
       <Table<Row>
         rowKey="key"
-        size="middle"
+        size="small"
+        tableLayout="fixed"
+        className="task-table"
         columns={columns}
         dataSource={rows}
         loading={tasks.loading}
-        scroll={{ x: columnsWidth(columns) }}
         onChange={onTableChange}
         onRow={(row) => ({
           className: row.kind === 'task' && row.depth > 0 ? 'child-task-row' : undefined,
@@ -314,6 +347,9 @@ export function TaskListPage() {
       )}
       {history && <ExecutionDrawer task={history.task} onClose={() => setHistory(undefined)} />}
       {stats && <StatsDrawer task={stats.task} onClose={() => setStats(undefined)} />}
+      {backfill && (
+        <BackfillModal task={backfill} canOperate={can.operate} onClose={() => setBackfill(undefined)} />
+      )}
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { format, type Translate } from '../i18n';
 import { en } from '../i18n/en';
 import { zh } from '../i18n/zh';
 import type { TaskActionHandlers } from './TaskActions';
-import { actionsWidth, columnsWidth, taskColumns } from './taskRows';
+import { actionsWidth, taskColumns } from './taskRows';
 
 const t: Translate = (key, params) => format(zh[key], params);
 const noop = () => Promise.resolve();
@@ -16,17 +16,14 @@ const handlers: TaskActionHandlers = {
   onCopy: () => undefined,
   onSetState: noop,
   onTrigger: noop,
+  onBackfill: () => undefined,
   onHistory: () => undefined,
   onStats: () => undefined,
   onDelete: noop,
 };
+const query = { skip: 0, limit: 20, order_by: 'id', order: 'desc' } as const;
 const columns = (role: 'admin' | 'operator' | 'viewer') =>
-  taskColumns({
-    t,
-    can: permissionsFor(role),
-    handlers,
-    query: { skip: 0, limit: 20, order_by: 'id', order: 'desc' },
-  });
+  taskColumns({ t, can: permissionsFor(role), handlers, query });
 
 describe('taskColumns', () => {
   it('follows the guide: ID, name, type, schedule, enabled, then the extra columns, actions last', () => {
@@ -46,22 +43,28 @@ describe('taskColumns', () => {
     expect(columns('admin').map((c) => c.title)).toContain('开启状态');
   });
 
-  it('gives every column a width and scrolls by their sum', () => {
-    for (const role of ['admin', 'operator', 'viewer'] as const) {
-      const cols = columns(role);
-      expect(cols.every((c) => typeof c.width === 'number')).toBe(true);
-      expect(columnsWidth(cols)).toBe(cols.reduce((sum, c) => sum + Number(c.width), 0));
+  it('fits a 1280 px screen: every column but the name has a width, and the name keeps room', () => {
+    const tEn: Translate = (key, params) => format(en[key], params);
+    // 1280 px minus the page's padding (2 × 16 + 2 × 12) and a vertical scroll bar.
+    const available = 1280 - 56 - 16;
+    for (const translate of [t, tEn]) {
+      for (const role of ['admin', 'operator', 'viewer'] as const) {
+        const cols = taskColumns({ t: translate, can: permissionsFor(role), handlers, query });
+        const fixed = cols.filter((c) => c.key !== 'name');
+        expect(fixed.every((c) => typeof c.width === 'number')).toBe(true);
+        expect(available - fixed.reduce((sum, c) => sum + Number(c.width), 0)).toBeGreaterThanOrEqual(100);
+      }
     }
-    const actions = (role: 'admin' | 'viewer') => columns(role).find((c) => c.key === 'actions')!;
-    expect(Number(actions('viewer').width)).toBeLessThan(Number(actions('admin').width));
   });
 
   it('sizes the actions column for one line of buttons in either language', () => {
-    // 编辑 复制 禁用 暂停 触发 执行历史 统计 删除: 7 × (28 + 16) + (56 + 16) + cell padding.
-    expect(actionsWidth(t, permissionsFor('admin'))).toBe(7 * 44 + 72 + 20);
+    // 触发 执行历史 更多▾ inline, the rest in the menu: (28 + 16) + (56 + 16) + (28 + 16 + 18) + cell padding.
+    expect(actionsWidth(t, permissionsFor('admin'))).toBe(44 + 72 + 62 + 20);
+    expect(actionsWidth(t, permissionsFor('operator'))).toBe(actionsWidth(t, permissionsFor('admin')));
+    // Viewers: 执行历史 统计.
     expect(actionsWidth(t, permissionsFor('viewer'))).toBe(72 + 44 + 20);
     const tEn: Translate = (key, params) => format(en[key], params);
-    // Edit Copy Disable Pause Trigger History Stats Delete are wider than their Chinese labels.
+    // Trigger History More are wider than their Chinese labels.
     expect(actionsWidth(tEn, permissionsFor('admin'))).toBeGreaterThan(
       actionsWidth(t, permissionsFor('admin')),
     );

@@ -10,10 +10,10 @@ import { errorText } from '../api/client';
 import type { Task, TaskOrderBy, TaskListQuery } from '../api/types';
 import type { Permissions } from '../auth/permissions';
 import type { ChildrenState } from '../hooks/useWorkflowChildren';
-import type { MessageKey, Translate } from '../i18n';
-import { formatTime } from '../lib/format';
+import type { Translate } from '../i18n';
+import { formatShortTime, formatTime } from '../lib/format';
 import { describeSchedule } from '../lib/schedule';
-import { ExecutionStatusTag, ScheduleStatusTag, TaskTypeTag } from './tags';
+import { ExecutionStatusTag, ScheduleStatusTag, TaskLabels, TaskTypeTag } from './tags';
 import { TaskActions, type TaskActionHandlers } from './TaskActions';
 
 export interface TaskRow {
@@ -81,8 +81,6 @@ interface ColumnOptions {
   query: TaskListQuery;
 }
 
-const NAME_WIDTH = 200;
-
 /** Rough rendered width of a 14 px label: CJK glyphs are square, Latin ones about half as wide. */
 function labelWidth(text: string): number {
   let width = 0;
@@ -91,21 +89,19 @@ function labelWidth(text: string): number {
 }
 
 /**
- * Width of the actions column: one line of the widest set of buttons the role can see (a small
- * link button adds 2 × 7 px of padding and a 1 px border each side), in the current language, plus the cell padding.
+ * Width of the actions column: the two inline actions and 更多 (TaskActions), in the current
+ * language (a small link button adds 2 × 7 px of padding and a border; 更多 has its arrow), plus
+ * the cell padding.
  */
 export function actionsWidth(t: Translate, can: Permissions): number {
-  const longer = (a: MessageKey, b: MessageKey) => Math.max(labelWidth(t(a)), labelWidth(t(b)));
-  const widths = [labelWidth(t('history')), labelWidth(t('stats'))];
-  if (can.operate)
-    widths.push(longer('enable', 'disable'), longer('pause', 'resume'), labelWidth(t('trigger')));
-  if (can.manage) widths.push(labelWidth(t('edit')), labelWidth(t('copy')), labelWidth(t('delete')));
-  return widths.reduce((sum, w) => sum + w + 16, 0) + 16 + 4;
+  const labels = can.operate ? [t('trigger'), t('history'), t('more')] : [t('history'), t('stats')];
+  const arrow = can.operate ? 18 : 0;
+  return labels.reduce((sum, label) => sum + labelWidth(label) + 16, 0) + arrow + 16 + 4;
 }
 
-/** The table's scroll width: the sum of the column widths (so no column is squeezed). */
-export function columnsWidth(columns: ColumnsType<Row>): number {
-  return columns.reduce((sum, c) => sum + (typeof c.width === 'number' ? c.width : NAME_WIDTH), 0);
+/** A time cell: the compact form, the full time as its tooltip. */
+function TimeCell({ value }: { value: string | null | undefined }) {
+  return <span title={formatTime(value)}>{formatShortTime(value)}</span>;
 }
 
 export function taskColumns({ t, can, handlers, query }: ColumnOptions): ColumnsType<Row> {
@@ -140,7 +136,7 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
   });
 
   const columns: ColumnsType<Row> = [
-    column('id', t('colId'), (task) => task.id, { width: 110, ...sortable('id') }),
+    column('id', t('colId'), (task) => task.id, { width: 84, ...sortable('id') }),
     column(
       'name',
       t('colName'),
@@ -157,24 +153,26 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
             >
               <span data-testid={`task-name-${task.id}`}>{task.name}</span>
             </Tooltip>
+            <TaskLabels tags={task.tags} taskId={task.id} />
           </Space>
         );
       },
-      { width: NAME_WIDTH, ellipsis: false, ...sortable('name') },
+      { ellipsis: true, ...sortable('name') },
     ),
     column('task_type', t('colType'), (task) => <TaskTypeTag type={task.task_type} />, {
-      width: 110,
+      width: 88,
       ...sortable('task_type'),
     }),
     column(
       'schedule',
       t('colSchedule'),
       (task) => (
-        <Tooltip title={task.timezone}>
+        // The whole schedule and its zone in the tooltip: a long cron is cut short in the cell.
+        <Tooltip title={[describeSchedule(task, t), task.timezone].filter(Boolean).join(' · ')}>
           <Typography.Text code={Boolean(task.cron_expression)}>{describeSchedule(task, t)}</Typography.Text>
         </Tooltip>
       ),
-      { width: 170 },
+      { width: 104, ellipsis: true },
     ),
     column(
       'enabled',
@@ -191,39 +189,39 @@ export function taskColumns({ t, can, handlers, query }: ColumnOptions): Columns
             {t('enabledTag')}
           </Tag>
         ),
-      { width: 110, ...sortable('enabled') },
+      { width: 88, ...sortable('enabled') },
     ),
-    column('next_run_time', t('colNextRun'), (task) => formatTime(task.next_run_time), { width: 170 }),
+    column('next_run_time', t('colNextRun'), (task) => <TimeCell value={task.next_run_time} />, {
+      width: 100,
+    }),
     column(
       'schedule_status',
       t('colScheduleStatus'),
       (task) => <ScheduleStatusTag status={task.schedule_status} />,
-      {
-        width: 110,
-      },
+      { width: 80 },
     ),
     column(
       'latest',
       t('colLatest'),
       (task) =>
         task.latest_execution_status ? (
-          <Space direction="vertical" size={0}>
+          <Space size={4}>
             <ExecutionStatusTag status={task.latest_execution_status} testId={`task-latest-${task.id}`} />
             <Typography.Text type="secondary" style={{ fontSize: 12 }}>
-              {formatTime(task.latest_execution_time)}
+              <TimeCell value={task.latest_execution_time} />
             </Typography.Text>
           </Space>
         ) : (
           '-'
         ),
-      { width: 170 },
+      { width: 144 },
     ),
     column('max_retries', t('colRetries'), (task) => task.max_retries, {
-      width: 110,
+      width: 88,
       ...sortable('max_retries'),
     }),
-    column('created_at', t('colCreatedAt'), (task) => formatTime(task.created_at), {
-      width: 170,
+    column('created_at', t('colCreatedAt'), (task) => <TimeCell value={task.created_at} />, {
+      width: 100,
       ...sortable('created_at'),
     }),
     column('actions', t('colActions'), (task) => <TaskActions task={task} can={can} {...handlers} />, {

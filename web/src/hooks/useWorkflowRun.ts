@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useMemo } from 'react';
 
 import { api } from '../api/client';
-import { POLL_INTERVAL_MS } from '../api/live';
+import { isActiveStatus, POLL_INTERVAL_MS } from '../api/live';
 import type { Execution, WorkflowNode } from '../api/types';
 import { usePolling } from './usePolling';
 import { useRemote } from './useRemote';
@@ -15,6 +15,8 @@ export interface WorkflowRun {
   runsByTask: ReadonlyMap<number, Execution>;
   loading: boolean;
   error: unknown;
+  /** Reads the child executions again now. */
+  reload: () => void;
 }
 
 export function useWorkflowRun(workflowTaskId: number, executionId: number, active: boolean): WorkflowRun {
@@ -23,10 +25,6 @@ export function useWorkflowRun(workflowTaskId: number, executionId: number, acti
     useCallback(() => api.listExecutions({ parent_execution_id: executionId, limit: 1000 }), [executionId]),
   );
   const reloadRuns = runs.reload;
-  usePolling(() => void reloadRuns(true), POLL_INTERVAL_MS, active);
-  useEffect(() => {
-    if (!active) void reloadRuns(true);
-  }, [active, reloadRuns]);
 
   const runsByTask = useMemo(() => {
     const latest = new Map<number, Execution>();
@@ -36,11 +34,19 @@ export function useWorkflowRun(workflowTaskId: number, executionId: number, acti
     }
     return latest;
   }, [runs.data]);
+  // A node rerun alone after the run ended is polled too, until it ends.
+  const nodeActive = [...runsByTask.values()].some((run) => isActiveStatus(run.status));
+  usePolling(() => void reloadRuns(true), POLL_INTERVAL_MS, active || nodeActive);
+  useEffect(() => {
+    if (!active) void reloadRuns(true);
+  }, [active, reloadRuns]);
+  const reload = useCallback(() => void reloadRuns(true), [reloadRuns]);
 
   return {
     nodes: nodes.data?.tasks,
     runsByTask,
     loading: nodes.loading,
     error: nodes.error ?? runs.error,
+    reload,
   };
 }

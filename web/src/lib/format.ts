@@ -11,6 +11,18 @@ export function formatTime(value: string | null | undefined): string {
   return time.isValid() ? time.format(TIME_FORMAT) : '-';
 }
 
+/**
+ * The compact form of a time for table cells: `MM-DD HH:mm` (with `:ss` when `seconds`) this year,
+ * `YYYY-MM-DD` before; cells show the full time (formatTime) as their tooltip.
+ */
+export function formatShortTime(value: string | null | undefined, seconds = false, now = dayjs()): string {
+  if (!value) return '-';
+  const time = dayjs(value);
+  if (!time.isValid()) return '-';
+  if (time.year() !== now.year()) return time.format('YYYY-MM-DD');
+  return time.format(seconds ? 'MM-DD HH:mm:ss' : 'MM-DD HH:mm');
+}
+
 export interface DurationUnits {
   h: string;
   m: string;

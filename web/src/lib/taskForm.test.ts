@@ -5,6 +5,7 @@ import {
   buildCreatePayload,
   buildUpdatePayload,
   initialValues,
+  invalidTag,
   scheduleModeOf,
   type TaskFormValues,
 } from './taskForm';
@@ -165,5 +166,57 @@ describe('buildUpdatePayload', () => {
   it('never sends a schedule for manual tasks', () => {
     const manual = task({ task_type: 'manual_task', cron_expression: '' });
     expect(edit(manual, { schedule_mode: 'cron', cron_expression: '* * * * *' })).toEqual({});
+  });
+});
+
+describe('trading calendar in the form', () => {
+  it('sends the calendar with its shift and holiday policy for a cron task', () => {
+    const values = { ...initialValues('create', undefined), name: 'x', schedule_mode: 'cron' as const };
+    const payload = buildCreatePayload({
+      ...values,
+      cron_expression: '0 18 * * *',
+      calendar: 'XSHG',
+      calendar_shift: -1,
+      calendar_holidays: 'record',
+    });
+    expect(payload).toMatchObject({ calendar: 'XSHG', calendar_shift: -1, calendar_holidays: 'record' });
+  });
+
+  it('sends no calendar without one or without a cron schedule', () => {
+    const values = { ...initialValues('create', undefined), name: 'x', schedule_mode: 'interval' as const };
+    expect(buildCreatePayload({ ...values, interval_seconds: 60, calendar: 'XSHG' })).not.toHaveProperty(
+      'calendar',
+    );
+  });
+
+  it('clears the calendar when the schedule stops being a cron', () => {
+    const changes = edit(task({ calendar: 'XSHG', calendar_shift: 0, calendar_holidays: 'silent' }), {
+      schedule_mode: 'interval',
+      interval_seconds: 60,
+    });
+    expect(changes).toMatchObject({ calendar: null, interval_seconds: 60, cron_expression: null });
+  });
+
+  it('sends only a changed shift', () => {
+    const changes = edit(task({ calendar: 'XSHG' }), { calendar_shift: 1 });
+    expect(changes).toEqual({ calendar_shift: 1 });
+  });
+});
+
+describe('tags', () => {
+  it('are sent on create when set, and only when they changed on edit', () => {
+    const values = { ...initialValues('create', undefined), name: 'a', tags: ['日报', 'team-a'] };
+    expect(buildCreatePayload(values).tags).toEqual(['日报', 'team-a']);
+    expect(buildCreatePayload({ ...values, tags: [] }).tags).toBeUndefined();
+    const tagged = task({ tags: ['x'] });
+    expect(edit(tagged, {})).toEqual({});
+    expect(edit(tagged, { tags: ['x', 'y'] })).toEqual({ tags: ['x', 'y'] });
+    expect(edit(tagged, { tags: [] })).toEqual({ tags: [] });
+  });
+
+  it('names the first tag the registry would refuse', () => {
+    expect(invalidTag(['ok', '中文', 'a.b:c-d_e'])).toBeUndefined();
+    expect(invalidTag(['ok', 'a b', 'x'.repeat(40)])).toBe('a b');
+    expect(invalidTag(['x'.repeat(33)])).toBe('x'.repeat(33));
   });
 });

@@ -2,7 +2,15 @@
 // unit-tested). One schedule at a time: the `schedule_mode` radio decides which of cron / interval /
 // run_at is set; the others are cleared. Edit sends only what changed, `null` to clear.
 
-import type { ConcurrencyPolicy, JsonObject, Task, TaskCreate, TaskType, TaskUpdate } from '../api/types';
+import type {
+  ConcurrencyPolicy,
+  HolidayPolicy,
+  JsonObject,
+  Task,
+  TaskCreate,
+  TaskType,
+  TaskUpdate,
+} from '../api/types';
 import { canonicalJson, parseConfig, prettyJson } from './json';
 
 export type ScheduleMode = 'cron' | 'interval' | 'once' | 'none';
@@ -32,6 +40,11 @@ export interface TaskFormValues {
   concurrency_policy: ConcurrencyPolicy;
   /** Only used on create and copy. */
   enabled: boolean;
+  /** Cron schedules only: "" = every day. */
+  calendar: string;
+  calendar_shift: number;
+  calendar_holidays: HolidayPolicy;
+  tags: string[];
 }
 
 interface Schedule {
@@ -66,6 +79,10 @@ export function initialValues(mode: FormMode, task: Task | undefined): TaskFormV
       timeout_seconds: null,
       concurrency_policy: 'forbid',
       enabled: true,
+      calendar: '',
+      calendar_shift: 0,
+      calendar_holidays: 'silent',
+      tags: [],
     };
   }
   const hasConfig = task.config && Object.keys(task.config).length > 0;
@@ -84,6 +101,10 @@ export function initialValues(mode: FormMode, task: Task | undefined): TaskFormV
     timeout_seconds: task.timeout_seconds > 0 ? task.timeout_seconds : null,
     concurrency_policy: task.concurrency_policy || 'forbid',
     enabled: mode === 'copy' ? false : task.enabled,
+    calendar: task.calendar ?? '',
+    calendar_shift: task.calendar_shift ?? 0,
+    calendar_holidays: task.calendar_holidays === 'record' ? 'record' : 'silent',
+    tags: [...(task.tags ?? [])],
   };
 }
 
@@ -101,6 +122,23 @@ export function scheduleOf(values: TaskFormValues): Schedule {
     case 'none':
       return none;
   }
+}
+
+interface CalendarChoice {
+  calendar: string | null;
+  calendar_shift: number;
+  calendar_holidays: HolidayPolicy;
+}
+
+/** The trading calendar the values describe: only with a cron schedule. */
+export function calendarOf(values: TaskFormValues): CalendarChoice {
+  const calendar = scheduleOf(values).cron_expression !== null ? values.calendar.trim() : '';
+  if (!calendar) return { calendar: null, calendar_shift: 0, calendar_holidays: 'silent' };
+  return {
+    calendar,
+    calendar_shift: values.calendar_shift || 0,
+    calendar_holidays: values.calendar_holidays,
+  };
 }
 
 function configOf(values: TaskFormValues): JsonObject | null {
@@ -137,6 +175,13 @@ export function buildCreatePayload(values: TaskFormValues): TaskCreate {
   if (values.description.trim()) payload.description = values.description;
   if (config) payload.config = config;
   if (timeout !== null) payload.timeout_seconds = timeout;
+  const calendar = calendarOf(values);
+  if (calendar.calendar !== null) {
+    payload.calendar = calendar.calendar;
+    payload.calendar_shift = calendar.calendar_shift;
+    payload.calendar_holidays = calendar.calendar_holidays;
+  }
+  if (values.tags.length > 0) payload.tags = values.tags;
   return payload;
 }
 
@@ -166,5 +211,23 @@ export function buildUpdatePayload(before: TaskFormValues, after: TaskFormValues
   if (after.concurrency_policy !== before.concurrency_policy) {
     changes.concurrency_policy = after.concurrency_policy;
   }
+  const calendarBefore = calendarOf(before);
+  const calendarAfter = calendarOf(after);
+  if (calendarAfter.calendar !== calendarBefore.calendar) changes.calendar = calendarAfter.calendar;
+  if (calendarAfter.calendar_shift !== calendarBefore.calendar_shift) {
+    changes.calendar_shift = calendarAfter.calendar_shift;
+  }
+  if (calendarAfter.calendar_holidays !== calendarBefore.calendar_holidays) {
+    changes.calendar_holidays = calendarAfter.calendar_holidays;
+  }
+  if (after.tags.join('\n') !== before.tags.join('\n')) changes.tags = after.tags;
   return changes;
+}
+
+/** The registry's tag rules (store/tasks.py), so the form says what is wrong before saving. */
+export const MAX_TAGS = 10;
+const TAG_PATTERN = /^[\p{L}\p{N}_.:-]{1,32}$/u;
+
+export function invalidTag(tags: string[]): string | undefined {
+  return tags.find((tag) => !TAG_PATTERN.test(tag));
 }

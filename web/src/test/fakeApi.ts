@@ -1,5 +1,5 @@
 // An in-memory stand-in for the gateway, for the jsdom UI tests: answers the REST calls of
-// CONTRACT.md from a few fixed tasks and records every request.
+// docs/contract.md from a few fixed tasks and records every request.
 
 import type { CurrentUser, Execution, Task, WorkflowNode } from '../api/types';
 
@@ -77,6 +77,7 @@ export function createFakeApi(user: CurrentUser) {
     },
   ];
   let step = 3;
+  let schedulerUp = true;
   const running = () =>
     execution({
       id: 11,
@@ -99,6 +100,13 @@ export function createFakeApi(user: CurrentUser) {
         : json(401, { detail: '用户名或密码错误' });
     }
     if (path === '/api/v1/auth/me') return json(200, user);
+    if (path === `${scheduler}/status`) {
+      return json(200, {
+        scheduler_up: schedulerUp,
+        leader: schedulerUp ? 'scheduler-1' : '',
+        runs_pending: 2,
+      });
+    }
     if (path === `${scheduler}/tasks` && method === 'GET') {
       if (query.get('task_type') === 'workflow') return json(200, { tasks: [tasks[1]], total: 1 });
       return json(200, { tasks, total: 42 });
@@ -178,6 +186,17 @@ export function createFakeApi(user: CurrentUser) {
       step += 1;
       return json(200, running());
     }
+    if (path === `${scheduler}/executions/10/log`) {
+      const text = [
+        '2025-01-20T02:00:00.000Z system claimed for executor 127.0.0.1:50061, attempt 1',
+        '2025-01-20T02:00:01.000Z stdout 步骤 1/30 处理完成',
+        '2025-01-20T02:00:30.000Z stderr \x1b[31mwarning\x1b[0m at the end',
+        '',
+      ].join('\n');
+      const offset = Number(query.get('offset') ?? 0);
+      const rest = offset === 0 ? text : '';
+      return json(200, { text: rest, next_offset: offset + rest.length, size: text.length, complete: true });
+    }
     if (path === `${scheduler}/cron/preview`) {
       const expr = query.get('cron_expression') ?? '';
       if (expr.split(' ').length < 5)
@@ -197,5 +216,9 @@ export function createFakeApi(user: CurrentUser) {
     return handle(method, url.pathname, url.searchParams, body);
   };
 
-  return { fetch, requests };
+  const setSchedulerUp = (up: boolean) => {
+    schedulerUp = up;
+  };
+
+  return { fetch, requests, setSchedulerUp };
 }

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/auth_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1ezquant/scheduler/v1/task.proto\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"d\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"k\n\x14RefreshTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\x0e\n\x0cGetMeRequest2\xe3\x02\n\x0b\x41uthService\x12m\n\x05Login\x12!.zquant.scheduler.v1.LoginRequest\x1a\".zquant.scheduler.v1.LoginResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/login:\x01*\x12\x84\x01\n\x0cRefreshToken\x12(.zquant.scheduler.v1.RefreshTokenRequest\x1a).zquant.scheduler.v1.RefreshTokenResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/auth/refresh:\x01*\x12^\n\x05GetMe\x12!.zquant.scheduler.v1.GetMeRequest\x1a\x19.zquant.scheduler.v1.User\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/meb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/auth_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1ezquant/scheduler/v1/task.proto\"2\n\x0cLoginRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"d\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"k\n\x14RefreshTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\x0e\n\x0cGetMeRequest\"\x0f\n\rLogoutRequest\"!\n\x0eLogoutResponse\x12\x0f\n\x07message\x18\x01 \x01(\t2\xd6\x03\n\x0b\x41uthService\x12m\n\x05Login\x12!.zquant.scheduler.v1.LoginRequest\x1a\".zquant.scheduler.v1.LoginResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/login:\x01*\x12\x84\x01\n\x0cRefreshToken\x12(.zquant.scheduler.v1.RefreshTokenRequest\x1a).zquant.scheduler.v1.RefreshTokenResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/auth/refresh:\x01*\x12q\n\x06Logout\x12\".zquant.scheduler.v1.LogoutRequest\x1a#.zquant.scheduler.v1.LogoutResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/auth/logout:\x01*\x12^\n\x05GetMe\x12!.zquant.scheduler.v1.GetMeRequest\x1a\x19.zquant.scheduler.v1.User\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/meb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['Login']._serialized_options = b'\202\323\344\223\002\027\"\022/api/v1/auth/login:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['RefreshToken']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['RefreshToken']._serialized_options = b'\202\323\344\223\002\031\"\024/api/v1/auth/refresh:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['Logout']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\202\323\344\223\002\030\"\023/api/v1/auth/logout:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['GetMe']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetMe']._serialized_options = b'\202\323\344\223\002\021\022\017/api/v1/auth/me'
   _globals['_LOGINREQUEST']._serialized_start=125
@@ -49,6 +51,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REFRESHTOKENRESPONSE']._serialized_end=432
   _globals['_GETMEREQUEST']._serialized_start=434
   _globals['_GETMEREQUEST']._serialized_end=448
-  _globals['_AUTHSERVICE']._serialized_start=451
-  _globals['_AUTHSERVICE']._serialized_end=806
+  _globals['_LOGOUTREQUEST']._serialized_start=450
+  _globals['_LOGOUTREQUEST']._serialized_end=465
+  _globals['_LOGOUTRESPONSE']._serialized_start=467
+  _globals['_LOGOUTRESPONSE']._serialized_end=500
+  _globals['_AUTHSERVICE']._serialized_start=503
+  _globals['_AUTHSERVICE']._serialized_end=973
 # @@protoc_insertion_point(module_scope)

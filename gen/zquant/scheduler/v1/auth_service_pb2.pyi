@@ -47,3 +47,13 @@ class RefreshTokenResponse(_message.Message):
 class GetMeRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class LogoutRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LogoutResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...

@@ -28,7 +28,12 @@ if _version_not_supported:
 
 class AuthServiceStub:
     """Login and tokens. Tokens are ES256 JWTs; the gateway verifies them with the public JWKS and the
-    services verify them again.
+    services verify them again. Every token carries its user's id and token version and its session:
+    a password change, a role change, disabling or deleting the user ends every session at once
+    (UNAUTHENTICATED, reason TOKEN_REVOKED), and a re-created username never accepts the old tokens.
+    Login and refresh answers also set the HttpOnly `access_token` cookie (Path=/api/,
+    SameSite=Strict, Secure over TLS) that a browser's EventSource uses for the watch streams; the
+    cookie authorises nothing else.
     """
 
     def __init__(self, channel):
@@ -47,6 +52,11 @@ class AuthServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.RefreshTokenRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.RefreshTokenResponse.FromString,
                 _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/zquant.scheduler.v1.AuthService/Logout',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.LogoutResponse.FromString,
+                _registered_method=True)
         self.GetMe = channel.unary_unary(
                 '/zquant.scheduler.v1.AuthService/GetMe',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.GetMeRequest.SerializeToString,
@@ -56,19 +66,40 @@ class AuthServiceStub:
 
 class AuthServiceServicer:
     """Login and tokens. Tokens are ES256 JWTs; the gateway verifies them with the public JWKS and the
-    services verify them again.
+    services verify them again. Every token carries its user's id and token version and its session:
+    a password change, a role change, disabling or deleting the user ends every session at once
+    (UNAUTHENTICATED, reason TOKEN_REVOKED), and a re-created username never accepts the old tokens.
+    Login and refresh answers also set the HttpOnly `access_token` cookie (Path=/api/,
+    SameSite=Strict, Secure over TLS) that a browser's EventSource uses for the watch streams; the
+    cookie authorises nothing else.
     """
 
     def Login(self, request, context):
-        """UNAUTHENTICATED (401) "用户名或密码错误"; after 5 wrong passwords for one username it is locked
-        for 15 minutes: UNAUTHENTICATED "账户已被锁定，请{N}分钟后再试".
+        """UNAUTHENTICATED (401) "用户名或密码错误" (reason BAD_CREDENTIALS), the same answer and about the
+        same time for an unknown username. Failed logins count per username and client address: after
+        5 in a row that pair is locked for 30 s, doubling with each further failure up to 15 minutes
+        (reason ACCOUNT_LOCKED, "登录失败次数过多，请{N}秒后再试"); other addresses are not affected, a
+        success or an admin's UserService.UnlockUser ends it. RESOURCE_EXHAUSTED (429, LOGIN_BUSY) when
+        too many password checks are waiting. The gateway rate-limits it per client address (429,
+        RATE_LIMITED, with Retry-After).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RefreshToken(self, request, context):
-        """A new token pair for a valid refresh token. UNAUTHENTICATED "无效的刷新Token".
+        """A new token pair for a valid refresh token; the presented one is used up (rotation). Presenting
+        a used refresh token again revokes its session (UNAUTHENTICATED, REFRESH_TOKEN_REUSED): the
+        copy and the original both stop working. UNAUTHENTICATED "无效的刷新Token" (TOKEN_INVALID),
+        TOKEN_REVOKED for an ended session. Rate-limited per client address like Login.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Ends the caller's session: its access and refresh tokens are refused from now on; clears the
+        cookie. Other sessions of the user stay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +126,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.RefreshTokenRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.RefreshTokenResponse.SerializeToString,
             ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.LogoutRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.LogoutResponse.SerializeToString,
+            ),
             'GetMe': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMe,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.GetMeRequest.FromString,
@@ -110,7 +146,12 @@ def add_AuthServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AuthService:
     """Login and tokens. Tokens are ES256 JWTs; the gateway verifies them with the public JWKS and the
-    services verify them again.
+    services verify them again. Every token carries its user's id and token version and its session:
+    a password change, a role change, disabling or deleting the user ends every session at once
+    (UNAUTHENTICATED, reason TOKEN_REVOKED), and a re-created username never accepts the old tokens.
+    Login and refresh answers also set the HttpOnly `access_token` cookie (Path=/api/,
+    SameSite=Strict, Secure over TLS) that a browser's EventSource uses for the watch streams; the
+    cookie authorises nothing else.
     """
 
     @staticmethod
@@ -157,6 +198,33 @@ class AuthService:
             '/zquant.scheduler.v1.AuthService/RefreshToken',
             zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.RefreshTokenRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.RefreshTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.AuthService/Logout',
+            zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.LogoutRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_auth__service__pb2.LogoutResponse.FromString,
             options,
             channel_credentials,
             insecure,

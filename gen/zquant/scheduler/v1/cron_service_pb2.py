@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/cron_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x12PreviewCronRequest\x12\x17\n\x0f\x63ron_expression\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\"I\n\x13PreviewCronResponse\x12\x32\n\x0enext_run_times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp2\x98\x01\n\x0b\x43ronService\x12\x88\x01\n\x0bPreviewCron\x12\'.zquant.scheduler.v1.PreviewCronRequest\x1a(.zquant.scheduler.v1.PreviewCronResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/scheduler/cron/previewb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/cron_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"x\n\x12PreviewCronRequest\x12\x17\n\x0f\x63ron_expression\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x10\n\x08\x63\x61lendar\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61lendar_shift\x18\x05 \x01(\x05\"{\n\x13PreviewCronResponse\x12\x32\n\x0enext_run_times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x63\x61lendar_data_end\x18\x02 \x01(\t\x12\x15\n\rcalendar_note\x18\x03 \x01(\t2\x98\x01\n\x0b\x43ronService\x12\x88\x01\n\x0bPreviewCron\x12\'.zquant.scheduler.v1.PreviewCronRequest\x1a(.zquant.scheduler.v1.PreviewCronResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/scheduler/cron/previewb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CRONSERVICE'].methods_by_name['PreviewCron']._loaded_options = None
   _globals['_CRONSERVICE'].methods_by_name['PreviewCron']._serialized_options = b'\202\323\344\223\002 \022\036/api/v1/scheduler/cron/preview'
   _globals['_PREVIEWCRONREQUEST']._serialized_start=126
-  _globals['_PREVIEWCRONREQUEST']._serialized_end=204
-  _globals['_PREVIEWCRONRESPONSE']._serialized_start=206
-  _globals['_PREVIEWCRONRESPONSE']._serialized_end=279
-  _globals['_CRONSERVICE']._serialized_start=282
-  _globals['_CRONSERVICE']._serialized_end=434
+  _globals['_PREVIEWCRONREQUEST']._serialized_end=246
+  _globals['_PREVIEWCRONRESPONSE']._serialized_start=248
+  _globals['_PREVIEWCRONRESPONSE']._serialized_end=371
+  _globals['_CRONSERVICE']._serialized_start=374
+  _globals['_CRONSERVICE']._serialized_end=526
 # @@protoc_insertion_point(module_scope)

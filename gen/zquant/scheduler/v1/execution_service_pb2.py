@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+zquant/scheduler/v1/execution_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\xa2\x01\n\x15ListExecutionsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x17\n\x0fstart_time_from\x18\x05 \x01(\t\x12\x15\n\rstart_time_to\x18\x06 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x07 \x01(\x05\"[\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\r\n\x05total\x18\x02 \x01(\x05\"<\n\x13GetExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x05\">\n\x15WatchExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x05\"_\n\x16WatchExecutionResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x31\n\texecution\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"1\n\x19TerminateExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x32\x85\x06\n\x10\x45xecutionService\x12\xbf\x01\n\x0eListExecutions\x12*.zquant.scheduler.v1.ListExecutionsRequest\x1a+.zquant.scheduler.v1.ListExecutionsResponse\"T\x82\xd3\xe4\x93\x02N\x12,/api/v1/scheduler/tasks/{task_id}/executionsZ\x1e\x12\x1c/api/v1/scheduler/executions\x12\xcc\x01\n\x0cGetExecution\x12(.zquant.scheduler.v1.GetExecutionRequest\x1a\x1e.zquant.scheduler.v1.Execution\"r\x82\xd3\xe4\x93\x02l\x12;/api/v1/scheduler/tasks/{task_id}/executions/{execution_id}Z-\x12+/api/v1/scheduler/executions/{execution_id}\x12\xb6\x01\n\x0eWatchExecution\x12*.zquant.scheduler.v1.WatchExecutionRequest\x1a+.zquant.scheduler.v1.WatchExecutionResponse\"I\x82\xd3\xe4\x93\x02\x43\x12\x41/api/v1/scheduler/tasks/{task_id}/executions/{execution_id}/watch0\x01\x12\xa6\x01\n\x12TerminateExecution\x12..zquant.scheduler.v1.TerminateExecutionRequest\x1a\x1e.zquant.scheduler.v1.Execution\"@\x82\xd3\xe4\x93\x02:\"5/api/v1/scheduler/executions/{execution_id}/terminate:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+zquant/scheduler/v1/execution_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1ezquant/scheduler/v1/task.proto\"W\n\x15RerunExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x12\n\nrerun_from\x18\x02 \x01(\t\x12\x14\n\x0cnode_task_id\x18- \x01(\x05\"U\n\x19RerunExecutionJsonRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\"\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x14.google.api.HttpBody\"\xa2\x01\n\x15ListExecutionsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0c\n\x04skip\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x17\n\x0fstart_time_from\x18\x05 \x01(\t\x12\x15\n\rstart_time_to\x18\x06 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x07 \x01(\x05\"[\n\x16ListExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\r\n\x05total\x18\x02 \x01(\x05\"<\n\x13GetExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x05\">\n\x15WatchExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x05\"_\n\x16WatchExecutionResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x31\n\texecution\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"1\n\x19TerminateExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\"Y\n\x1dTerminateExecutionJsonRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\"\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x14.google.api.HttpBody\"M\n\x16GetExecutionLogRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x05\"\\\n\x17GetExecutionLogResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bnext_offset\x18\x02 \x01(\x03\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\"A\n\x19StreamExecutionLogRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x03\"s\n\x1aStreamExecutionLogResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x13\n\x0bnext_offset\x18\x04 \x01(\x03\x12\x0e\n\x06status\x18\x05 \x01(\t2\xde\x0b\n\x10\x45xecutionService\x12\xbf\x01\n\x0eListExecutions\x12*.zquant.scheduler.v1.ListExecutionsRequest\x1a+.zquant.scheduler.v1.ListExecutionsResponse\"T\x82\xd3\xe4\x93\x02N\x12,/api/v1/scheduler/tasks/{task_id}/executionsZ\x1e\x12\x1c/api/v1/scheduler/executions\x12\xcc\x01\n\x0cGetExecution\x12(.zquant.scheduler.v1.GetExecutionRequest\x1a\x1e.zquant.scheduler.v1.Execution\"r\x82\xd3\xe4\x93\x02l\x12;/api/v1/scheduler/tasks/{task_id}/executions/{execution_id}Z-\x12+/api/v1/scheduler/executions/{execution_id}\x12\xb6\x01\n\x0eWatchExecution\x12*.zquant.scheduler.v1.WatchExecutionRequest\x1a+.zquant.scheduler.v1.WatchExecutionResponse\"I\x82\xd3\xe4\x93\x02\x43\x12\x41/api/v1/scheduler/tasks/{task_id}/executions/{execution_id}/watch0\x01\x12\xa5\x01\n\x0fGetExecutionLog\x12+.zquant.scheduler.v1.GetExecutionLogRequest\x1a,.zquant.scheduler.v1.GetExecutionLogResponse\"7\x82\xd3\xe4\x93\x02\x31\x12//api/v1/scheduler/executions/{execution_id}/log\x12\xb7\x01\n\x12StreamExecutionLog\x12..zquant.scheduler.v1.StreamExecutionLogRequest\x1a/.zquant.scheduler.v1.StreamExecutionLogResponse\">\x82\xd3\xe4\x93\x02\x38\x12\x36/api/v1/scheduler/executions/{execution_id}/log/stream0\x01\x12\x64\n\x12TerminateExecution\x12..zquant.scheduler.v1.TerminateExecutionRequest\x1a\x1e.zquant.scheduler.v1.Execution\x12\xb1\x01\n\x16TerminateExecutionJson\x12\x32.zquant.scheduler.v1.TerminateExecutionJsonRequest\x1a\x1e.zquant.scheduler.v1.Execution\"C\x82\xd3\xe4\x93\x02=\"5/api/v1/scheduler/executions/{execution_id}/terminate:\x04\x62ody\x12\\\n\x0eRerunExecution\x12*.zquant.scheduler.v1.RerunExecutionRequest\x1a\x1e.zquant.scheduler.v1.Execution\x12\xa5\x01\n\x12RerunExecutionJson\x12..zquant.scheduler.v1.RerunExecutionJsonRequest\x1a\x1e.zquant.scheduler.v1.Execution\"?\x82\xd3\xe4\x93\x02\x39\"1/api/v1/scheduler/executions/{execution_id}/rerun:\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,20 +40,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTIONSERVICE'].methods_by_name['GetExecution']._serialized_options = b'\202\323\344\223\002l\022;/api/v1/scheduler/tasks/{task_id}/executions/{execution_id}Z-\022+/api/v1/scheduler/executions/{execution_id}'
   _globals['_EXECUTIONSERVICE'].methods_by_name['WatchExecution']._loaded_options = None
   _globals['_EXECUTIONSERVICE'].methods_by_name['WatchExecution']._serialized_options = b'\202\323\344\223\002C\022A/api/v1/scheduler/tasks/{task_id}/executions/{execution_id}/watch'
-  _globals['_EXECUTIONSERVICE'].methods_by_name['TerminateExecution']._loaded_options = None
-  _globals['_EXECUTIONSERVICE'].methods_by_name['TerminateExecution']._serialized_options = b'\202\323\344\223\002:\"5/api/v1/scheduler/executions/{execution_id}/terminate:\001*'
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=131
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=293
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=295
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=386
-  _globals['_GETEXECUTIONREQUEST']._serialized_start=388
-  _globals['_GETEXECUTIONREQUEST']._serialized_end=448
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=450
-  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=512
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=514
-  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=609
-  _globals['_TERMINATEEXECUTIONREQUEST']._serialized_start=611
-  _globals['_TERMINATEEXECUTIONREQUEST']._serialized_end=660
-  _globals['_EXECUTIONSERVICE']._serialized_start=663
-  _globals['_EXECUTIONSERVICE']._serialized_end=1436
+  _globals['_EXECUTIONSERVICE'].methods_by_name['GetExecutionLog']._loaded_options = None
+  _globals['_EXECUTIONSERVICE'].methods_by_name['GetExecutionLog']._serialized_options = b'\202\323\344\223\0021\022//api/v1/scheduler/executions/{execution_id}/log'
+  _globals['_EXECUTIONSERVICE'].methods_by_name['StreamExecutionLog']._loaded_options = None
+  _globals['_EXECUTIONSERVICE'].methods_by_name['StreamExecutionLog']._serialized_options = b'\202\323\344\223\0028\0226/api/v1/scheduler/executions/{execution_id}/log/stream'
+  _globals['_EXECUTIONSERVICE'].methods_by_name['TerminateExecutionJson']._loaded_options = None
+  _globals['_EXECUTIONSERVICE'].methods_by_name['TerminateExecutionJson']._serialized_options = b'\202\323\344\223\002=\"5/api/v1/scheduler/executions/{execution_id}/terminate:\004body'
+  _globals['_EXECUTIONSERVICE'].methods_by_name['RerunExecutionJson']._loaded_options = None
+  _globals['_EXECUTIONSERVICE'].methods_by_name['RerunExecutionJson']._serialized_options = b'\202\323\344\223\0029\"1/api/v1/scheduler/executions/{execution_id}/rerun:\004body'
+  _globals['_RERUNEXECUTIONREQUEST']._serialized_start=157
+  _globals['_RERUNEXECUTIONREQUEST']._serialized_end=244
+  _globals['_RERUNEXECUTIONJSONREQUEST']._serialized_start=246
+  _globals['_RERUNEXECUTIONJSONREQUEST']._serialized_end=331
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=334
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=496
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=498
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=589
+  _globals['_GETEXECUTIONREQUEST']._serialized_start=591
+  _globals['_GETEXECUTIONREQUEST']._serialized_end=651
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_start=653
+  _globals['_WATCHEXECUTIONREQUEST']._serialized_end=715
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_start=717
+  _globals['_WATCHEXECUTIONRESPONSE']._serialized_end=812
+  _globals['_TERMINATEEXECUTIONREQUEST']._serialized_start=814
+  _globals['_TERMINATEEXECUTIONREQUEST']._serialized_end=863
+  _globals['_TERMINATEEXECUTIONJSONREQUEST']._serialized_start=865
+  _globals['_TERMINATEEXECUTIONJSONREQUEST']._serialized_end=954
+  _globals['_GETEXECUTIONLOGREQUEST']._serialized_start=956
+  _globals['_GETEXECUTIONLOGREQUEST']._serialized_end=1033
+  _globals['_GETEXECUTIONLOGRESPONSE']._serialized_start=1035
+  _globals['_GETEXECUTIONLOGRESPONSE']._serialized_end=1127
+  _globals['_STREAMEXECUTIONLOGREQUEST']._serialized_start=1129
+  _globals['_STREAMEXECUTIONLOGREQUEST']._serialized_end=1194
+  _globals['_STREAMEXECUTIONLOGRESPONSE']._serialized_start=1196
+  _globals['_STREAMEXECUTIONLOGRESPONSE']._serialized_end=1311
+  _globals['_EXECUTIONSERVICE']._serialized_start=1314
+  _globals['_EXECUTIONSERVICE']._serialized_end=2816
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from google.api import annotations_pb2 as _annotations_pb2
+from google.api import httpbody_pb2 as _httpbody_pb2
 from zquant.scheduler.v1 import task_pb2 as _task_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -7,6 +8,24 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class RerunExecutionRequest(_message.Message):
+    __slots__ = ("execution_id", "rerun_from", "node_task_id")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FROM_FIELD_NUMBER: _ClassVar[int]
+    NODE_TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    rerun_from: str
+    node_task_id: int
+    def __init__(self, execution_id: _Optional[int] = ..., rerun_from: _Optional[str] = ..., node_task_id: _Optional[int] = ...) -> None: ...
+
+class RerunExecutionJsonRequest(_message.Message):
+    __slots__ = ("execution_id", "body")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    body: _httpbody_pb2.HttpBody
+    def __init__(self, execution_id: _Optional[int] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
     __slots__ = ("task_id", "skip", "limit", "status", "start_time_from", "start_time_to", "parent_execution_id")
@@ -63,3 +82,55 @@ class TerminateExecutionRequest(_message.Message):
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     execution_id: int
     def __init__(self, execution_id: _Optional[int] = ...) -> None: ...
+
+class TerminateExecutionJsonRequest(_message.Message):
+    __slots__ = ("execution_id", "body")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    body: _httpbody_pb2.HttpBody
+    def __init__(self, execution_id: _Optional[int] = ..., body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class GetExecutionLogRequest(_message.Message):
+    __slots__ = ("execution_id", "offset", "limit")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    offset: int
+    limit: int
+    def __init__(self, execution_id: _Optional[int] = ..., offset: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetExecutionLogResponse(_message.Message):
+    __slots__ = ("text", "next_offset", "size", "complete")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    next_offset: int
+    size: int
+    complete: bool
+    def __init__(self, text: _Optional[str] = ..., next_offset: _Optional[int] = ..., size: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class StreamExecutionLogRequest(_message.Message):
+    __slots__ = ("execution_id", "offset")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    offset: int
+    def __init__(self, execution_id: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class StreamExecutionLogResponse(_message.Message):
+    __slots__ = ("event_type", "text", "offset", "next_offset", "status")
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    event_type: str
+    text: str
+    offset: int
+    next_offset: int
+    status: str
+    def __init__(self, event_type: _Optional[str] = ..., text: _Optional[str] = ..., offset: _Optional[int] = ..., next_offset: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...

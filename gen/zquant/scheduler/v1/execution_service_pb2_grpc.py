@@ -54,9 +54,34 @@ class ExecutionServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.WatchExecutionRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.WatchExecutionResponse.FromString,
                 _registered_method=True)
+        self.GetExecutionLog = channel.unary_unary(
+                '/zquant.scheduler.v1.ExecutionService/GetExecutionLog',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.GetExecutionLogRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.GetExecutionLogResponse.FromString,
+                _registered_method=True)
+        self.StreamExecutionLog = channel.unary_stream(
+                '/zquant.scheduler.v1.ExecutionService/StreamExecutionLog',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.StreamExecutionLogRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.StreamExecutionLogResponse.FromString,
+                _registered_method=True)
         self.TerminateExecution = channel.unary_unary(
                 '/zquant.scheduler.v1.ExecutionService/TerminateExecution',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.TerminateExecutionRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
+                _registered_method=True)
+        self.TerminateExecutionJson = channel.unary_unary(
+                '/zquant.scheduler.v1.ExecutionService/TerminateExecutionJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.TerminateExecutionJsonRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
+                _registered_method=True)
+        self.RerunExecution = channel.unary_unary(
+                '/zquant.scheduler.v1.ExecutionService/RerunExecution',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.RerunExecutionRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
+                _registered_method=True)
+        self.RerunExecutionJson = channel.unary_unary(
+                '/zquant.scheduler.v1.ExecutionService/RerunExecutionJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.RerunExecutionJsonRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
                 _registered_method=True)
 
@@ -91,8 +116,61 @@ class ExecutionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExecutionLog(self, request, context):
+        """A page of the run's log: `text` from byte `offset` (default 0) on, at most `limit` bytes
+        (default 1 MiB, at most 4 MiB), cut after a whole line when one fits, and `next_offset` to ask
+        for the next page. Each line is "<UTC time> <stream> <text>", stream one of stdout, stderr, log,
+        system. Same roles as GetExecution. NOT_FOUND for an unknown execution, INVALID_ARGUMENT for a
+        negative offset or limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamExecutionLog(self, request, context):
+        """Server-sent events over REST: the log from `offset` (or the Last-Event-ID header, a byte
+        offset) on, one event per stored chunk as it arrives, a heartbeat every 10 s while nothing
+        comes, and an in-band "end" event once the run has ended and its log is read to the end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TerminateExecution(self, request, context):
         """Stops a pending or running execution; for a workflow run, its running children too.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TerminateExecutionJson(self, request, context):
+        """The REST binding of TerminateExecution: the body must be empty or {} (an unknown field is
+        refused by name).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunExecution(self, request, context):
+        """Runs a failed or terminated run again as a new run of its task (operator), for the same logical
+        date with the same params, linked to it (rerun_of_execution_id). For a workflow run, from
+        "failed" (the default) reuses the nodes that succeeded (recorded again as successful children
+        of the new run, linked to theirs) and runs only the failed, skipped and not-started ones; from
+        "start" runs every node. FAILED_PRECONDITION (RUN_NOT_RERUNNABLE) for a run that is live or
+        succeeded; ABORTED (RUN_ALREADY_ACTIVE) for a forbid task with a live run; INVALID_ARGUMENT
+        for another `from`.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunExecutionJson(self, request, context):
+        """The REST binding of RerunExecution: the body is empty, {} or {"from": "failed" | "start"}.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -117,9 +195,34 @@ def add_ExecutionServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.WatchExecutionRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.WatchExecutionResponse.SerializeToString,
             ),
+            'GetExecutionLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExecutionLog,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.GetExecutionLogRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.GetExecutionLogResponse.SerializeToString,
+            ),
+            'StreamExecutionLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamExecutionLog,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.StreamExecutionLogRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.StreamExecutionLogResponse.SerializeToString,
+            ),
             'TerminateExecution': grpc.unary_unary_rpc_method_handler(
                     servicer.TerminateExecution,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.TerminateExecutionRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.SerializeToString,
+            ),
+            'TerminateExecutionJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.TerminateExecutionJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.TerminateExecutionJsonRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.SerializeToString,
+            ),
+            'RerunExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunExecution,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.RerunExecutionRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.SerializeToString,
+            ),
+            'RerunExecutionJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunExecutionJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.RerunExecutionJsonRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.SerializeToString,
             ),
     }
@@ -219,6 +322,60 @@ class ExecutionService:
             _registered_method=True)
 
     @staticmethod
+    def GetExecutionLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutionService/GetExecutionLog',
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.GetExecutionLogRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.GetExecutionLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamExecutionLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutionService/StreamExecutionLog',
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.StreamExecutionLogRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.StreamExecutionLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TerminateExecution(request,
             target,
             options=(),
@@ -234,6 +391,87 @@ class ExecutionService:
             target,
             '/zquant.scheduler.v1.ExecutionService/TerminateExecution',
             zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.TerminateExecutionRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TerminateExecutionJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutionService/TerminateExecutionJson',
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.TerminateExecutionJsonRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutionService/RerunExecution',
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.RerunExecutionRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunExecutionJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutionService/RerunExecutionJson',
+            zquant_dot_scheduler_dot_v1_dot_execution__service__pb2.RerunExecutionJsonRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_task__pb2.Execution.FromString,
             options,
             channel_credentials,

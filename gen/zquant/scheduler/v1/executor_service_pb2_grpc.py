@@ -45,6 +45,16 @@ class ExecutorServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.CancelRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.CancelResponse.FromString,
                 _registered_method=True)
+        self.Acknowledge = channel.unary_unary(
+                '/zquant.scheduler.v1.ExecutorService/Acknowledge',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.AcknowledgeRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.AcknowledgeResponse.FromString,
+                _registered_method=True)
+        self.GetLoad = channel.unary_unary(
+                '/zquant.scheduler.v1.ExecutorService/GetLoad',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.GetLoadRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.GetLoadResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -55,6 +65,13 @@ class ExecutorServiceServicer:
         """Runs one job and streams its life: accepted, progress events, a heartbeat every 2 s, and a
         final finished event; then the stream ends. RESOURCE_EXHAUSTED when max_concurrency runs are
         active (the scheduler tries another executor); UNAVAILABLE while draining on SIGTERM.
+
+        A run outlives its stream: when the caller goes away (a scheduler stepping down, a registry
+        restart) the job goes on, and its outcome (the finished event: status, result, error) is kept
+        until a scheduler acknowledges it (Acknowledge) or for an hour. The scheduler that leads next
+        re-attaches with `attach`: the stream replays accepted and the newest progress, then goes on as
+        usual, ending with the finished event (at once when the job already ended). A run of the same
+        execution_id and attempt is never started twice here (FAILED_PRECONDITION).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -62,6 +79,22 @@ class ExecutorServiceServicer:
 
     def Cancel(self, request, context):
         """Stops a run: SIGTERM to a command's process group, SIGKILL after the grace period.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Acknowledge(self, request, context):
+        """The registry stored these runs' outcomes: the executor forgets them. Sent by the scheduler after
+        the ends were recorded (or found recorded already), batched: one call per executor for the
+        outcomes stored in the last ~200 ms. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLoad(self, request, context):
+        """How busy this executor is: what the leading scheduler reports to the registry for the status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +112,16 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.Cancel,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.CancelRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.CancelResponse.SerializeToString,
+            ),
+            'Acknowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Acknowledge,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.AcknowledgeRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.AcknowledgeResponse.SerializeToString,
+            ),
+            'GetLoad': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLoad,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.GetLoadRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.GetLoadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +179,60 @@ class ExecutorService:
             '/zquant.scheduler.v1.ExecutorService/Cancel',
             zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.CancelRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Acknowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutorService/Acknowledge',
+            zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.AcknowledgeRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.AcknowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLoad(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.ExecutorService/GetLoad',
+            zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.GetLoadRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_executor__service__pb2.GetLoadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,60 +24,75 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from zquant.scheduler.v1 import status_service_pb2 as zquant_dot_scheduler_dot_v1_dot_status__service__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3zquant/scheduler/v1/registry_internal_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x1d\n\x1bWatchSchedulerEventsRequest\"\x8d\x02\n\x1cWatchSchedulerEventsResponse\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\'\n\x04task\x18\x02 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0f\n\x07task_id\x18\x03 \x01(\x05\x12\x31\n\texecution\x18\x04 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x33\n\x0fschedule_anchor\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_scheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x89\x02\n\x16\x43reateExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x32\n\x0escheduled_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x06 \x01(\x05\x12\x13\n\x0bretry_count\x18\x07 \x01(\x05\x12\x11\n\tdedup_key\x18\x08 \x01(\t\x12\x16\n\x0estart_executor\x18\t \x01(\t\x12\x15\n\rlease_seconds\x18\n \x01(\x05\"n\n\x17\x43reateExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"D\n\x11RecordRunsRequest\x12/\n\x07updates\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.RunUpdate\"\xd3\x01\n\tRunUpdate\x12=\n\x06\x63reate\x18\x01 \x01(\x0b\x32+.zquant.scheduler.v1.CreateExecutionRequestH\x00\x12>\n\x08progress\x18\x02 \x01(\x0b\x32*.zquant.scheduler.v1.ReportProgressRequestH\x00\x12=\n\x06\x66inish\x18\x03 \x01(\x0b\x32+.zquant.scheduler.v1.FinishExecutionRequestH\x00\x42\x08\n\x06update\"K\n\x12RecordRunsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.zquant.scheduler.v1.RunUpdateResult\"\xfd\x01\n\x0fRunUpdateResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12>\n\x06\x63reate\x18\x03 \x01(\x0b\x32,.zquant.scheduler.v1.CreateExecutionResponseH\x00\x12?\n\x08progress\x18\x04 \x01(\x0b\x32+.zquant.scheduler.v1.ReportProgressResponseH\x00\x12>\n\x06\x66inish\x18\x05 \x01(\x0b\x32,.zquant.scheduler.v1.FinishExecutionResponseH\x00\x42\n\n\x08response\"e\n\x15StartExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\r\n\x05\x61\x64opt\x18\x04 \x01(\x08\"\x85\x01\n\x16StartExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\"@\n\x17RequeueExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1a\n\x18RequeueExecutionResponse\"~\n\x15ReportProgressRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\"5\n\x16ReportProgressResponse\x12\x1b\n\x13terminate_requested\x18\x01 \x01(\x08\"\x8f\x01\n\x16\x46inishExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rerror_message\x18\x05 \x01(\t\"{\n\x17\x46inishExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12-\n\x05retry\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\",\n\x1bListActiveExecutionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"R\n\x1cListActiveExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"B\n\x18\x41\x63quireLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"y\n\x19\x41\x63quireLeadershipResponse\x12\x0e\n\x06leader\x18\x01 \x01(\x08\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x05\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18ReleaseLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\"\x1b\n\x19ReleaseLeadershipResponse2\xff\x08\n\x17RegistryInternalService\x12}\n\x14WatchSchedulerEvents\x12\x30.zquant.scheduler.v1.WatchSchedulerEventsRequest\x1a\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse0\x01\x12l\n\x0f\x43reateExecution\x12+.zquant.scheduler.v1.CreateExecutionRequest\x1a,.zquant.scheduler.v1.CreateExecutionResponse\x12]\n\nRecordRuns\x12&.zquant.scheduler.v1.RecordRunsRequest\x1a\'.zquant.scheduler.v1.RecordRunsResponse\x12i\n\x0eStartExecution\x12*.zquant.scheduler.v1.StartExecutionRequest\x1a+.zquant.scheduler.v1.StartExecutionResponse\x12o\n\x10RequeueExecution\x12,.zquant.scheduler.v1.RequeueExecutionRequest\x1a-.zquant.scheduler.v1.RequeueExecutionResponse\x12i\n\x0eReportProgress\x12*.zquant.scheduler.v1.ReportProgressRequest\x1a+.zquant.scheduler.v1.ReportProgressResponse\x12l\n\x0f\x46inishExecution\x12+.zquant.scheduler.v1.FinishExecutionRequest\x1a,.zquant.scheduler.v1.FinishExecutionResponse\x12{\n\x14ListActiveExecutions\x12\x30.zquant.scheduler.v1.ListActiveExecutionsRequest\x1a\x31.zquant.scheduler.v1.ListActiveExecutionsResponse\x12r\n\x11\x41\x63quireLeadership\x12-.zquant.scheduler.v1.AcquireLeadershipRequest\x1a..zquant.scheduler.v1.AcquireLeadershipResponse\x12r\n\x11ReleaseLeadership\x12-.zquant.scheduler.v1.ReleaseLeadershipRequest\x1a..zquant.scheduler.v1.ReleaseLeadershipResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n3zquant/scheduler/v1/registry_internal_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a(zquant/scheduler/v1/status_service.proto\x1a\x1ezquant/scheduler/v1/task.proto\"5\n\x1bWatchSchedulerEventsRequest\x12\x16\n\x0esnapshot_pages\x18\x01 \x01(\x08\"\xea\x05\n\x1cWatchSchedulerEventsResponse\x12I\n\x04type\x18\x07 \x01(\x0e\x32;.zquant.scheduler.v1.WatchSchedulerEventsResponse.EventType\x12\'\n\x04task\x18\x02 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0f\n\x07task_id\x18\x03 \x01(\x05\x12\x31\n\texecution\x18\x04 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x33\n\x0fschedule_anchor\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13last_scheduled_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x0f\x63ustom_calendar\x18\x08 \x01(\x0b\x32\x1d.zquant.scheduler.v1.Calendar\x12I\n\x0esnapshot_tasks\x18\t \x03(\x0b\x32\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse\x12\x13\n\x0btraceparent\x18\x32 \x01(\t\"\xf9\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_TYPE_TASK_UPSERT\x10\x01\x12\x1a\n\x16\x45VENT_TYPE_TASK_DELETE\x10\x02\x12\x1c\n\x18\x45VENT_TYPE_SNAPSHOT_DONE\x10\x03\x12\x1e\n\x1a\x45VENT_TYPE_EXECUTION_READY\x10\x04\x12\"\n\x1e\x45VENT_TYPE_TERMINATE_REQUESTED\x10\x05\x12\x18\n\x14\x45VENT_TYPE_HEARTBEAT\x10\x06\x12\x1c\n\x18\x45VENT_TYPE_SNAPSHOT_PAGE\x10\x08J\x04\x08\x01\x10\x02R\nevent_type\"\xd6\x02\n\x16\x43reateExecutionRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\x0f\n\x07trigger\x18\x02 \x01(\t\x12\x32\n\x0escheduled_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\x13parent_execution_id\x18\x06 \x01(\x05\x12\x13\n\x0bretry_count\x18\x07 \x01(\x05\x12\x11\n\tdedup_key\x18\x08 \x01(\t\x12\x16\n\x0estart_executor\x18\t \x01(\t\x12\x15\n\rlease_seconds\x18\n \x01(\x05\x12\x14\n\x0clogical_date\x18\x0b \x01(\t\x12\'\n\x06params\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04note\x18- \x01(\t\"n\n\x17\x43reateExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"D\n\x11RecordRunsRequest\x12/\n\x07updates\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.RunUpdate\"\x92\x02\n\tRunUpdate\x12=\n\x06\x63reate\x18\x01 \x01(\x0b\x32+.zquant.scheduler.v1.CreateExecutionRequestH\x00\x12>\n\x08progress\x18\x02 \x01(\x0b\x32*.zquant.scheduler.v1.ReportProgressRequestH\x00\x12=\n\x06\x66inish\x18\x03 \x01(\x0b\x32+.zquant.scheduler.v1.FinishExecutionRequestH\x00\x12=\n\x03log\x18\x04 \x01(\x0b\x32..zquant.scheduler.v1.AppendExecutionLogRequestH\x00\x42\x08\n\x06update\"K\n\x12RecordRunsResponse\x12\x35\n\x07results\x18\x01 \x03(\x0b\x32$.zquant.scheduler.v1.RunUpdateResult\"\xcd\x02\n\x0fRunUpdateResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12>\n\x06\x63reate\x18\x03 \x01(\x0b\x32,.zquant.scheduler.v1.CreateExecutionResponseH\x00\x12?\n\x08progress\x18\x04 \x01(\x0b\x32+.zquant.scheduler.v1.ReportProgressResponseH\x00\x12>\n\x06\x66inish\x18\x05 \x01(\x0b\x32,.zquant.scheduler.v1.FinishExecutionResponseH\x00\x12>\n\x03log\x18\x07 \x01(\x0b\x32/.zquant.scheduler.v1.AppendExecutionLogResponseH\x00\x42\n\n\x08response\"e\n\x15StartExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x10\n\x08\x65xecutor\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\x12\r\n\x05\x61\x64opt\x18\x04 \x01(\x08\"\x85\x01\n\x16StartExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\"@\n\x17RequeueExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x1a\n\x18RequeueExecutionResponse\"~\n\x15ReportProgressRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rlease_seconds\x18\x04 \x01(\x05\"5\n\x16ReportProgressResponse\x12\x1b\n\x13terminate_requested\x18\x01 \x01(\x08\"\x8f\x01\n\x16\x46inishExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rerror_message\x18\x05 \x01(\t\"{\n\x17\x46inishExecutionResponse\x12\x31\n\texecution\x18\x01 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12-\n\x05retry\x18\x02 \x01(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"?\n\x19\x41ppendExecutionLogRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"0\n\x1a\x41ppendExecutionLogResponse\x12\x12\n\nend_offset\x18\x01 \x01(\x03\",\n\x1bListActiveExecutionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"R\n\x1cListActiveExecutionsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\"y\n\x18\x41\x63quireLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\x12\x35\n\texecutors\x18\x03 \x03(\x0b\x32\".zquant.scheduler.v1.ExecutorState\"y\n\x19\x41\x63quireLeadershipResponse\x12\x0e\n\x06leader\x18\x01 \x01(\x08\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x05\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x18ReleaseLeadershipRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\"\x1b\n\x19ReleaseLeadershipResponse\"\x19\n\x17\x41\x64vanceBackfillsRequest\"_\n\x18\x41\x64vanceBackfillsResponse\x12\x32\n\nexecutions\x18\x01 \x03(\x0b\x32\x1e.zquant.scheduler.v1.Execution\x12\x0f\n\x07running\x18< \x01(\x08\"9\n\x16RunHousekeepingRequest\x12\x11\n\tcandidate\x18\x01 \x01(\t\x12\x0c\n\x04term\x18\x02 \x01(\x05\"\x83\x01\n\x17RunHousekeepingResponse\x12\x0c\n\x04\x64one\x18\x01 \x01(\x08\x12\x13\n\x0b\x61lerts_sent\x18\x02 \x01(\x05\x12\x15\n\ralerts_failed\x18\x03 \x01(\x05\x12\x19\n\x11\x61lerts_suppressed\x18\x04 \x01(\x05\x12\x13\n\x0bruns_purged\x18\x05 \x01(\x05\x32\xd5\x0b\n\x17RegistryInternalService\x12}\n\x14WatchSchedulerEvents\x12\x30.zquant.scheduler.v1.WatchSchedulerEventsRequest\x1a\x31.zquant.scheduler.v1.WatchSchedulerEventsResponse0\x01\x12l\n\x0f\x43reateExecution\x12+.zquant.scheduler.v1.CreateExecutionRequest\x1a,.zquant.scheduler.v1.CreateExecutionResponse\x12]\n\nRecordRuns\x12&.zquant.scheduler.v1.RecordRunsRequest\x1a\'.zquant.scheduler.v1.RecordRunsResponse\x12i\n\x0eStartExecution\x12*.zquant.scheduler.v1.StartExecutionRequest\x1a+.zquant.scheduler.v1.StartExecutionResponse\x12o\n\x10RequeueExecution\x12,.zquant.scheduler.v1.RequeueExecutionRequest\x1a-.zquant.scheduler.v1.RequeueExecutionResponse\x12i\n\x0eReportProgress\x12*.zquant.scheduler.v1.ReportProgressRequest\x1a+.zquant.scheduler.v1.ReportProgressResponse\x12l\n\x0f\x46inishExecution\x12+.zquant.scheduler.v1.FinishExecutionRequest\x1a,.zquant.scheduler.v1.FinishExecutionResponse\x12u\n\x12\x41ppendExecutionLog\x12..zquant.scheduler.v1.AppendExecutionLogRequest\x1a/.zquant.scheduler.v1.AppendExecutionLogResponse\x12o\n\x10\x41\x64vanceBackfills\x12,.zquant.scheduler.v1.AdvanceBackfillsRequest\x1a-.zquant.scheduler.v1.AdvanceBackfillsResponse\x12{\n\x14ListActiveExecutions\x12\x30.zquant.scheduler.v1.ListActiveExecutionsRequest\x1a\x31.zquant.scheduler.v1.ListActiveExecutionsResponse\x12r\n\x11\x41\x63quireLeadership\x12-.zquant.scheduler.v1.AcquireLeadershipRequest\x1a..zquant.scheduler.v1.AcquireLeadershipResponse\x12r\n\x11ReleaseLeadership\x12-.zquant.scheduler.v1.ReleaseLeadershipRequest\x1a..zquant.scheduler.v1.ReleaseLeadershipResponse\x12l\n\x0fRunHousekeeping\x12+.zquant.scheduler.v1.RunHousekeepingRequest\x1a,.zquant.scheduler.v1.RunHousekeepingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zquant.scheduler.v1.registry_internal_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WATCHSCHEDULEREVENTSREQUEST']._serialized_start=171
-  _globals['_WATCHSCHEDULEREVENTSREQUEST']._serialized_end=200
-  _globals['_WATCHSCHEDULEREVENTSRESPONSE']._serialized_start=203
-  _globals['_WATCHSCHEDULEREVENTSRESPONSE']._serialized_end=472
-  _globals['_CREATEEXECUTIONREQUEST']._serialized_start=475
-  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=740
-  _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=742
-  _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=852
-  _globals['_RECORDRUNSREQUEST']._serialized_start=854
-  _globals['_RECORDRUNSREQUEST']._serialized_end=922
-  _globals['_RUNUPDATE']._serialized_start=925
-  _globals['_RUNUPDATE']._serialized_end=1136
-  _globals['_RECORDRUNSRESPONSE']._serialized_start=1138
-  _globals['_RECORDRUNSRESPONSE']._serialized_end=1213
-  _globals['_RUNUPDATERESULT']._serialized_start=1216
-  _globals['_RUNUPDATERESULT']._serialized_end=1469
-  _globals['_STARTEXECUTIONREQUEST']._serialized_start=1471
-  _globals['_STARTEXECUTIONREQUEST']._serialized_end=1572
-  _globals['_STARTEXECUTIONRESPONSE']._serialized_start=1575
-  _globals['_STARTEXECUTIONRESPONSE']._serialized_end=1708
-  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_start=1710
-  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_end=1774
-  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_start=1776
-  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_end=1802
-  _globals['_REPORTPROGRESSREQUEST']._serialized_start=1804
-  _globals['_REPORTPROGRESSREQUEST']._serialized_end=1930
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=1932
-  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=1985
-  _globals['_FINISHEXECUTIONREQUEST']._serialized_start=1988
-  _globals['_FINISHEXECUTIONREQUEST']._serialized_end=2131
-  _globals['_FINISHEXECUTIONRESPONSE']._serialized_start=2133
-  _globals['_FINISHEXECUTIONRESPONSE']._serialized_end=2256
-  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_start=2258
-  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_end=2302
-  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_start=2304
-  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_end=2386
-  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_start=2388
-  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_end=2454
-  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_start=2456
-  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_end=2577
-  _globals['_RELEASELEADERSHIPREQUEST']._serialized_start=2579
-  _globals['_RELEASELEADERSHIPREQUEST']._serialized_end=2624
-  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_start=2626
-  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_end=2653
-  _globals['_REGISTRYINTERNALSERVICE']._serialized_start=2656
-  _globals['_REGISTRYINTERNALSERVICE']._serialized_end=3807
+  _globals['_WATCHSCHEDULEREVENTSREQUEST']._serialized_start=213
+  _globals['_WATCHSCHEDULEREVENTSREQUEST']._serialized_end=266
+  _globals['_WATCHSCHEDULEREVENTSRESPONSE']._serialized_start=269
+  _globals['_WATCHSCHEDULEREVENTSRESPONSE']._serialized_end=1015
+  _globals['_WATCHSCHEDULEREVENTSRESPONSE_EVENTTYPE']._serialized_start=748
+  _globals['_WATCHSCHEDULEREVENTSRESPONSE_EVENTTYPE']._serialized_end=997
+  _globals['_CREATEEXECUTIONREQUEST']._serialized_start=1018
+  _globals['_CREATEEXECUTIONREQUEST']._serialized_end=1360
+  _globals['_CREATEEXECUTIONRESPONSE']._serialized_start=1362
+  _globals['_CREATEEXECUTIONRESPONSE']._serialized_end=1472
+  _globals['_RECORDRUNSREQUEST']._serialized_start=1474
+  _globals['_RECORDRUNSREQUEST']._serialized_end=1542
+  _globals['_RUNUPDATE']._serialized_start=1545
+  _globals['_RUNUPDATE']._serialized_end=1819
+  _globals['_RECORDRUNSRESPONSE']._serialized_start=1821
+  _globals['_RECORDRUNSRESPONSE']._serialized_end=1896
+  _globals['_RUNUPDATERESULT']._serialized_start=1899
+  _globals['_RUNUPDATERESULT']._serialized_end=2232
+  _globals['_STARTEXECUTIONREQUEST']._serialized_start=2234
+  _globals['_STARTEXECUTIONREQUEST']._serialized_end=2335
+  _globals['_STARTEXECUTIONRESPONSE']._serialized_start=2338
+  _globals['_STARTEXECUTIONRESPONSE']._serialized_end=2471
+  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_start=2473
+  _globals['_REQUEUEEXECUTIONREQUEST']._serialized_end=2537
+  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_start=2539
+  _globals['_REQUEUEEXECUTIONRESPONSE']._serialized_end=2565
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=2567
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=2693
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_start=2695
+  _globals['_REPORTPROGRESSRESPONSE']._serialized_end=2748
+  _globals['_FINISHEXECUTIONREQUEST']._serialized_start=2751
+  _globals['_FINISHEXECUTIONREQUEST']._serialized_end=2894
+  _globals['_FINISHEXECUTIONRESPONSE']._serialized_start=2896
+  _globals['_FINISHEXECUTIONRESPONSE']._serialized_end=3019
+  _globals['_APPENDEXECUTIONLOGREQUEST']._serialized_start=3021
+  _globals['_APPENDEXECUTIONLOGREQUEST']._serialized_end=3084
+  _globals['_APPENDEXECUTIONLOGRESPONSE']._serialized_start=3086
+  _globals['_APPENDEXECUTIONLOGRESPONSE']._serialized_end=3134
+  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_start=3136
+  _globals['_LISTACTIVEEXECUTIONSREQUEST']._serialized_end=3180
+  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_start=3182
+  _globals['_LISTACTIVEEXECUTIONSRESPONSE']._serialized_end=3264
+  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_start=3266
+  _globals['_ACQUIRELEADERSHIPREQUEST']._serialized_end=3387
+  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_start=3389
+  _globals['_ACQUIRELEADERSHIPRESPONSE']._serialized_end=3510
+  _globals['_RELEASELEADERSHIPREQUEST']._serialized_start=3512
+  _globals['_RELEASELEADERSHIPREQUEST']._serialized_end=3557
+  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_start=3559
+  _globals['_RELEASELEADERSHIPRESPONSE']._serialized_end=3586
+  _globals['_ADVANCEBACKFILLSREQUEST']._serialized_start=3588
+  _globals['_ADVANCEBACKFILLSREQUEST']._serialized_end=3613
+  _globals['_ADVANCEBACKFILLSRESPONSE']._serialized_start=3615
+  _globals['_ADVANCEBACKFILLSRESPONSE']._serialized_end=3710
+  _globals['_RUNHOUSEKEEPINGREQUEST']._serialized_start=3712
+  _globals['_RUNHOUSEKEEPINGREQUEST']._serialized_end=3769
+  _globals['_RUNHOUSEKEEPINGRESPONSE']._serialized_start=3772
+  _globals['_RUNHOUSEKEEPINGRESPONSE']._serialized_end=3903
+  _globals['_REGISTRYINTERNALSERVICE']._serialized_start=3906
+  _globals['_REGISTRYINTERNALSERVICE']._serialized_end=5399
 # @@protoc_insertion_point(module_scope)

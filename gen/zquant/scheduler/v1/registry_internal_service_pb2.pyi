@@ -2,8 +2,10 @@ import datetime
 
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from zquant.scheduler.v1 import status_service_pb2 as _status_service_pb2
 from zquant.scheduler.v1 import task_pb2 as _task_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -12,27 +14,53 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WatchSchedulerEventsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("snapshot_pages",)
+    SNAPSHOT_PAGES_FIELD_NUMBER: _ClassVar[int]
+    snapshot_pages: bool
+    def __init__(self, snapshot_pages: _Optional[bool] = ...) -> None: ...
 
 class WatchSchedulerEventsResponse(_message.Message):
-    __slots__ = ("event_type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time")
-    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks", "traceparent")
+    class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        EVENT_TYPE_UNSPECIFIED: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_TASK_UPSERT: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_TASK_DELETE: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_SNAPSHOT_DONE: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_EXECUTION_READY: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_TERMINATE_REQUESTED: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_HEARTBEAT: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_SNAPSHOT_PAGE: _ClassVar[WatchSchedulerEventsResponse.EventType]
+    EVENT_TYPE_UNSPECIFIED: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_TASK_UPSERT: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_TASK_DELETE: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_SNAPSHOT_DONE: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_EXECUTION_READY: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_TERMINATE_REQUESTED: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_HEARTBEAT: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_SNAPSHOT_PAGE: WatchSchedulerEventsResponse.EventType
+    TYPE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ANCHOR_FIELD_NUMBER: _ClassVar[int]
     LAST_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
-    event_type: str
+    CUSTOM_CALENDAR_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_TASKS_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    type: WatchSchedulerEventsResponse.EventType
     task: _task_pb2.Task
     task_id: int
     execution: _task_pb2.Execution
     schedule_anchor: _timestamp_pb2.Timestamp
     last_scheduled_time: _timestamp_pb2.Timestamp
-    def __init__(self, event_type: _Optional[str] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    custom_calendar: _task_pb2.Calendar
+    snapshot_tasks: _containers.RepeatedCompositeFieldContainer[WatchSchedulerEventsResponse]
+    traceparent: str
+    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
-    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds")
+    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds", "logical_date", "params", "note")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +71,9 @@ class CreateExecutionRequest(_message.Message):
     DEDUP_KEY_FIELD_NUMBER: _ClassVar[int]
     START_EXECUTOR_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOGICAL_DATE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     task_id: int
     trigger: str
     scheduled_time: _timestamp_pb2.Timestamp
@@ -53,7 +84,10 @@ class CreateExecutionRequest(_message.Message):
     dedup_key: str
     start_executor: str
     lease_seconds: int
-    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ..., start_executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
+    logical_date: str
+    params: _struct_pb2.Struct
+    note: str
+    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ..., start_executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class CreateExecutionResponse(_message.Message):
     __slots__ = ("execution", "created", "attempt")
@@ -72,14 +106,16 @@ class RecordRunsRequest(_message.Message):
     def __init__(self, updates: _Optional[_Iterable[_Union[RunUpdate, _Mapping]]] = ...) -> None: ...
 
 class RunUpdate(_message.Message):
-    __slots__ = ("create", "progress", "finish")
+    __slots__ = ("create", "progress", "finish", "log")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
     create: CreateExecutionRequest
     progress: ReportProgressRequest
     finish: FinishExecutionRequest
-    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ...) -> None: ...
+    log: AppendExecutionLogRequest
+    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogRequest, _Mapping]] = ...) -> None: ...
 
 class RecordRunsResponse(_message.Message):
     __slots__ = ("results",)
@@ -88,18 +124,22 @@ class RecordRunsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RunUpdateResult, _Mapping]]] = ...) -> None: ...
 
 class RunUpdateResult(_message.Message):
-    __slots__ = ("code", "message", "create", "progress", "finish")
+    __slots__ = ("code", "message", "reason", "create", "progress", "finish", "log")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
+    reason: str
     create: CreateExecutionResponse
     progress: ReportProgressResponse
     finish: FinishExecutionResponse
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., create: _Optional[_Union[CreateExecutionResponse, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressResponse, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionResponse, _Mapping]] = ...) -> None: ...
+    log: AppendExecutionLogResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ..., create: _Optional[_Union[CreateExecutionResponse, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressResponse, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionResponse, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogResponse, _Mapping]] = ...) -> None: ...
 
 class StartExecutionRequest(_message.Message):
     __slots__ = ("execution_id", "executor", "lease_seconds", "adopt")
@@ -175,6 +215,20 @@ class FinishExecutionResponse(_message.Message):
     retry: _task_pb2.Execution
     def __init__(self, execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., retry: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ...) -> None: ...
 
+class AppendExecutionLogRequest(_message.Message):
+    __slots__ = ("execution_id", "data")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    execution_id: int
+    data: bytes
+    def __init__(self, execution_id: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class AppendExecutionLogResponse(_message.Message):
+    __slots__ = ("end_offset",)
+    END_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    end_offset: int
+    def __init__(self, end_offset: _Optional[int] = ...) -> None: ...
+
 class ListActiveExecutionsRequest(_message.Message):
     __slots__ = ("limit",)
     LIMIT_FIELD_NUMBER: _ClassVar[int]
@@ -188,12 +242,14 @@ class ListActiveExecutionsResponse(_message.Message):
     def __init__(self, executions: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ...) -> None: ...
 
 class AcquireLeadershipRequest(_message.Message):
-    __slots__ = ("candidate", "ttl_seconds")
+    __slots__ = ("candidate", "ttl_seconds", "executors")
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTORS_FIELD_NUMBER: _ClassVar[int]
     candidate: str
     ttl_seconds: int
-    def __init__(self, candidate: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    executors: _containers.RepeatedCompositeFieldContainer[_status_service_pb2.ExecutorState]
+    def __init__(self, candidate: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., executors: _Optional[_Iterable[_Union[_status_service_pb2.ExecutorState, _Mapping]]] = ...) -> None: ...
 
 class AcquireLeadershipResponse(_message.Message):
     __slots__ = ("leader", "holder", "term", "expires_at")
@@ -216,3 +272,37 @@ class ReleaseLeadershipRequest(_message.Message):
 class ReleaseLeadershipResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class AdvanceBackfillsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AdvanceBackfillsResponse(_message.Message):
+    __slots__ = ("executions", "running")
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[_task_pb2.Execution]
+    running: bool
+    def __init__(self, executions: _Optional[_Iterable[_Union[_task_pb2.Execution, _Mapping]]] = ..., running: _Optional[bool] = ...) -> None: ...
+
+class RunHousekeepingRequest(_message.Message):
+    __slots__ = ("candidate", "term")
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    candidate: str
+    term: int
+    def __init__(self, candidate: _Optional[str] = ..., term: _Optional[int] = ...) -> None: ...
+
+class RunHousekeepingResponse(_message.Message):
+    __slots__ = ("done", "alerts_sent", "alerts_failed", "alerts_suppressed", "runs_purged")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_SENT_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
+    RUNS_PURGED_FIELD_NUMBER: _ClassVar[int]
+    done: bool
+    alerts_sent: int
+    alerts_failed: int
+    alerts_suppressed: int
+    runs_purged: int
+    def __init__(self, done: _Optional[bool] = ..., alerts_sent: _Optional[int] = ..., alerts_failed: _Optional[int] = ..., alerts_suppressed: _Optional[int] = ..., runs_purged: _Optional[int] = ...) -> None: ...

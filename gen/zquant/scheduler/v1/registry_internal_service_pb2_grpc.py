@@ -72,6 +72,16 @@ class RegistryInternalServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionResponse.FromString,
                 _registered_method=True)
+        self.AppendExecutionLog = channel.unary_unary(
+                '/zquant.scheduler.v1.RegistryInternalService/AppendExecutionLog',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AppendExecutionLogRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AppendExecutionLogResponse.FromString,
+                _registered_method=True)
+        self.AdvanceBackfills = channel.unary_unary(
+                '/zquant.scheduler.v1.RegistryInternalService/AdvanceBackfills',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AdvanceBackfillsRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AdvanceBackfillsResponse.FromString,
+                _registered_method=True)
         self.ListActiveExecutions = channel.unary_unary(
                 '/zquant.scheduler.v1.RegistryInternalService/ListActiveExecutions',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.SerializeToString,
@@ -86,6 +96,11 @@ class RegistryInternalServiceStub:
                 '/zquant.scheduler.v1.RegistryInternalService/ReleaseLeadership',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipResponse.FromString,
+                _registered_method=True)
+        self.RunHousekeeping = channel.unary_unary(
+                '/zquant.scheduler.v1.RegistryInternalService/RunHousekeeping',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RunHousekeepingRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RunHousekeepingResponse.FromString,
                 _registered_method=True)
 
 
@@ -158,6 +173,24 @@ class RegistryInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AppendExecutionLog(self, request, context):
+        """Appends to a run's log (the executor's log chunks and the scheduler's own lines, in order).
+        The log is append-only: each append lands at the log's current end. Watchers of the log see
+        it at once. NOT_FOUND when the execution is gone. Data is at most 1 MiB per call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvanceBackfills(self, request, context):
+        """Moves every running backfill on: creates the next runs (pending, at most max_parallel live per
+        backfill, each planned time once: dedup key "b:{backfill}:{planned}") and finishes backfills
+        whose runs all ended. Returns the runs it created, for the caller to dispatch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListActiveExecutions(self, request, context):
         """Pending and running executions, oldest first, for dispatch and reconciliation.
         """
@@ -176,6 +209,16 @@ class RegistryInternalServiceServicer:
 
     def ReleaseLeadership(self, request, context):
         """Gives the leadership up at once (graceful stop), if the candidate holds it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunHousekeeping(self, request, context):
+        """One pass of the leader's housekeeping: delivers the due alerts of the outbox (a batch, each
+        send bounded by its channel's timeout), then purges ended runs past their retention (at most
+        ZQ_PURGE_BATCHES batches of ZQ_PURGE_BATCH, each a short transaction of its own). Only the current leader's call does anything: a
+        candidate that does not hold the leadership in this term gets done = false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -219,6 +262,16 @@ def add_RegistryInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.FinishExecutionResponse.SerializeToString,
             ),
+            'AppendExecutionLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppendExecutionLog,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AppendExecutionLogRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AppendExecutionLogResponse.SerializeToString,
+            ),
+            'AdvanceBackfills': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvanceBackfills,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AdvanceBackfillsRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AdvanceBackfillsResponse.SerializeToString,
+            ),
             'ListActiveExecutions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListActiveExecutions,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.FromString,
@@ -233,6 +286,11 @@ def add_RegistryInternalServiceServicer_to_server(servicer, server):
                     servicer.ReleaseLeadership,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipResponse.SerializeToString,
+            ),
+            'RunHousekeeping': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunHousekeeping,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RunHousekeepingRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RunHousekeepingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -438,6 +496,60 @@ class RegistryInternalService:
             _registered_method=True)
 
     @staticmethod
+    def AppendExecutionLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/AppendExecutionLog',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AppendExecutionLogRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AppendExecutionLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvanceBackfills(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/AdvanceBackfills',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AdvanceBackfillsRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AdvanceBackfillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListActiveExecutions(request,
             target,
             options=(),
@@ -508,6 +620,33 @@ class RegistryInternalService:
             '/zquant.scheduler.v1.RegistryInternalService/ReleaseLeadership',
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ReleaseLeadershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunHousekeeping(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/RunHousekeeping',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RunHousekeepingRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.RunHousekeepingResponse.FromString,
             options,
             channel_credentials,
             insecure,

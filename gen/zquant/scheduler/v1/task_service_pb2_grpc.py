@@ -47,6 +47,21 @@ class TaskServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.CreateTaskRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
+        self.CreateTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/CreateTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.JsonBody.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
+        self.BatchCreateTasks = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/BatchCreateTasks',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.FromString,
+                _registered_method=True)
+        self.BatchCreateTasksJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/BatchCreateTasksJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.JsonBody.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.FromString,
+                _registered_method=True)
         self.ListTasks = channel.unary_unary(
                 '/zquant.scheduler.v1.TaskService/ListTasks',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ListTasksRequest.SerializeToString,
@@ -67,6 +82,11 @@ class TaskServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.UpdateTaskRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
+        self.UpdateTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/UpdateTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.UpdateTaskJsonRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
         self.DeleteTask = channel.unary_unary(
                 '/zquant.scheduler.v1.TaskService/DeleteTask',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.DeleteTaskRequest.SerializeToString,
@@ -77,9 +97,19 @@ class TaskServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.EnableTaskRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
+        self.EnableTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/EnableTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
         self.DisableTask = channel.unary_unary(
                 '/zquant.scheduler.v1.TaskService/DisableTask',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.DisableTaskRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
+        self.DisableTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/DisableTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
         self.PauseTask = channel.unary_unary(
@@ -87,14 +117,29 @@ class TaskServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.PauseTaskRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
+        self.PauseTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/PauseTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
         self.ResumeTask = channel.unary_unary(
                 '/zquant.scheduler.v1.TaskService/ResumeTask',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ResumeTaskRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
                 _registered_method=True)
+        self.ResumeTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/ResumeTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+                _registered_method=True)
         self.TriggerTask = channel.unary_unary(
                 '/zquant.scheduler.v1.TaskService/TriggerTask',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskResponse.FromString,
+                _registered_method=True)
+        self.TriggerTaskJson = channel.unary_unary(
+                '/zquant.scheduler.v1.TaskService/TriggerTaskJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskResponse.FromString,
                 _registered_method=True)
 
@@ -110,7 +155,51 @@ class TaskServiceServicer:
 
     def CreateTask(self, request, context):
         """Creates a task. manual_task takes no schedule; other types at most one of cron, interval,
-        run_at. Workflow configs are validated with the guide's messages.
+        run_at. Workflow configs are validated with the guide's messages, other configs with the
+        executor's own checks of their task type. REST clients call CreateTaskJson.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTaskJson(self, request, context):
+        """The REST binding of CreateTask: the body is a CreateTaskRequest as JSON, parsed strictly by the
+        registry (the transcoder would drop unknown fields, read "yes" as true and "60" as 60, and accept
+        a trailing comma): unknown fields are refused by name, types are exact (a JSON boolean for
+        enabled, JSON numbers for numbers), `interval_seconds: 0` is refused, and null is the same as
+        leaving a field out. INVALID_ARGUMENT (400) for a body that is not such an object.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateTasks(self, request, context):
+        """Creates up to 1,000 tasks in one transaction: all or none. Each item is validated like
+        CreateTask (same rules, defaults and messages; admin only). Names must be unique within the
+        batch and against existing tasks. Workflows in a batch may reference existing tasks only (a
+        task created in the same batch has no id yet): create sub-tasks in an earlier batch.
+
+        Errors: INVALID_ARGUMENT (400) for more than 1,000 items, or when any item is invalid;
+        ALREADY_EXISTS (409) when every invalid item is a taken name. Nothing is created then; the
+        message names each invalid item ("tasks[2]: ...", by its index in `tasks`) with its reason,
+        and gRPC clients also get them as a google.rpc.BadRequest detail (one field violation per item,
+        field "tasks[<index>]"). PERMISSION_DENIED (403) below admin.
+
+        Size: the gateway accepts REST bodies up to 1 MiB, gRPC messages up to 4 MiB; a batch of large
+        configs may need to be split further. Each created task is published to the schedulers and the
+        other registry replicas after the commit, one event per task.
+        REST clients call BatchCreateTasksJson.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateTasksJson(self, request, context):
+        """The REST binding of BatchCreateTasks: `{"tasks": [...]}`, each item parsed as in CreateTaskJson.
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -147,7 +236,17 @@ class TaskServiceServicer:
 
     def UpdateTask(self, request, context):
         """Partial update: only the fields present in `changes` change; null or "" clears
-        cron_expression, interval_seconds, run_at, description and timeout_seconds.
+        cron_expression, interval_seconds, run_at, description and timeout_seconds. An update racing
+        a delete answers NOT_FOUND (404). REST clients call UpdateTaskJson.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTaskJson(self, request, context):
+        """The REST binding of UpdateTask: the body is the `changes` object, parsed strictly as in
+        CreateTaskJson (duplicate keys, NaN and trailing commas refused).
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -169,8 +268,26 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnableTaskJson(self, request, context):
+        """The REST binding of EnableTask: the body must be empty or {} (an unknown field is refused by name).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DisableTask(self, request, context):
         """Disabling also cancels the task's pending retries.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTaskJson(self, request, context):
+        """The REST binding of DisableTask: the body must be empty or {} (an unknown field is refused by name).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -184,6 +301,15 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseTaskJson(self, request, context):
+        """The REST binding of PauseTask: the body must be empty or {} (an unknown field is refused by name).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ResumeTask(self, request, context):
         """buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
@@ -191,9 +317,31 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResumeTaskJson(self, request, context):
+        """The REST binding of ResumeTask: the body must be empty or {} (an unknown field is refused by name).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TriggerTask(self, request, context):
         """Runs the task once now, whatever its type, schedule, enabled or paused state; never changes
-        the schedule. Returns the new pending execution's id.
+        the schedule. Returns the new pending execution's id. `forbid` applies here too: while a run
+        of a forbid task is pending or running, a trigger is refused with ABORTED (HTTP 409), reason
+        RUN_ALREADY_ACTIVE, the live run's id in the message and in a google.rpc.ResourceInfo detail
+        (resource_type "execution", resource_name the id); parallel triggers start exactly one run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerTaskJson(self, request, context):
+        """The REST binding of TriggerTask: the body is empty, {} or {"params": {...}, "logical_date":
+        "YYYY-MM-DD"} (an unknown field is refused by name; params must be an object).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -206,6 +354,21 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CreateTask,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.CreateTaskRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
+            'CreateTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.JsonBody.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
+            'BatchCreateTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateTasks,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.SerializeToString,
+            ),
+            'BatchCreateTasksJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateTasksJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.JsonBody.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.SerializeToString,
             ),
             'ListTasks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTasks,
@@ -227,6 +390,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.UpdateTaskRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
             ),
+            'UpdateTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.UpdateTaskJsonRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
             'DeleteTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTask,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.DeleteTaskRequest.FromString,
@@ -237,9 +405,19 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.EnableTaskRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
             ),
+            'EnableTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnableTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
             'DisableTask': grpc.unary_unary_rpc_method_handler(
                     servicer.DisableTask,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.DisableTaskRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
+            'DisableTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
             ),
             'PauseTask': grpc.unary_unary_rpc_method_handler(
@@ -247,14 +425,29 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.PauseTaskRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
             ),
+            'PauseTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
             'ResumeTask': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeTask,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.ResumeTaskRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
             ),
+            'ResumeTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.SerializeToString,
+            ),
             'TriggerTask': grpc.unary_unary_rpc_method_handler(
                     servicer.TriggerTask,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskResponse.SerializeToString,
+            ),
+            'TriggerTaskJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerTaskJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskResponse.SerializeToString,
             ),
     }
@@ -291,6 +484,87 @@ class TaskService:
             '/zquant.scheduler.v1.TaskService/CreateTask',
             zquant_dot_scheduler_dot_v1_dot_task__service__pb2.CreateTaskRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/CreateTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.JsonBody.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/BatchCreateTasks',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateTasksJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/BatchCreateTasksJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.JsonBody.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.BatchCreateTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -410,6 +684,33 @@ class TaskService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/UpdateTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.UpdateTaskJsonRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteTask(request,
             target,
             options=(),
@@ -464,6 +765,33 @@ class TaskService:
             _registered_method=True)
 
     @staticmethod
+    def EnableTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/EnableTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DisableTask(request,
             target,
             options=(),
@@ -479,6 +807,33 @@ class TaskService:
             target,
             '/zquant.scheduler.v1.TaskService/DisableTask',
             zquant_dot_scheduler_dot_v1_dot_task__service__pb2.DisableTaskRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/DisableTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
             options,
             channel_credentials,
@@ -518,6 +873,33 @@ class TaskService:
             _registered_method=True)
 
     @staticmethod
+    def PauseTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/PauseTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ResumeTask(request,
             target,
             options=(),
@@ -545,6 +927,33 @@ class TaskService:
             _registered_method=True)
 
     @staticmethod
+    def ResumeTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/ResumeTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def TriggerTask(request,
             target,
             options=(),
@@ -560,6 +969,33 @@ class TaskService:
             target,
             '/zquant.scheduler.v1.TaskService/TriggerTask',
             zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerTaskJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.TaskService/TriggerTaskJson',
+            zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TaskActionJson.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_task__service__pb2.TriggerTaskResponse.FromString,
             options,
             channel_credentials,

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/user_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x12\n\x10ListUsersRequest\"=\n\x11ListUsersResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x19.zquant.scheduler.v1.User\"E\n\x11\x43reateUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\"\x89\x01\n\x11UpdateUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\x08password\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04role\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x64isabled\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\x0b\n\t_passwordB\x07\n\x05_roleB\x0b\n\t_disabled\"%\n\x11\x44\x65leteUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"%\n\x12\x44\x65leteUserResponse\x12\x0f\n\x07message\x18\x01 \x01(\t2\xf7\x03\n\x0bUserService\x12v\n\tListUsers\x12%.zquant.scheduler.v1.ListUsersRequest\x1a&.zquant.scheduler.v1.ListUsersResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/auth/users\x12n\n\nCreateUser\x12&.zquant.scheduler.v1.CreateUserRequest\x1a\x19.zquant.scheduler.v1.User\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/users:\x01*\x12y\n\nUpdateUser\x12&.zquant.scheduler.v1.UpdateUserRequest\x1a\x19.zquant.scheduler.v1.User\"(\x82\xd3\xe4\x93\x02\"\x1a\x1d/api/v1/auth/users/{username}:\x01*\x12\x84\x01\n\nDeleteUser\x12&.zquant.scheduler.v1.DeleteUserRequest\x1a\'.zquant.scheduler.v1.DeleteUserResponse\"%\x82\xd3\xe4\x93\x02\x1f*\x1d/api/v1/auth/users/{username}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&zquant/scheduler/v1/user_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\x12\n\x10ListUsersRequest\"=\n\x11ListUsersResponse\x12(\n\x05users\x18\x01 \x03(\x0b\x32\x19.zquant.scheduler.v1.User\"E\n\x11\x43reateUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\"\x89\x01\n\x11UpdateUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\x08password\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04role\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08\x64isabled\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\x0b\n\t_passwordB\x07\n\x05_roleB\x0b\n\t_disabled\"%\n\x11\x44\x65leteUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"%\n\x12\x44\x65leteUserResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"%\n\x11UnlockUserRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"6\n\x12UnlockUserResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x63leared\x18\x02 \x01(\x05\x32\x88\x05\n\x0bUserService\x12v\n\tListUsers\x12%.zquant.scheduler.v1.ListUsersRequest\x1a&.zquant.scheduler.v1.ListUsersResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/auth/users\x12n\n\nCreateUser\x12&.zquant.scheduler.v1.CreateUserRequest\x1a\x19.zquant.scheduler.v1.User\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/users:\x01*\x12y\n\nUpdateUser\x12&.zquant.scheduler.v1.UpdateUserRequest\x1a\x19.zquant.scheduler.v1.User\"(\x82\xd3\xe4\x93\x02\"\x1a\x1d/api/v1/auth/users/{username}:\x01*\x12\x84\x01\n\nDeleteUser\x12&.zquant.scheduler.v1.DeleteUserRequest\x1a\'.zquant.scheduler.v1.DeleteUserResponse\"%\x82\xd3\xe4\x93\x02\x1f*\x1d/api/v1/auth/users/{username}\x12\x8e\x01\n\nUnlockUser\x12&.zquant.scheduler.v1.UnlockUserRequest\x1a\'.zquant.scheduler.v1.UnlockUserResponse\"/\x82\xd3\xe4\x93\x02)\"$/api/v1/auth/users/{username}/unlock:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSERVICE'].methods_by_name['UpdateUser']._serialized_options = b'\202\323\344\223\002\"\032\035/api/v1/auth/users/{username}:\001*'
   _globals['_USERSERVICE'].methods_by_name['DeleteUser']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['DeleteUser']._serialized_options = b'\202\323\344\223\002\037*\035/api/v1/auth/users/{username}'
+  _globals['_USERSERVICE'].methods_by_name['UnlockUser']._loaded_options = None
+  _globals['_USERSERVICE'].methods_by_name['UnlockUser']._serialized_options = b'\202\323\344\223\002)\"$/api/v1/auth/users/{username}/unlock:\001*'
   _globals['_LISTUSERSREQUEST']._serialized_start=125
   _globals['_LISTUSERSREQUEST']._serialized_end=143
   _globals['_LISTUSERSRESPONSE']._serialized_start=145
@@ -53,6 +55,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEUSERREQUEST']._serialized_end=456
   _globals['_DELETEUSERRESPONSE']._serialized_start=458
   _globals['_DELETEUSERRESPONSE']._serialized_end=495
-  _globals['_USERSERVICE']._serialized_start=498
-  _globals['_USERSERVICE']._serialized_end=1001
+  _globals['_UNLOCKUSERREQUEST']._serialized_start=497
+  _globals['_UNLOCKUSERREQUEST']._serialized_end=534
+  _globals['_UNLOCKUSERRESPONSE']._serialized_start=536
+  _globals['_UNLOCKUSERRESPONSE']._serialized_end=590
+  _globals['_USERSERVICE']._serialized_start=593
+  _globals['_USERSERVICE']._serialized_end=1241
 # @@protoc_insertion_point(module_scope)

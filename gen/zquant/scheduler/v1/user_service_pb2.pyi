@@ -51,3 +51,17 @@ class DeleteUserResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     message: str
     def __init__(self, message: _Optional[str] = ...) -> None: ...
+
+class UnlockUserRequest(_message.Message):
+    __slots__ = ("username",)
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    def __init__(self, username: _Optional[str] = ...) -> None: ...
+
+class UnlockUserResponse(_message.Message):
+    __slots__ = ("message", "cleared")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CLEARED_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    cleared: int
+    def __init__(self, message: _Optional[str] = ..., cleared: _Optional[int] = ...) -> None: ...

@@ -29,8 +29,9 @@ if _version_not_supported:
 class UserServiceStub:
     """User administration. Admin only.
     Errors: ALREADY_EXISTS (409) duplicate username, NOT_FOUND (404), INVALID_ARGUMENT (400) for a
-    bad role or a password shorter than 8 characters, FAILED_PRECONDITION (400) when the last admin
-    would be removed or demoted.
+    bad role (USER_INVALID), a password shorter than 12 characters (PASSWORD_TOO_SHORT) or a common
+    one, or one equal to the username (PASSWORD_TOO_COMMON), FAILED_PRECONDITION (400) when the last
+    admin would be removed or demoted.
     """
 
     def __init__(self, channel):
@@ -59,13 +60,19 @@ class UserServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.DeleteUserRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.DeleteUserResponse.FromString,
                 _registered_method=True)
+        self.UnlockUser = channel.unary_unary(
+                '/zquant.scheduler.v1.UserService/UnlockUser',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.UnlockUserRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.UnlockUserResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
     """User administration. Admin only.
     Errors: ALREADY_EXISTS (409) duplicate username, NOT_FOUND (404), INVALID_ARGUMENT (400) for a
-    bad role or a password shorter than 8 characters, FAILED_PRECONDITION (400) when the last admin
-    would be removed or demoted.
+    bad role (USER_INVALID), a password shorter than 12 characters (PASSWORD_TOO_SHORT) or a common
+    one, or one equal to the username (PASSWORD_TOO_COMMON), FAILED_PRECONDITION (400) when the last
+    admin would be removed or demoted.
     """
 
     def ListUsers(self, request, context):
@@ -82,7 +89,9 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateUser(self, request, context):
-        """Changes the role, the password or the disabled flag (only the fields that are set).
+        """Changes the role, the password or the disabled flag (only the fields that are set). A new
+        password, another role or disabling ends every session of the user at once; a new password
+        also ends the user's login locks.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -90,7 +99,16 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteUser(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes the user and every session of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockUser(self, request, context):
+        """Ends every login lock of the user (from every client address) and forgets its failed logins,
+        so the user can log in at once. NOT_FOUND for an unknown user.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -118,6 +136,11 @@ def add_UserServiceServicer_to_server(servicer, server):
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.DeleteUserRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.DeleteUserResponse.SerializeToString,
             ),
+            'UnlockUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockUser,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.UnlockUserRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_user__service__pb2.UnlockUserResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'zquant.scheduler.v1.UserService', rpc_method_handlers)
@@ -129,8 +152,9 @@ def add_UserServiceServicer_to_server(servicer, server):
 class UserService:
     """User administration. Admin only.
     Errors: ALREADY_EXISTS (409) duplicate username, NOT_FOUND (404), INVALID_ARGUMENT (400) for a
-    bad role or a password shorter than 8 characters, FAILED_PRECONDITION (400) when the last admin
-    would be removed or demoted.
+    bad role (USER_INVALID), a password shorter than 12 characters (PASSWORD_TOO_SHORT) or a common
+    one, or one equal to the username (PASSWORD_TOO_COMMON), FAILED_PRECONDITION (400) when the last
+    admin would be removed or demoted.
     """
 
     @staticmethod
@@ -231,6 +255,33 @@ class UserService:
             '/zquant.scheduler.v1.UserService/DeleteUser',
             zquant_dot_scheduler_dot_v1_dot_user__service__pb2.DeleteUserRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_user__service__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.UserService/UnlockUser',
+            zquant_dot_scheduler_dot_v1_dot_user__service__pb2.UnlockUserRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_user__service__pb2.UnlockUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,11 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*zquant/scheduler/v1/workflow_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ezquant/scheduler/v1/task.proto\"+\n\x18ListWorkflowTasksRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"E\n\x19ListWorkflowTasksResponse\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.zquant.scheduler.v1.Task\"S\n\x17ValidateWorkflowRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\":\n\x18ValidateWorkflowResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t2\xf1\x02\n\x0fWorkflowService\x12\xa6\x01\n\x11ListWorkflowTasks\x12-.zquant.scheduler.v1.ListWorkflowTasksRequest\x1a..zquant.scheduler.v1.ListWorkflowTasksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/api/v1/scheduler/tasks/{task_id}/workflow\x12\xb4\x01\n\x10ValidateWorkflow\x12,.zquant.scheduler.v1.ValidateWorkflowRequest\x1a-.zquant.scheduler.v1.ValidateWorkflowResponse\"C\x82\xd3\xe4\x93\x02=\"3/api/v1/scheduler/tasks/{task_id}/workflow/validate:\x06\x63onfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*zquant/scheduler/v1/workflow_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ezquant/scheduler/v1/task.proto\"+\n\x18ListWorkflowTasksRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\"E\n\x19ListWorkflowTasksResponse\x12(\n\x05tasks\x18\x01 \x03(\x0b\x32\x19.zquant.scheduler.v1.Task\"S\n\x17ValidateWorkflowRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"R\n\x1bValidateWorkflowJsonRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x05\x12\"\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x14.google.api.HttpBody\"\\\n\x18ValidateWorkflowResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x10\n\x08task_ids\x18\x04 \x03(\x05\x32\xe8\x03\n\x0fWorkflowService\x12\xa6\x01\n\x11ListWorkflowTasks\x12-.zquant.scheduler.v1.ListWorkflowTasksRequest\x1a..zquant.scheduler.v1.ListWorkflowTasksResponse\"2\x82\xd3\xe4\x93\x02,\x12*/api/v1/scheduler/tasks/{task_id}/workflow\x12o\n\x10ValidateWorkflow\x12,.zquant.scheduler.v1.ValidateWorkflowRequest\x1a-.zquant.scheduler.v1.ValidateWorkflowResponse\x12\xba\x01\n\x14ValidateWorkflowJson\x12\x30.zquant.scheduler.v1.ValidateWorkflowJsonRequest\x1a-.zquant.scheduler.v1.ValidateWorkflowResponse\"A\x82\xd3\xe4\x93\x02;\"3/api/v1/scheduler/tasks/{task_id}/workflow/validate:\x04\x62odyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,16 +37,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflowTasks']._loaded_options = None
   _globals['_WORKFLOWSERVICE'].methods_by_name['ListWorkflowTasks']._serialized_options = b'\202\323\344\223\002,\022*/api/v1/scheduler/tasks/{task_id}/workflow'
-  _globals['_WORKFLOWSERVICE'].methods_by_name['ValidateWorkflow']._loaded_options = None
-  _globals['_WORKFLOWSERVICE'].methods_by_name['ValidateWorkflow']._serialized_options = b'\202\323\344\223\002=\"3/api/v1/scheduler/tasks/{task_id}/workflow/validate:\006config'
-  _globals['_LISTWORKFLOWTASKSREQUEST']._serialized_start=159
-  _globals['_LISTWORKFLOWTASKSREQUEST']._serialized_end=202
-  _globals['_LISTWORKFLOWTASKSRESPONSE']._serialized_start=204
-  _globals['_LISTWORKFLOWTASKSRESPONSE']._serialized_end=273
-  _globals['_VALIDATEWORKFLOWREQUEST']._serialized_start=275
-  _globals['_VALIDATEWORKFLOWREQUEST']._serialized_end=358
-  _globals['_VALIDATEWORKFLOWRESPONSE']._serialized_start=360
-  _globals['_VALIDATEWORKFLOWRESPONSE']._serialized_end=418
-  _globals['_WORKFLOWSERVICE']._serialized_start=421
-  _globals['_WORKFLOWSERVICE']._serialized_end=790
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ValidateWorkflowJson']._loaded_options = None
+  _globals['_WORKFLOWSERVICE'].methods_by_name['ValidateWorkflowJson']._serialized_options = b'\202\323\344\223\002;\"3/api/v1/scheduler/tasks/{task_id}/workflow/validate:\004body'
+  _globals['_LISTWORKFLOWTASKSREQUEST']._serialized_start=186
+  _globals['_LISTWORKFLOWTASKSREQUEST']._serialized_end=229
+  _globals['_LISTWORKFLOWTASKSRESPONSE']._serialized_start=231
+  _globals['_LISTWORKFLOWTASKSRESPONSE']._serialized_end=300
+  _globals['_VALIDATEWORKFLOWREQUEST']._serialized_start=302
+  _globals['_VALIDATEWORKFLOWREQUEST']._serialized_end=385
+  _globals['_VALIDATEWORKFLOWJSONREQUEST']._serialized_start=387
+  _globals['_VALIDATEWORKFLOWJSONREQUEST']._serialized_end=469
+  _globals['_VALIDATEWORKFLOWRESPONSE']._serialized_start=471
+  _globals['_VALIDATEWORKFLOWRESPONSE']._serialized_end=563
+  _globals['_WORKFLOWSERVICE']._serialized_start=566
+  _globals['_WORKFLOWSERVICE']._serialized_end=1054
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,11 @@ class WorkflowServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowResponse.FromString,
                 _registered_method=True)
+        self.ValidateWorkflowJson = channel.unary_unary(
+                '/zquant.scheduler.v1.WorkflowService/ValidateWorkflowJson',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowJsonRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -62,7 +67,18 @@ class WorkflowServiceServicer:
     def ValidateWorkflow(self, request, context):
         """Validates a workflow config without saving it: {"valid": true, "message": "配置有效"} or the
         guide's message (以下任务不存在…, 检测到循环依赖…, 以下任务未启用…). Never an error status
-        for an invalid config.
+        for an invalid config; INVALID_ARGUMENT (400) only for a config beyond the input limits (more
+        than 64 KiB as JSON, or nested deeper than 32 levels). REST clients call ValidateWorkflowJson.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateWorkflowJson(self, request, context):
+        """The REST binding of ValidateWorkflow: the body is the config, parsed strictly by the registry
+        (so that depth and size are checked before any conversion).
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +95,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
             'ValidateWorkflow': grpc.unary_unary_rpc_method_handler(
                     servicer.ValidateWorkflow,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowResponse.SerializeToString,
+            ),
+            'ValidateWorkflowJson': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateWorkflowJson,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowJsonRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowResponse.SerializeToString,
             ),
     }
@@ -136,6 +157,33 @@ class WorkflowService:
             target,
             '/zquant.scheduler.v1.WorkflowService/ValidateWorkflow',
             zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateWorkflowJson(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zquant.scheduler.v1.WorkflowService/ValidateWorkflowJson',
+            zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowJsonRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_workflow__service__pb2.ValidateWorkflowResponse.FromString,
             options,
             channel_credentials,

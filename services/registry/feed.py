@@ -1,0 +1,86 @@
+"""The scheduler's change feed: a snapshot of every task, then what changes, with heartbeats.
+
+The snapshot grows with the number of tasks, so it never runs on the event loop: it streams in pages
+of `SNAPSHOT_PAGE` tasks, keyset by id, each read in a worker thread from Core rows (no ORM objects)
+together with the newest recorded planned time of that page's tasks only (for catch-up), and sent
+before the next page is read. The feed is subscribed before the first page is read, so whatever
+changes while the snapshot streams is queued and follows it (a task changed meanwhile may arrive in
+its page and again as an event: the scheduler applies an unchanged schedule as a no-op).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from typing import cast
+
+from sqlalchemy import Table, select
+
+from services.registry.app import RegistryApp
+from services.registry.convert import snapshot_event
+from services.registry.live.events import RESUBSCRIBE
+from services.registry.models import TaskRow
+from services.registry.store.calendars import DEFINITIONS
+from services.registry.store.run_history import last_scheduled_times
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_PAGE = 1000
+FEED_HEARTBEAT_SECONDS = 5.0
+Event = internal_pb2.WatchSchedulerEventsResponse
+TASKS = cast(Table, TaskRow.__table__)
+
+
+def snapshot_page(app: RegistryApp, after_id: int, size: int) -> list[Event]:
+    """The task events of up to `size` tasks with an id above `after_id`, in id order (blocking)."""
+    with app.db.session() as session:
+        if after_id == 0:  # custom calendars as of this snapshot, for the events' definitions
+            DEFINITIONS.reload(session)
+        rows = session.execute(
+            select(TASKS).where(TASKS.c.id > after_id).order_by(TASKS.c.id).limit(size)
+        ).all()
+        last_planned = last_scheduled_times(session, [row.id for row in rows])
+    # A Core row has the attributes of a TaskRow, which is all the conversion reads.
+    return [snapshot_event(cast(TaskRow, row), last_planned.get(row.id)) for row in rows]
+
+
+async def snapshot(app: RegistryApp, page_size: int = SNAPSHOT_PAGE) -> AsyncGenerator[list[Event], None]:
+    """Every task's event, page by page, each page built in a worker thread."""
+    after_id = 0
+    while True:
+        page = await asyncio.to_thread(snapshot_page, app, after_id, page_size)
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        after_id = page[-1].task.id
+
+
+async def scheduler_feed(
+    app: RegistryApp,
+    page_size: int = SNAPSHOT_PAGE,
+    heartbeat_seconds: float = FEED_HEARTBEAT_SECONDS,
+    pages: bool = False,
+) -> AsyncGenerator[Event, None]:
+    """The snapshot (a snapshot_page event per page with `pages`, else an event per task), its end
+    marker, then live events until the hub ends the feed (RESUBSCRIBE)."""
+    with app.events.scheduler_feed() as feed:
+        async for page in snapshot(app, page_size):
+            if pages:
+                yield Event(type=Event.EVENT_TYPE_SNAPSHOT_PAGE, snapshot_tasks=page)
+            else:
+                for event in page:
+                    yield event
+        yield Event(type=Event.EVENT_TYPE_SNAPSHOT_DONE)
+        while True:
+            try:
+                event = await asyncio.wait_for(feed.get(), timeout=heartbeat_seconds)
+            except TimeoutError:
+                yield Event(type=Event.EVENT_TYPE_HEARTBEAT)
+                continue
+            if event is RESUBSCRIBE:
+                log.info("ending a scheduler feed that may have missed events; it subscribes again")
+                return
+            yield event

@@ -1,0 +1,69 @@
+"""token versions, sessions (refresh-token families) and login failures per username + address
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import services.registry.db
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The server default fills existing rows (and stays: dropping it would copy the table on SQLite).
+    op.add_column(
+        "zq_task_users", sa.Column("token_version", sa.Integer(), nullable=False, server_default="0")
+    )
+    # The per-username lockout is replaced by the per username + address one below. SQLite (3.35+)
+    # drops columns natively; a batch copy of the table would lose its AUTOINCREMENT.
+    for column in ("failed_attempts", "locked_until"):
+        op.execute(f"ALTER TABLE zq_task_users DROP COLUMN {column}")
+    op.create_table(
+        "zq_task_sessions",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("refresh_jti", sa.String(length=32), nullable=False),
+        sa.Column("revoked", sa.Boolean(), nullable=False),
+        sa.Column("created_at", services.registry.db.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", services.registry.db.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["zq_task_users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_zq_task_sessions_user_id"), "zq_task_sessions", ["user_id"], unique=False)
+    op.create_table(
+        "zq_task_login_failures",
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("locked_until", services.registry.db.UTCDateTime(), nullable=True),
+        sa.Column("last_failure_at", services.registry.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("username", "address"),
+    )
+    op.create_index(
+        op.f("ix_zq_task_login_failures_last_failure_at"),
+        "zq_task_login_failures",
+        ["last_failure_at"],
+        unique=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_zq_task_login_failures_last_failure_at"), table_name="zq_task_login_failures")
+    op.drop_table("zq_task_login_failures")
+    op.drop_index(op.f("ix_zq_task_sessions_user_id"), table_name="zq_task_sessions")
+    op.drop_table("zq_task_sessions")
+    op.add_column(
+        "zq_task_users", sa.Column("failed_attempts", sa.Integer(), nullable=False, server_default="0")
+    )
+    op.add_column(
+        "zq_task_users", sa.Column("locked_until", services.registry.db.UTCDateTime(), nullable=True)
+    )
+    op.execute("ALTER TABLE zq_task_users DROP COLUMN token_version")

@@ -1,0 +1,564 @@
+"""Alert channels and rules (CRUD), the outbox they fill and its delivery history.
+
+``enqueue_ends`` and ``enqueue_skipped`` run inside the transaction that ends or records a run:
+the outbox row commits with the run's end or not at all. Each row is unique per (event, run,
+channel), so a run end seen twice, or two rules naming one channel, alert once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session
+
+from services.common.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Reason
+from services.common.input_checks import check_text
+from services.common.vocabulary import AlertChannelType, AlertEvent, ExecutionStatus, listed, word_of
+from services.registry.alerts import events as alert_events
+from services.registry.alerts.channels import SECRET_FIELDS, channel_type, check_config
+from services.registry.alerts.secrets import SecretBox
+from services.registry.models import (
+    AlertAttemptRow,
+    AlertChannelRow,
+    AlertDeliveryRow,
+    AlertRuleRow,
+    ExecutionRow,
+    TaskRow,
+)
+from services.registry.store.tasks import get_task
+
+PENDING, SENT, FAILED, SUPPRESSED, DIGESTED = "pending", "sent", "failed", "suppressed", "digested"
+DELIVERY_STATES = (PENDING, SENT, FAILED, SUPPRESSED, DIGESTED)
+MAX_NAME = 100
+MAX_RATE_LIMIT_SECONDS = 7 * 24 * 3600
+
+
+# ---- channels ---------------------------------------------------------------------------------
+
+
+def channel_not_found(channel_id: int) -> NotFound:
+    return NotFound(f"告警渠道 {channel_id} 不存在", reason=Reason.ALERT_CHANNEL_NOT_FOUND)
+
+
+def _check_name(name: str, reason: Reason) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidArgument("name 不能为空", reason=reason)
+    return check_text(name, "name ", MAX_NAME, reason=reason)
+
+
+def get_channel(session: Session, channel_id: int) -> AlertChannelRow:
+    row = session.get(AlertChannelRow, channel_id)
+    if row is None:
+        raise channel_not_found(channel_id)
+    return row
+
+
+def list_channels(session: Session) -> list[AlertChannelRow]:
+    return list(session.scalars(select(AlertChannelRow).order_by(AlertChannelRow.id)))
+
+
+def save_channel(
+    session: Session,
+    box: SecretBox,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    now: datetime,
+    channel_id: int = 0,
+) -> AlertChannelRow:
+    """Creates the channel (channel_id 0) or replaces one's config. Secrets left out of an update
+    (or given as "") keep their stored values: the API never shows them, so a form cannot send them
+    back. A secret given as null is removed; a change of type drops the old type's secrets."""
+    name = _check_name(name, Reason.ALERT_CHANNEL_INVALID)
+    channel_kind = channel_type(kind)
+    public, secrets = check_config(channel_kind, config)
+    row = get_channel(session, channel_id) if channel_id else AlertChannelRow(created_at=now, secret="")
+    if channel_id and row.type == channel_kind:
+        cleared = {
+            field for field in SECRET_FIELDS[channel_kind] if field in config and config[field] is None
+        }
+        kept = {field: value for field, value in box.open(row.secret).items() if field not in cleared}
+        secrets = {**kept, **secrets}
+    taken = session.scalar(
+        select(AlertChannelRow.id).where(AlertChannelRow.name == name, AlertChannelRow.id != channel_id)
+    )
+    if taken is not None:
+        raise AlreadyExists(f"告警渠道名称已存在: {name}", reason=Reason.ALERT_CHANNEL_NAME_TAKEN)
+    row.name, row.type, row.config, row.updated_at = name, channel_kind, public, now
+    row.secret = box.seal(secrets)
+    if not channel_id:
+        session.add(row)
+    session.flush()
+    return row
+
+
+def channel_audit_values(box: SecretBox, row: AlertChannelRow) -> dict[str, Any]:
+    """What the audit log compares of a channel: name, type, each public config field on its own
+    (a long CA certificate is then not repeated when only the URL changed) and the names of the
+    stored secrets, never their values."""
+    values: dict[str, Any] = {"name": row.name, "type": row.type}
+    values.update({f"config.{key}": value for key, value in sorted(row.config.items())})
+    values["secrets_set"] = secret_fields_set(box, row)
+    return values
+
+
+def secrets_given(kind: str, config: dict[str, Any]) -> list[str]:
+    """The secret fields an update sets (a new value, whatever it is): the audit says "changed"."""
+    known = word_of(AlertChannelType, kind)
+    fields = SECRET_FIELDS[known] if known is not None else ()
+    return [field for field in fields if isinstance(config.get(field), str) and config[field]]
+
+
+def secret_fields_set(box: SecretBox, row: AlertChannelRow) -> list[str]:
+    """Which secret fields a channel has (their names only, never their values)."""
+    try:
+        return sorted(box.open(row.secret))
+    except Exception:  # a key changed since: the names are unknown, the channel still listed
+        return []
+
+
+def delete_channel(session: Session, channel_id: int) -> None:
+    get_channel(session, channel_id)
+    users = [rule.name for rule in session.scalars(select(AlertRuleRow)) if channel_id in rule.channel_ids]
+    if users:
+        raise Conflict(
+            f"告警渠道 {channel_id} 仍被规则使用: {', '.join(users)}", reason=Reason.ALERT_CHANNEL_IN_USE
+        )
+    session.execute(delete(AlertChannelRow).where(AlertChannelRow.id == channel_id))
+
+
+# ---- rules ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInput:
+    name: str
+    events: Sequence[str]
+    channel_ids: Sequence[int]
+    task_id: int = 0
+    slow_seconds: int = 0
+    rate_limit_count: int = 10
+    rate_limit_seconds: int = 3600
+    enabled: bool = True
+
+
+def rule_not_found(rule_id: int) -> NotFound:
+    return NotFound(f"告警规则 {rule_id} 不存在", reason=Reason.ALERT_RULE_NOT_FOUND)
+
+
+def _rule_invalid(message: str) -> InvalidArgument:
+    return InvalidArgument(message, reason=Reason.ALERT_RULE_INVALID)
+
+
+def _check_rule(session: Session, rule: RuleInput) -> None:
+    if not rule.events:
+        raise _rule_invalid(f"events 至少需要一个事件，支持: {listed(AlertEvent)}")
+    bad = [event for event in rule.events if word_of(AlertEvent, event) is None]
+    if bad:
+        raise _rule_invalid(f"未知的告警事件: {', '.join(map(str, bad))}，支持: {listed(AlertEvent)}")
+    if not rule.channel_ids:
+        raise _rule_invalid("channel_ids 至少需要一个告警渠道")
+    known = set(session.scalars(select(AlertChannelRow.id).where(AlertChannelRow.id.in_(rule.channel_ids))))
+    missing = [str(channel) for channel in rule.channel_ids if channel not in known]
+    if missing:
+        raise _rule_invalid(f"告警渠道不存在: {', '.join(missing)}")
+    if rule.task_id:
+        get_task(session, rule.task_id)
+    if AlertEvent.SLOW in rule.events and rule.slow_seconds <= 0:
+        raise _rule_invalid("slow 事件需要 slow_seconds（正整数，秒）")
+    if rule.slow_seconds < 0:
+        raise _rule_invalid("slow_seconds 不能为负数")
+    if not 1 <= rule.rate_limit_count <= 10000:
+        raise _rule_invalid("rate_limit_count 必须在1到10000之间")
+    if not 1 <= rule.rate_limit_seconds <= MAX_RATE_LIMIT_SECONDS:
+        raise _rule_invalid(f"rate_limit_seconds 必须在1到{MAX_RATE_LIMIT_SECONDS}之间")
+
+
+def get_rule(session: Session, rule_id: int) -> AlertRuleRow:
+    row = session.get(AlertRuleRow, rule_id)
+    if row is None:
+        raise rule_not_found(rule_id)
+    return row
+
+
+def list_rules(session: Session, task_id: int = 0) -> list[AlertRuleRow]:
+    query = select(AlertRuleRow).order_by(AlertRuleRow.id)
+    if task_id:
+        query = query.where(AlertRuleRow.task_id == task_id)
+    return list(session.scalars(query))
+
+
+def save_rule(session: Session, rule: RuleInput, now: datetime, rule_id: int = 0) -> AlertRuleRow:
+    name = _check_name(rule.name, Reason.ALERT_RULE_INVALID)
+    _check_rule(session, rule)
+    row = get_rule(session, rule_id) if rule_id else AlertRuleRow(created_at=now)
+    taken = session.scalar(
+        select(AlertRuleRow.id).where(AlertRuleRow.name == name, AlertRuleRow.id != rule_id)
+    )
+    if taken is not None:
+        raise AlreadyExists(f"告警规则名称已存在: {name}", reason=Reason.ALERT_RULE_NAME_TAKEN)
+    row.name = name
+    row.events = [str(AlertEvent(event)) for event in dict.fromkeys(rule.events)]
+    row.channel_ids = list(dict.fromkeys(rule.channel_ids))
+    row.task_id = rule.task_id or None
+    row.slow_seconds = rule.slow_seconds
+    row.rate_limit_count = rule.rate_limit_count
+    row.rate_limit_seconds = rule.rate_limit_seconds
+    row.enabled = rule.enabled
+    if not rule_id:
+        session.add(row)
+    session.flush()
+    return row
+
+
+def rule_audit_values(row: AlertRuleRow) -> dict[str, Any]:
+    """What the audit log compares of a rule."""
+    return {
+        "name": row.name,
+        "events": list(row.events),
+        "channel_ids": list(row.channel_ids),
+        "task_id": row.task_id or 0,
+        "slow_seconds": row.slow_seconds,
+        "rate_limit_count": row.rate_limit_count,
+        "rate_limit_seconds": row.rate_limit_seconds,
+        "enabled": row.enabled,
+    }
+
+
+def delete_rule(session: Session, rule_id: int) -> None:
+    get_rule(session, rule_id)
+    session.execute(delete(AlertRuleRow).where(AlertRuleRow.id == rule_id))
+
+
+# ---- the outbox -------------------------------------------------------------------------------
+
+
+def _active_rules(session: Session) -> list[alert_events.Rule]:
+    rows = session.execute(
+        select(
+            AlertRuleRow.id,
+            AlertRuleRow.task_id,
+            AlertRuleRow.events,
+            AlertRuleRow.channel_ids,
+            AlertRuleRow.slow_seconds,
+        ).where(AlertRuleRow.enabled.is_(True))
+    )
+    return [
+        alert_events.Rule(rule_id, task_id, frozenset(events), tuple(channels), slow)
+        for rule_id, task_id, events, channels, slow in rows
+    ]
+
+
+def _previous_status(session: Session, row: ExecutionRow) -> str | None:
+    return session.scalar(
+        select(ExecutionRow.status)
+        .where(
+            ExecutionRow.task_id == row.task_id,
+            ExecutionRow.id < row.id,
+            ExecutionRow.status.in_((ExecutionStatus.SUCCESS, ExecutionStatus.FAILED)),
+        )
+        .order_by(ExecutionRow.id.desc())
+        .limit(1)
+    )
+
+
+def payload_of(task: TaskRow | None, row: ExecutionRow, event: str) -> dict[str, Any]:
+    """The event's fields as every channel gets them (the link is added at delivery)."""
+    zone = task.timezone if task is not None else "UTC"
+    moment = row.end_time or row.created_at
+    try:
+        local = moment.astimezone(ZoneInfo(zone))
+    except (KeyError, ValueError):
+        local = moment
+    return {
+        "event": event,
+        "task_id": row.task_id,
+        "task_name": task.name if task is not None else "",
+        "execution_id": row.id,
+        "status": row.status,
+        "error_message": row.error_message or "",
+        "time": local.isoformat(timespec="seconds"),
+        "timezone": zone,
+        "duration_seconds": row.duration_seconds if row.duration_seconds is not None else 0,
+        "retry_count": row.retry_count,
+    }
+
+
+def enqueue_ends(session: Session, ended: Sequence[tuple[ExecutionRow, bool]], now: datetime) -> int:
+    """Outbox rows for the alert events of ended runs: (row, final) where final means no retry
+    follows. One small read of the rules when none apply; returns how many rows were written."""
+    if not ended:
+        return 0
+    rules = _active_rules(session)
+    if not rules:
+        return 0
+    values: list[dict[str, Any]] = []
+    for row, final in ended:
+        applicable = alert_events.rules_for_task(rules, row.task_id)
+        if not applicable:
+            continue
+        previous = (
+            _previous_status(session, row)
+            if row.status == ExecutionStatus.SUCCESS and alert_events.needs_previous_status(applicable)
+            else None
+        )
+        facts = alert_events.RunFacts(
+            row.task_id, row.status, row.error_message or "", row.duration_seconds, final, previous
+        )
+        task = session.get(TaskRow, row.task_id)
+        for rule in applicable:
+            for event in alert_events.raised(facts, rule):
+                payload = payload_of(task, row, event)
+                values.extend(
+                    _delivery_values(f"{event}:{row.id}:{channel}", event, rule.id, channel, payload, now)
+                    for channel in rule.channel_ids
+                )
+    return _insert_deliveries(session, values)
+
+
+def enqueue_skipped(session: Session, rows: Sequence[ExecutionRow], now: datetime) -> int:
+    return enqueue_ends(session, [(row, True) for row in rows if row.status == ExecutionStatus.SKIPPED], now)
+
+
+def _delivery_values(
+    key: str, event: str, rule_id: int | None, channel_id: int, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    execution = payload.get("execution_id")
+    task = payload.get("task_id")
+    return {
+        "dedup_key": key,
+        "event": event,
+        "rule_id": rule_id,
+        "channel_id": channel_id,
+        "task_id": task if isinstance(task, int) and task else None,
+        "execution_id": execution if isinstance(execution, int) and execution else None,
+        "payload": payload,
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": "",
+        "created_at": now,
+        "sent_at": None,
+    }
+
+
+DELIVERIES = cast(Table, AlertDeliveryRow.__table__)
+
+
+@functools.cache
+def _insert_delivery(dialect: str) -> Any:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DELIVERIES)
+    return insert.on_conflict_do_nothing(index_elements=["dedup_key"])
+
+
+def _insert_deliveries(session: Session, values: list[dict[str, Any]]) -> int:
+    # Within one call, two rules naming one channel make the same key: the first one stays.
+    unique: dict[str, dict[str, Any]] = {}
+    for value in values:
+        unique.setdefault(value["dedup_key"], value)
+    if not unique:
+        return 0
+    result = cast(
+        CursorResult[Any],
+        session.execute(_insert_delivery(session.get_bind().dialect.name), list(unique.values())),
+    )
+    return max(result.rowcount, 0)
+
+
+def record_test(
+    session: Session, channel_id: int, payload: dict[str, Any], now: datetime, error: str
+) -> AlertDeliveryRow:
+    """A test message already sent (or not): recorded in the history like any delivery."""
+    values = _delivery_values(f"test:{channel_id}:{now.timestamp()}", "test", None, channel_id, payload, now)
+    row = AlertDeliveryRow(**values)
+    row.attempts = 1
+    row.state = FAILED if error else SENT
+    row.sent_at = None if error else now
+    row.last_error = error
+    session.add(row)
+    session.flush()
+    session.add(AlertAttemptRow(delivery_id=row.id, at=now, ok=not error, error=error))
+    return row
+
+
+# ---- delivery (the scheduler leader's housekeeping) -------------------------------------------
+
+
+def claim_due(session: Session, now: datetime, limit: int, hold: timedelta) -> list[AlertDeliveryRow]:
+    """Pending deliveries whose time has come, each held for `hold` so that no concurrent pass
+    (a leader that just changed) takes the same one; a pass that dies leaves them due again."""
+    due = list(
+        session.scalars(
+            select(AlertDeliveryRow.id)
+            .where(AlertDeliveryRow.state == PENDING, AlertDeliveryRow.next_attempt_at <= now)
+            .order_by(AlertDeliveryRow.next_attempt_at, AlertDeliveryRow.id)
+            .limit(limit)
+        )
+    )
+    claimed = []
+    for delivery_id in due:
+        held = session.execute(
+            update(AlertDeliveryRow)
+            .where(
+                AlertDeliveryRow.id == delivery_id,
+                AlertDeliveryRow.state == PENDING,
+                AlertDeliveryRow.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=now + hold)
+            .returning(AlertDeliveryRow.id)
+        ).scalar()
+        if held is not None:
+            row = session.get(AlertDeliveryRow, delivery_id)
+            assert row is not None
+            claimed.append(row)
+    return claimed
+
+
+def sent_recently(session: Session, rule_id: int, channel_id: int, since: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AlertDeliveryRow)
+            .where(
+                AlertDeliveryRow.rule_id == rule_id,
+                AlertDeliveryRow.channel_id == channel_id,
+                AlertDeliveryRow.event != "digest",
+                AlertDeliveryRow.state.in_((SENT, PENDING)),
+                AlertDeliveryRow.sent_at >= since,
+            )
+        )
+        or 0
+    )
+
+
+def record_attempt(
+    session: Session, delivery_id: int, now: datetime, error: str, retry_at: datetime | None
+) -> None:
+    """One try: sent (error ""), to be retried at `retry_at`, or given up (retry_at None)."""
+    session.add(AlertAttemptRow(delivery_id=delivery_id, at=now, ok=not error, error=error))
+    values: dict[str, Any] = {"attempts": AlertDeliveryRow.attempts + 1, "last_error": error}
+    if not error:
+        values.update(state=SENT, sent_at=now)
+    elif retry_at is not None:
+        values.update(next_attempt_at=retry_at)
+    else:
+        values.update(state=FAILED)
+    session.execute(update(AlertDeliveryRow).where(AlertDeliveryRow.id == delivery_id).values(**values))
+
+
+def suppress(session: Session, delivery_id: int) -> None:
+    session.execute(
+        update(AlertDeliveryRow)
+        .where(AlertDeliveryRow.id == delivery_id)
+        .values(state=SUPPRESSED, last_error="rate limited")
+    )
+
+
+def enqueue_digests(session: Session, now: datetime) -> int:
+    """For each rule and channel whose held-back alerts waited a whole rate-limit window, one
+    digest (not rate limited itself) telling of them all; they become `digested`."""
+    held = session.execute(
+        select(AlertDeliveryRow.rule_id, AlertDeliveryRow.channel_id, func.min(AlertDeliveryRow.created_at))
+        .where(AlertDeliveryRow.state == SUPPRESSED)
+        .group_by(AlertDeliveryRow.rule_id, AlertDeliveryRow.channel_id)
+    ).all()
+    written = 0
+    for rule_id, channel_id, oldest in held:
+        rule = session.get(AlertRuleRow, rule_id) if rule_id is not None else None
+        window = timedelta(seconds=rule.rate_limit_seconds if rule is not None else 0)
+        if oldest + window > now:
+            continue
+        rows = list(
+            session.scalars(
+                select(AlertDeliveryRow)
+                .where(
+                    AlertDeliveryRow.rule_id == rule_id,
+                    AlertDeliveryRow.channel_id == channel_id,
+                    AlertDeliveryRow.state == SUPPRESSED,
+                )
+                .order_by(AlertDeliveryRow.id)
+                .with_for_update()
+            )
+        )
+        if not rows:
+            continue
+        lines = [
+            f"#{row.execution_id} {row.payload.get('task_name', '')} {row.event} {row.payload.get('time', '')}"
+            for row in rows[:50]
+        ]
+        if len(rows) > 50:
+            lines.append(f"… +{len(rows) - 50}")
+        payload = {
+            "event": "digest",
+            "count": len(rows),
+            "lines": "\n".join(lines),
+            "events": [row.id for row in rows],
+        }
+        key = f"digest:{rule_id}:{channel_id}:{rows[0].id}"
+        written += _insert_deliveries(
+            session, [_delivery_values(key, "digest", rule_id, channel_id, payload, now)]
+        )
+        session.execute(
+            update(AlertDeliveryRow)
+            .where(AlertDeliveryRow.id.in_([row.id for row in rows]))
+            .values(state=DIGESTED)
+        )
+    return written
+
+
+# ---- history ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryQuery:
+    skip: int = 0
+    limit: int = 100
+    state: str = ""
+    channel_id: int = 0
+    task_id: int = 0
+    execution_id: int = 0
+
+
+def list_deliveries(session: Session, query: DeliveryQuery) -> tuple[list[AlertDeliveryRow], int]:
+    if query.skip < 0:
+        raise InvalidArgument("skip 不能为负数", reason=Reason.PAGE_INVALID)
+    if not 1 <= query.limit <= 1000:
+        raise InvalidArgument("limit 必须在1到1000之间", reason=Reason.PAGE_INVALID)
+    conditions = []
+    if query.state:
+        if query.state not in DELIVERY_STATES:
+            raise InvalidArgument(
+                f"无效的投递状态: {query.state}，支持: {', '.join(DELIVERY_STATES)}",
+                reason=Reason.FILTER_INVALID,
+            )
+        conditions.append(AlertDeliveryRow.state == query.state)
+    if query.channel_id:
+        conditions.append(AlertDeliveryRow.channel_id == query.channel_id)
+    if query.task_id:
+        conditions.append(AlertDeliveryRow.task_id == query.task_id)
+    if query.execution_id:
+        conditions.append(AlertDeliveryRow.execution_id == query.execution_id)
+    rows = select(AlertDeliveryRow).where(*conditions).order_by(AlertDeliveryRow.id.desc())
+    count = select(func.count()).select_from(AlertDeliveryRow).where(*conditions)
+    return list(session.scalars(rows.offset(query.skip).limit(query.limit))), session.scalar(count) or 0
+
+
+def attempts_of(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[AlertAttemptRow]]:
+    found: dict[int, list[AlertAttemptRow]] = {delivery_id: [] for delivery_id in delivery_ids}
+    if delivery_ids:
+        for attempt in session.scalars(
+            select(AlertAttemptRow)
+            .where(AlertAttemptRow.delivery_id.in_(delivery_ids))
+            .order_by(AlertAttemptRow.id)
+        ):
+            found[attempt.delivery_id].append(attempt)
+    return found

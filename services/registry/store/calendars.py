@@ -1,0 +1,217 @@
+"""Custom trading calendars: validation, CRUD, and the name -> calendar resolution tasks use.
+
+A custom calendar is a library calendar (`base`) with session dates added and removed and an
+optional later data end (``services.common.calendars.CalendarDefinition``). Definitions are few and
+small; this process keeps them in memory (`Definitions`), refreshed from the database at start, on
+every change made here and whenever a name is not found (another replica may have created it), so
+resolving a task's calendar for its next run time never waits for the database.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.common.calendars import (
+    CalendarDefinition,
+    CalendarUnknown,
+    TradingCalendar,
+    builtin_calendar,
+    builtin_names,
+    derive_calendar,
+)
+from services.common.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Reason
+from services.common.input_checks import check_text, shown
+from services.registry.models import CalendarRow, TaskRow
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+MAX_DATES = 10_000
+MAX_DESCRIPTION = 2000
+
+
+def calendar_not_found(name: str) -> NotFound:
+    return NotFound(f"日历 {shown(name)} 不存在", reason=Reason.CALENDAR_NOT_FOUND)
+
+
+def definition_of(row: CalendarRow) -> CalendarDefinition:
+    return CalendarDefinition.parse(row.name, row.base, row.added_dates, row.removed_dates, row.data_end)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarChange:
+    """What a create or update sets, as the client sent it (validated by `_fields`)."""
+
+    base: str
+    added: Sequence[str]
+    removed: Sequence[str]
+    data_end: str
+    description: str
+
+
+class Definitions:
+    """The custom calendars of the database as this process last read them, and their sessions."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, CalendarDefinition] = {}
+        self._derived: dict[CalendarDefinition, TradingCalendar] = {}
+
+    def reload(self, session: Session) -> None:
+        rows = session.scalars(select(CalendarRow)).all()
+        with self._lock:
+            self._by_name = {row.name: definition_of(row) for row in rows}
+
+    def get(self, name: str) -> CalendarDefinition | None:
+        return self._by_name.get(name)
+
+    def calendar(self, definition: CalendarDefinition) -> TradingCalendar:
+        """The definition's sessions (derived once per definition; loads the base the first time)."""
+        derived = self._derived.get(definition)
+        if derived is None:
+            derived = derive_calendar(builtin_calendar(definition.base), definition)
+            with self._lock:
+                self._derived[definition] = derived
+        return derived
+
+
+DEFINITIONS = Definitions()
+
+
+def load_task_calendars(session: Session) -> None:
+    """Reads the custom calendars and loads every calendar a task names (at start, in a worker
+    thread), so that resolving one later never loads library data where it must not block."""
+    DEFINITIONS.reload(session)
+    names = session.scalars(select(TaskRow.calendar).where(TaskRow.calendar.is_not(None)).distinct())
+    for name in names:
+        if name:
+            resolve(name)
+
+
+def resolve(name: str) -> TradingCalendar | None:
+    """A library or (known) custom calendar by name; None when neither knows it."""
+    definition = DEFINITIONS.get(name)
+    if definition is not None:
+        return DEFINITIONS.calendar(definition)
+    try:
+        return builtin_calendar(name)
+    except CalendarUnknown:
+        return None
+
+
+def resolve_or_refuse(session: Session, name: str) -> TradingCalendar:
+    """The calendar a task names, re-reading custom calendars once when the name is unknown here;
+    else 400 CALENDAR_UNKNOWN."""
+    calendar = resolve(name)
+    if calendar is None:
+        DEFINITIONS.reload(session)
+        calendar = resolve(name)
+    if calendar is None:
+        raise InvalidArgument(
+            f"未知的交易日历: {shown(name)}（可用: GET /api/v1/scheduler/calendars）",
+            reason=Reason.CALENDAR_UNKNOWN,
+        )
+    return calendar
+
+
+# ---- validation -------------------------------------------------------------------------------
+
+
+def _dates(values: Sequence[str], label: str) -> list[str]:
+    if len(values) > MAX_DATES:
+        raise InvalidArgument(
+            f"{label}最多{MAX_DATES}个，收到{len(values)}个", reason=Reason.CALENDAR_INVALID
+        )
+    days: set[date] = set()
+    for value in values:
+        try:
+            if len(value) != len("YYYY-MM-DD"):
+                raise ValueError(value)
+            days.add(date.fromisoformat(value))
+        except ValueError:
+            raise InvalidArgument(
+                f"{label}中的日期无效: {shown(value)}（格式 YYYY-MM-DD）", reason=Reason.CALENDAR_INVALID
+            ) from None
+    return sorted(day.isoformat() for day in days)
+
+
+def _fields(change: CalendarChange) -> dict[str, Any]:
+    base, data_end = change.base, change.data_end
+    if base not in builtin_names():
+        raise InvalidArgument(f"未知的基础日历: {shown(base)}", reason=Reason.CALENDAR_UNKNOWN)
+    added_days, removed_days = _dates(change.added, "added_dates"), _dates(change.removed, "removed_dates")
+    both = sorted(set(added_days) & set(removed_days))
+    if both:
+        raise InvalidArgument(
+            f"日期不能同时增加和移除: {', '.join(both[:5])}", reason=Reason.CALENDAR_INVALID
+        )
+    end = _dates([data_end], "data_end")[0] if data_end else None
+    text = check_text(
+        change.description, "日历描述", MAX_DESCRIPTION, one_line=False, reason=Reason.CALENDAR_INVALID
+    )
+    return {
+        "base": base,
+        "added_dates": added_days,
+        "removed_dates": removed_days,
+        "data_end": end,
+        "description": text or None,
+    }
+
+
+# ---- CRUD -------------------------------------------------------------------------------------
+
+
+def create_calendar(
+    session: Session, name: str, change: CalendarChange, actor: str, now: datetime
+) -> CalendarRow:
+    if not NAME.fullmatch(name):
+        raise InvalidArgument(
+            f"日历名称无效: {shown(name)}（字母开头，1-64个字母、数字、_ 或 -）",
+            reason=Reason.CALENDAR_INVALID,
+        )
+    if name in builtin_names() or session.scalar(select(CalendarRow.id).where(CalendarRow.name == name)):
+        raise AlreadyExists(f"日历名称 {shown(name)} 已存在", reason=Reason.CALENDAR_NAME_TAKEN)
+    fields = _fields(change)
+    row = CalendarRow(name=name, created_at=now, updated_at=now, updated_by=actor, **fields)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise AlreadyExists(f"日历名称 {shown(name)} 已存在", reason=Reason.CALENDAR_NAME_TAKEN) from exc
+    return row
+
+
+def update_calendar(
+    session: Session, name: str, change: CalendarChange, actor: str, now: datetime
+) -> tuple[CalendarRow, list[TaskRow]]:
+    """The changed calendar and the tasks naming it (to re-send to the scheduler)."""
+    row = session.scalar(select(CalendarRow).where(CalendarRow.name == name).with_for_update())
+    if row is None:
+        raise calendar_not_found(name)
+    for field, value in _fields(change).items():
+        setattr(row, field, value)
+    row.updated_at, row.updated_by = now, actor
+    session.flush()
+    return row, list(session.scalars(select(TaskRow).where(TaskRow.calendar == name)).all())
+
+
+def delete_calendar(session: Session, name: str) -> None:
+    row = session.scalar(select(CalendarRow).where(CalendarRow.name == name))
+    if row is None:
+        raise calendar_not_found(name)
+    users = session.scalars(select(TaskRow.name).where(TaskRow.calendar == name).limit(5)).all()
+    if users:
+        raise Conflict(f"日历 {shown(name)} 仍被任务使用: {', '.join(users)}", reason=Reason.CALENDAR_IN_USE)
+    session.delete(row)
+    session.flush()
+
+
+def custom_calendars(session: Session) -> list[CalendarRow]:
+    return list(session.scalars(select(CalendarRow).order_by(CalendarRow.name)).all())

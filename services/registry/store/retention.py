@@ -1,0 +1,169 @@
+"""History retention: ended runs older than their task's retention are purged in small batches,
+leaving daily aggregates behind so that statistics of purged periods stay correct.
+
+A task's `retention_days` overrides the global default (ZQ_RETENTION_DAYS, 30); 0 keeps its runs
+forever. Only ended runs go (their end time is set: success, failed, terminated, skipped). One
+batch is one short transaction: the runs' counts and durations are added to
+`zq_task_execution_daily` (per task, UTC day of the run's start, status) and the runs are deleted
+together, so a statistic never counts a run twice or not at all. Alert deliveries older than the
+global retention go too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.common.vocabulary import RAN_STATUSES
+from services.registry.db import Database
+from services.registry.models import AlertDeliveryRow, ExecutionDailyRow, ExecutionRow, TaskRow
+
+DAILY = cast(Table, ExecutionDailyRow.__table__)
+
+
+def _old_runs(session: Session, now: datetime, default_days: int, limit: int) -> list[Any]:
+    """(id, task_id, start, status, duration) of up to `limit` runs past their retention."""
+    columns = (
+        ExecutionRow.id,
+        ExecutionRow.task_id,
+        func.coalesce(ExecutionRow.start_time, ExecutionRow.created_at),
+        ExecutionRow.status,
+        ExecutionRow.duration_seconds,
+    )
+    found: list[Any] = []
+    if default_days > 0:
+        found += session.execute(
+            select(*columns)
+            .join(TaskRow, TaskRow.id == ExecutionRow.task_id)
+            .where(
+                TaskRow.retention_days.is_(None), ExecutionRow.end_time < now - timedelta(days=default_days)
+            )
+            .limit(limit)
+        ).all()
+    # Tasks with a retention of their own: few, each one query.
+    overrides = session.execute(
+        select(TaskRow.id, TaskRow.retention_days).where(TaskRow.retention_days > 0)
+    ).all()
+    for task_id, days in overrides:
+        if len(found) >= limit:
+            break
+        found += session.execute(
+            select(*columns)
+            .where(ExecutionRow.task_id == task_id, ExecutionRow.end_time < now - timedelta(days=days or 0))
+            .limit(limit - len(found))
+        ).all()
+    return found
+
+
+def purge_batch(session: Session, now: datetime, default_days: int, limit: int) -> int:
+    """Purges at most `limit` runs past their retention; returns how many went."""
+    rows = _old_runs(session, now, default_days, limit)
+    if not rows:
+        return 0
+    totals: dict[tuple[int, str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for _, task_id, started, status, duration in rows:
+        # The start comes through coalesce(), untyped: SQLite gives it without a zone (it is UTC).
+        moment = started if isinstance(started, datetime) else datetime.fromisoformat(str(started))
+        day = (moment.astimezone(UTC) if moment.tzinfo else moment).strftime("%Y-%m-%d")
+        entry = totals[(int(task_id), day, str(status))]
+        entry[0] += 1
+        if status in RAN_STATUSES and duration is not None:
+            entry[1] += 1
+            entry[2] += duration
+    statement = _upsert_daily(session.get_bind().dialect.name)
+    session.execute(
+        statement,
+        [
+            {
+                "task_id": task,
+                "day": day,
+                "status": status,
+                "runs": int(runs),
+                "timed_runs": int(timed),
+                "duration_total": total,
+            }
+            for (task, day, status), (runs, timed, total) in totals.items()
+        ],
+    )
+    session.execute(delete(ExecutionRow).where(ExecutionRow.id.in_([row[0] for row in rows])))
+    return len(rows)
+
+
+@functools.cache
+def _upsert_daily(dialect: str) -> Any:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DAILY)
+    return insert.on_conflict_do_update(
+        index_elements=["task_id", "day", "status"],
+        set_={
+            "runs": DAILY.c.runs + insert.excluded.runs,
+            "timed_runs": DAILY.c.timed_runs + insert.excluded.timed_runs,
+            "duration_total": DAILY.c.duration_total + insert.excluded.duration_total,
+        },
+    )
+
+
+def purge_deliveries(session: Session, now: datetime, default_days: int, limit: int) -> int:
+    if default_days <= 0:
+        return 0
+    ids = list(
+        session.scalars(
+            select(AlertDeliveryRow.id)
+            .where(AlertDeliveryRow.created_at < now - timedelta(days=default_days))
+            .limit(limit)
+        )
+    )
+    if ids:
+        session.execute(delete(AlertDeliveryRow).where(AlertDeliveryRow.id.in_(ids)))
+    return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregated:
+    """The purged runs' part of the statistics."""
+
+    runs: int
+    by_status: dict[str, int]
+    timed_runs: int
+    duration_total: float
+
+
+def aggregated(session: Session, task_ids: Sequence[int] = ()) -> Aggregated:
+    query = select(
+        ExecutionDailyRow.status,
+        func.sum(ExecutionDailyRow.runs),
+        func.sum(ExecutionDailyRow.timed_runs),
+        func.sum(ExecutionDailyRow.duration_total),
+    ).group_by(ExecutionDailyRow.status)
+    if task_ids:
+        query = query.where(ExecutionDailyRow.task_id.in_(task_ids))
+    by_status: dict[str, int] = {}
+    timed = 0
+    total = 0.0
+    for status, runs, timed_runs, duration in session.execute(query):
+        by_status[status] = int(runs or 0)
+        timed += int(timed_runs or 0)
+        total += float(duration or 0.0)
+    return Aggregated(sum(by_status.values()), by_status, timed, total)
+
+
+def purge_pass(db: Database, now: datetime, default_days: int, batch: int, batches: int) -> int:
+    """Up to `batches` batches of `batch` runs, each its own short transaction (no long lock, no
+    long wait for anyone); stops at the first short batch. Returns how many runs went."""
+    purged = 0
+    for _ in range(batches):
+        with db.session() as session:
+            done = purge_batch(session, now, default_days, batch)
+        purged += done
+        if done < batch:
+            break
+    with db.session() as session:
+        purge_deliveries(session, now, default_days, batch)
+    return purged

@@ -1,0 +1,133 @@
+"""A RecordRuns batch whose caller goes away (a scheduler stepping down, a cancelled call) while it
+is being stored: what it committed is published and tracked all the same, so a run created claimed
+is reaped once its lease passes instead of staying `running` for ever (issue 11, item 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from services.common.auth import TokenService, load_or_create_keys
+from services.registry.app import RegistryApp
+from services.registry.db import Database, migrate, utcnow
+from services.registry.models import ExecutionRow
+from services.registry.runs.model import NewRun
+from services.registry.runs.reaper import LeaseReaper
+from services.registry.runs.recorder import RunRecorder
+from services.registry.settings import RegistrySettings
+from services.registry.store import executions as exec_store
+from services.registry.store import tasks as task_store
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+LEASE_SECONDS = 1
+BATCH = 12
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def app(tmp_path: Path) -> AsyncIterator[RegistryApp]:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    settings = RegistrySettings.from_env(
+        {
+            "ZQ_SERVICE_TOKEN": "test-service-token",
+            "ZQ_DATA_DIR": str(tmp_path),
+            "ZQ_DATABASE_URL": url,
+            "ZQ_LEASE_SECONDS": str(LEASE_SECONDS),
+        }
+    )
+    db = Database(url)
+    migrate(db.engine)
+    keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
+    yield RegistryApp.create(settings, db, TokenService(keys, 3600, 3600))
+    db.dispose()
+
+
+def new_task_id(app: RegistryApp) -> int:
+    with app.db.session() as session:
+        task = task_store.create_task(
+            session,
+            {"name": f"t_{secrets.token_hex(6)}", "task_type": "example_task"},
+            "admin",
+            "UTC",
+            utcnow(),
+        )
+        return task.id
+
+
+def running_ids(app: RegistryApp, task_id: int) -> set[int]:
+    with app.db.session() as session:
+        rows = session.scalars(
+            select(ExecutionRow.id).where(ExecutionRow.task_id == task_id, ExecutionRow.status == "running")
+        )
+        return set(rows)
+
+
+async def eventually(
+    probe: Callable[[], bool],
+    what: str,
+    reaper: LeaseReaper | None = None,
+    within: float = LEASE_SECONDS + 10,
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not probe():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        if reaper is not None:
+            await reaper.reap()
+        await asyncio.sleep(0.05)
+
+
+def statuses(app: RegistryApp, task_id: int) -> list[str]:
+    with app.db.session() as session:
+        return list(session.scalars(select(ExecutionRow.status).where(ExecutionRow.task_id == task_id)))
+
+
+async def test_a_batch_cancelled_while_stored_leaves_no_run_running_past_its_lease(app: RegistryApp) -> None:
+    recorder = RunRecorder(app)
+    reaper = LeaseReaper(app, recorder)
+    task_id = new_task_id(app)
+    batch = [
+        NewRun(
+            exec_store.NewExecution(
+                task_id=task_id, trigger="schedule", scheduled_time=utcnow(), dedup_key=secrets.token_hex(8)
+            ),
+            executor="127.0.0.1:1",
+        )
+        for _ in range(BATCH)
+    ]
+    call = asyncio.ensure_future(recorder.record(batch))
+    await asyncio.sleep(0)  # the call is under way: its batch is being stored in a worker thread
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    # The batch commits in its thread although its caller left; its runs are reaped after their lease.
+    await eventually(lambda: len(statuses(app, task_id)) == BATCH, "the batch to be stored")
+    await eventually(lambda: not running_ids(app, task_id), "no run left running", reaper)
+    # Every run the batch stored was reaped: failed (lost executor; a retry, if any, waits pending).
+    assert statuses(app, task_id).count("failed") == BATCH
+
+
+async def test_a_claim_whose_caller_went_away_is_still_tracked(app: RegistryApp) -> None:
+    recorder = RunRecorder(app)
+    task_id = new_task_id(app)
+    with app.db.session() as session:
+        row, _ = exec_store.create_execution(
+            session,
+            exec_store.NewExecution(task_id=task_id, trigger="manual", scheduled_time=utcnow()),
+            utcnow(),
+        )
+        execution_id = row.id
+    call = asyncio.ensure_future(recorder.start(execution_id, "127.0.0.1:1", 0, adopt=False))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await eventually(lambda: app.progress.get(execution_id) is not None, "the claimed run to be tracked")

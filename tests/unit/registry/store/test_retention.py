@@ -1,0 +1,84 @@
+"""History retention (both backends): old ended runs are purged in batches, per task as configured,
+and the statistics stay what they were."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from services.registry.db import Database, utcnow
+from services.registry.models import ExecutionRow
+from services.registry.store import retention, run_history
+from services.registry.store import tasks as task_store
+
+
+def task_with_history(db: Database, now: datetime, ages_in_days: list[float], **fields: object) -> int:
+    """A task whose runs ended that many days ago: alternately success (2 s) and failed (4 s)."""
+    with db.session() as session:
+        task = task_store.create_task(
+            session,
+            {"name": f"kept_{uuid.uuid4().hex[:10]}", "task_type": "example_task", **fields},
+            "admin",
+            "UTC",
+            now,
+        )
+        for index, age in enumerate(ages_in_days):
+            ended = now - timedelta(days=age)
+            success = index % 2 == 0
+            session.add(
+                ExecutionRow(
+                    task_id=task.id,
+                    status="success" if success else "failed",
+                    trigger="schedule",
+                    created_at=ended,
+                    start_time=ended - timedelta(seconds=2 if success else 4),
+                    end_time=ended,
+                    duration_seconds=2.0 if success else 4.0,
+                    result={},
+                )
+            )
+        return task.id
+
+
+def remaining(db: Database, task_id: int) -> int:
+    with db.session() as session:
+        return len(
+            run_history.list_executions(session, run_history.ExecutionQuery(task_id=task_id, limit=1000))[0]
+        )
+
+
+def test_runs_older_than_the_retention_go_in_batches_and_the_statistics_stay(db: Database) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [40, 39, 38, 35, 31, 29, 1, 0.5])
+    with db.session() as session:
+        before = run_history.stats(session, task_id), run_history.stats(session, 0)
+    assert retention.purge_pass(db, now, default_days=30, batch=2, batches=10) == 5
+    assert remaining(db, task_id) == 3
+    with db.session() as session:
+        after = run_history.stats(session, task_id), run_history.stats(session, 0)
+    assert after == before
+    assert after[0].total == 8 and after[0].success == 4 and after[0].avg_duration == 3.0
+    assert retention.purge_pass(db, now, default_days=30, batch=2, batches=10) == 0
+
+
+def test_one_pass_purges_at_most_its_batches(db: Database) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [60] * 7)
+    assert retention.purge_pass(db, now, default_days=30, batch=2, batches=2) == 4
+    assert remaining(db, task_id) == 3
+
+
+def test_a_task_keeps_its_history_as_long_as_it_says_and_zero_keeps_it_forever(db: Database) -> None:
+    now = utcnow()
+    forever = task_with_history(db, now, [400, 100], retention_days=0)
+    short = task_with_history(db, now, [6, 4], retention_days=5)
+    default = task_with_history(db, now, [31, 6])
+    assert retention.purge_pass(db, now, default_days=30, batch=100, batches=1) == 2
+    assert (remaining(db, forever), remaining(db, short), remaining(db, default)) == (2, 1, 1)
+
+
+def test_a_global_retention_of_zero_purges_nothing(db: Database) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [1000, 500])
+    assert retention.purge_pass(db, now, default_days=0, batch=100, batches=1) == 0
+    assert remaining(db, task_id) == 2

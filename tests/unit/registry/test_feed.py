@@ -1,0 +1,122 @@
+"""The scheduler's change feed (both backends): a snapshot of several pages delivers every task once,
+with its newest planned time, and what changes while it streams follows it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from services.common.auth import TokenService, load_or_create_keys
+from services.registry import feed
+from services.registry.app import RegistryApp
+from services.registry.convert import task_event
+from services.registry.db import Database, utcnow
+from services.registry.models import TaskRow
+from services.registry.settings import RegistrySettings
+from services.registry.store import executions as exec_store
+from services.registry.store import tasks as task_store
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+
+Event = internal_pb2.WatchSchedulerEventsResponse
+
+
+@pytest.fixture
+def app(db: Database, tmp_path: Path) -> RegistryApp:
+    settings = RegistrySettings.from_env({"ZQ_SERVICE_TOKEN": "t", "ZQ_DATA_DIR": str(tmp_path)})
+    keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
+    return RegistryApp.create(settings, db, TokenService(keys, 3600, 3600))
+
+
+def create_tasks(db: Database, count: int) -> list[TaskRow]:
+    now = utcnow()
+    with db.session() as session:
+        return [
+            task_store.create_task(
+                session,
+                {"name": f"feed_{index}", "task_type": "example_task", "interval_seconds": 60},
+                "admin",
+                "UTC",
+                now,
+            )
+            for index in range(count)
+        ]
+
+
+async def until_snapshot_done(events: AsyncGenerator[Event, None]) -> list[Event]:
+    snapshot: list[Event] = []
+    async for event in events:
+        if event.type == Event.EVENT_TYPE_SNAPSHOT_DONE:
+            return snapshot
+        snapshot.append(event)
+    raise AssertionError("the feed ended before its snapshot did")
+
+
+async def test_a_snapshot_of_several_pages_delivers_every_task_once(app: RegistryApp, db: Database) -> None:
+    tasks = create_tasks(db, 25)
+    planned = utcnow().replace(microsecond=0) - timedelta(minutes=5)
+    with db.session() as session:
+        for task in tasks[::4]:  # a page's planned times come from that page's tasks only
+            exec_store.create_execution(
+                session,
+                exec_store.NewExecution(task_id=task.id, trigger="schedule", scheduled_time=planned),
+                utcnow(),
+            )
+    events = feed.scheduler_feed(app, page_size=10)
+    snapshot = await until_snapshot_done(events)
+    await events.aclose()
+    assert [event.task.id for event in snapshot] == [task.id for task in tasks]
+    assert all(event.type == Event.EVENT_TYPE_TASK_UPSERT for event in snapshot)
+    with_planned = {event.task.id for event in snapshot if event.HasField("last_scheduled_time")}
+    assert with_planned == {task.id for task in tasks[::4]}
+    assert all(
+        event.last_scheduled_time.ToDatetime().replace(microsecond=0) == planned.replace(tzinfo=None)
+        for event in snapshot
+        if event.task.id in with_planned
+    )
+
+
+async def test_a_snapshot_in_pages_carries_each_task_once_without_the_display_fields(
+    app: RegistryApp, db: Database
+) -> None:
+    tasks = create_tasks(db, 25)
+    events = feed.scheduler_feed(app, page_size=10, pages=True)
+    pages = await until_snapshot_done(events)
+    await events.aclose()
+    assert [page.type for page in pages] == [Event.EVENT_TYPE_SNAPSHOT_PAGE] * 3
+    assert [len(page.snapshot_tasks) for page in pages] == [10, 10, 5]
+    upserts = [upsert for page in pages for upsert in page.snapshot_tasks]
+    assert [upsert.task.id for upsert in upserts] == [task.id for task in tasks]
+    assert all(upsert.type == Event.EVENT_TYPE_TASK_UPSERT for upsert in upserts)
+    assert all(upsert.HasField("schedule_anchor") for upsert in upserts)
+    # The scheduler computes its own fire times: the list's next_run_time is not worked out for it.
+    assert not any(upsert.task.HasField("next_run_time") for upsert in upserts)
+
+
+async def test_a_snapshot_that_fills_its_last_page_exactly_ends(app: RegistryApp, db: Database) -> None:
+    tasks = create_tasks(db, 20)
+    events = feed.scheduler_feed(app, page_size=10)
+    snapshot = await until_snapshot_done(events)
+    await events.aclose()
+    assert [event.task.id for event in snapshot] == [task.id for task in tasks]
+
+
+async def test_a_change_published_while_the_snapshot_streams_follows_it(
+    app: RegistryApp, db: Database
+) -> None:
+    tasks = create_tasks(db, 15)
+    events = feed.scheduler_feed(app, page_size=10)
+    first = await anext(events)  # the feed is subscribed, its first page read
+    assert first.task.id == tasks[0].id
+    app.events.publish_scheduler(task_event(tasks[3], utcnow()))
+    app.events.publish_scheduler(Event(type=Event.EVENT_TYPE_TASK_DELETE, task_id=tasks[14].id))
+    rest = await until_snapshot_done(events)
+    assert [event.task.id for event in [first, *rest]] == [task.id for task in tasks]
+    changed = await asyncio.wait_for(anext(events), 5)
+    deleted = await asyncio.wait_for(anext(events), 5)
+    await events.aclose()
+    assert changed.type == Event.EVENT_TYPE_TASK_UPSERT and changed.task.id == tasks[3].id
+    assert deleted.type == Event.EVENT_TYPE_TASK_DELETE and deleted.task_id == tasks[14].id

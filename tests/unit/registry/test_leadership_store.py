@@ -1,0 +1,69 @@
+"""Scheduler leader election on SQLite and PostgreSQL: one leader, renewal, expiry, release."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.registry.db import Database
+from services.registry.store import leadership
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def acquire(db: Database, candidate: str, at: datetime) -> leadership.Leadership:
+    with db.session() as session:
+        return leadership.acquire(session, candidate, 3, at)
+
+
+def test_first_candidate_leads_and_the_second_waits(db: Database) -> None:
+    first = acquire(db, "a", T0)
+    assert (first.leader, first.holder) == (True, "a")
+    second = acquire(db, "b", T0 + timedelta(seconds=1))
+    assert (second.leader, second.holder, second.term) == (False, "a", first.term)
+
+
+def test_renewal_keeps_the_leadership_past_the_first_ttl(db: Database) -> None:
+    term = acquire(db, "a", T0).term
+    assert acquire(db, "a", T0 + timedelta(seconds=2)).leader
+    assert not acquire(db, "b", T0 + timedelta(seconds=4)).leader  # renewed at +2 until +5
+    assert acquire(db, "a", T0 + timedelta(seconds=4)).term == term
+
+
+def test_an_expired_leadership_is_taken_over_with_a_new_term(db: Database) -> None:
+    term = acquire(db, "a", T0).term
+    taken = acquire(db, "b", T0 + timedelta(seconds=3))
+    assert (taken.leader, taken.holder, taken.term) == (True, "b", term + 1)
+    assert not acquire(db, "a", T0 + timedelta(seconds=3, milliseconds=1)).leader
+
+
+def test_release_frees_it_at_once(db: Database) -> None:
+    acquire(db, "a", T0)
+    with db.session() as session:
+        leadership.release(session, "b", T0)  # not the holder: no effect
+    assert not acquire(db, "b", T0).leader
+    with db.session() as session:
+        leadership.release(session, "a", T0)
+    assert acquire(db, "b", T0 + timedelta(milliseconds=1)).leader
+
+
+EXECUTOR = {
+    "address": "127.0.0.1:50061",
+    "reachable": True,
+    "capacity": 16,
+    "active_runs": 2,
+    "draining": False,
+}
+
+
+def test_the_leader_reports_its_executors_and_only_the_holder_is_kept(db: Database) -> None:
+    with db.session() as session:
+        leadership.acquire(session, "a", 3, T0, [EXECUTOR])
+        # A candidate that does not lead changes nothing.
+        leadership.acquire(session, "b", 3, T0 + timedelta(seconds=1), [{**EXECUTOR, "active_runs": 9}])
+        current = leadership.current_leader(session, T0 + timedelta(seconds=1))
+        assert current is not None and current.executors == (EXECUTOR,)
+        leadership.release(session, "a", T0 + timedelta(seconds=2))
+        # A new leader starts without the previous one's report.
+        assert leadership.acquire(session, "b", 3, T0 + timedelta(seconds=2)).leader
+        current = leadership.current_leader(session, T0 + timedelta(seconds=2))
+        assert current is not None and current.executors == ()

@@ -1,0 +1,66 @@
+"""services.registry.store.manual_runs.trigger_execution on SQLite and PostgreSQL: `forbid` applies
+to manual triggers, and triggers racing each other in separate transactions start exactly one run."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from google.rpc import error_details_pb2
+from sqlalchemy import func, select
+
+from services.common.errors import Conflict, DomainError, Reason
+from services.registry.db import Database
+from services.registry.models import ExecutionRow
+from services.registry.store import manual_runs, tasks
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def new_task(db: Database, name: str, policy: str) -> int:
+    fields = {
+        "name": name,
+        "task_type": "manual_task",
+        "config": {"command": "true"},
+        "concurrency_policy": policy,
+    }
+    with db.session() as session:
+        return tasks.create_task(session, fields, "admin", "UTC", NOW).id
+
+
+def trigger(db: Database, task_id: int) -> int:
+    with db.session(serialized=True) as session:
+        return manual_runs.trigger_execution(session, task_id, NOW).id
+
+
+def test_a_forbid_task_with_a_live_run_refuses_a_trigger_naming_the_run(db: Database) -> None:
+    task_id = new_task(db, "forbid", "forbid")
+    first = trigger(db, task_id)
+    with pytest.raises(Conflict) as refused:
+        trigger(db, task_id)
+    assert refused.value.reason == Reason.RUN_ALREADY_ACTIVE and str(first) in refused.value.message
+    (resource,) = refused.value.details
+    assert isinstance(resource, error_details_pb2.ResourceInfo) and resource.resource_name == str(first)
+
+
+def test_an_allow_task_takes_every_trigger(db: Database) -> None:
+    task_id = new_task(db, "allow", "allow")
+    assert len({trigger(db, task_id) for _ in range(3)}) == 3
+
+
+def test_racing_triggers_of_a_forbid_task_start_exactly_one_run(db: Database) -> None:
+    task_id = new_task(db, "race", "forbid")
+
+    def attempt(_: int) -> str:
+        try:
+            trigger(db, task_id)
+        except DomainError as exc:
+            return exc.reason
+        return "started"
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(attempt, range(20)))
+    assert outcomes.count("started") == 1 and outcomes.count(Reason.RUN_ALREADY_ACTIVE) == 19, outcomes
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ExecutionRow)) == 1

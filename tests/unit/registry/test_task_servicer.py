@@ -1,0 +1,161 @@
+"""TaskService over a real in-process registry: every task change made through it goes to the relay that
+carries it to the other replicas (the cluster bus), after its commit. Nothing else writes task rows, so
+this is how the other replicas (and their schedulers) learn of every change."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import struct_pb2
+
+from services.registry.server import RegistryServer, create_server
+from services.registry.settings import RegistrySettings
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+from zquant.scheduler.v1 import (
+    task_pb2,
+    task_service_pb2,
+    task_service_pb2_grpc,
+    transfer_service_pb2,
+    transfer_service_pb2_grpc,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TOKEN = "test-service-token"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+
+
+@dataclass
+class RecordingRelay:
+    """What would go over the cluster bus: (task id, still exists) per scheduler-feed task event."""
+
+    tasks: list[tuple[int, bool]] = field(default_factory=list)
+
+    def scheduler_event(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        if event.HasField("task"):
+            self.tasks.append((event.task.id, True))
+        elif event.task_id:
+            self.tasks.append((event.task_id, False))
+
+    def execution_changed(self, execution: task_pb2.Execution, attempt: int) -> None:
+        pass
+
+    def progress(self, execution_id: int, attempt: int, snapshot: task_pb2.Execution | None) -> None:
+        pass
+
+
+@dataclass
+class Env:
+    registry: RegistryServer
+    relay: RecordingRelay
+    tasks: Any
+    transfer: Any
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
+    tmp: Path = tmp_path_factory.mktemp("registry")
+    settings = RegistrySettings.from_env(
+        {"ZQ_SERVICE_TOKEN": TOKEN, "ZQ_DATA_DIR": str(tmp), "ZQ_REGISTRY_PORT": "0"}
+    )
+    registry = await create_server(settings)
+    relay = RecordingRelay()
+    registry.app.events.relay = relay
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{registry.port}")
+    yield Env(
+        registry,
+        relay,
+        task_service_pb2_grpc.TaskServiceStub(channel),
+        transfer_service_pb2_grpc.TransferServiceStub(channel),
+    )
+    await channel.close(grace=None)
+    await registry.stop(0)
+
+
+def command_task(name: str) -> task_service_pb2.CreateTaskRequest:
+    config = struct_pb2.Struct()
+    config.update({"command": "true"})
+    return task_service_pb2.CreateTaskRequest(
+        name=name, task_type="common_task", interval_seconds=3600, config=config
+    )
+
+
+async def test_every_task_change_through_the_registry_goes_to_the_other_replicas(env: Env) -> None:
+    tasks = env.tasks
+    single = await tasks.CreateTask(command_task("single"), metadata=AUTH)
+    batch = await tasks.BatchCreateTasks(
+        task_service_pb2.BatchCreateTasksRequest(tasks=[command_task("b1"), command_task("b2")]),
+        metadata=AUTH,
+    )
+    b1, b2 = (task.id for task in batch.tasks)
+    changes = struct_pb2.Struct()
+    changes.update({"description": "changed"})
+    await tasks.UpdateTask(task_service_pb2.UpdateTaskRequest(task_id=b1, changes=changes), metadata=AUTH)
+    await tasks.DisableTask(task_service_pb2.DisableTaskRequest(task_id=b1), metadata=AUTH)
+    await tasks.EnableTask(task_service_pb2.EnableTaskRequest(task_id=b1), metadata=AUTH)
+    await tasks.PauseTask(task_service_pb2.PauseTaskRequest(task_id=b2), metadata=AUTH)
+    await tasks.ResumeTask(task_service_pb2.ResumeTaskRequest(task_id=b2), metadata=AUTH)
+    await tasks.DeleteTask(task_service_pb2.DeleteTaskRequest(task_id=single.id), metadata=AUTH)
+    assert env.relay.tasks == [
+        (single.id, True),
+        (b1, True),
+        (b2, True),
+        (b1, True),
+        (b1, True),
+        (b1, True),
+        (b2, True),
+        (b2, True),
+        (single.id, False),
+    ]
+
+
+async def test_a_refused_batch_sends_nothing(env: Env) -> None:
+    await env.tasks.CreateTask(command_task("taken"), metadata=AUTH)
+    before = list(env.relay.tasks)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await env.tasks.BatchCreateTasks(
+            task_service_pb2.BatchCreateTasksRequest(tasks=[command_task("fresh"), command_task("taken")]),
+            metadata=AUTH,
+        )
+    assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "tasks[1]: 任务名称 'taken' 已存在" in (raised.value.details() or "")
+    assert env.relay.tasks == before
+
+
+def document_item(name: str, **fields: Any) -> struct_pb2.Struct:
+    item = struct_pb2.Struct()
+    item.update({"name": name, "task_type": "common_task", "config": {"command": "true"}, **fields})
+    return item
+
+
+async def test_an_import_over_grpc_sends_the_changed_tasks_only_and_a_dry_run_sends_nothing(env: Env) -> None:
+    await env.tasks.CreateTask(command_task("kept"), metadata=AUTH)
+    items = [document_item("kept", interval_seconds=3600), document_item("imported", interval_seconds=60)]
+    before = list(env.relay.tasks)
+    preview = await env.transfer.ImportTasks(
+        transfer_service_pb2.ImportTasksRequest(tasks=items, dry_run=True), metadata=AUTH
+    )
+    assert [(item.name, item.action) for item in preview.tasks] == [
+        ("kept", "unchanged"),
+        ("imported", "created"),
+    ]
+    assert env.relay.tasks == before
+    done = await env.transfer.ImportTasks(transfer_service_pb2.ImportTasksRequest(tasks=items), metadata=AUTH)
+    assert (done.created, done.updated, done.unchanged) == (1, 0, 1)
+    assert env.relay.tasks == [*before, (done.tasks[1].task_id, True)]
+
+
+async def test_a_refused_import_over_grpc_names_the_item_in_its_details(env: Env) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await env.transfer.ImportTasks(
+            transfer_service_pb2.ImportTasksRequest(tasks=[document_item("odd", max_retries=-1)]),
+            metadata=AUTH,
+        )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "tasks[0] (odd)" in (raised.value.details() or "")

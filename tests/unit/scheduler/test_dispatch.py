@@ -1,0 +1,355 @@
+"""Dispatch: ProgressRelay gets a run's progress to the registry without holding up the executor's
+stream (one report at a time, the newest snapshot winning while one is under way, the run's end
+after everything sent); the Dispatcher reads an executor's refusal by its reason (busy: the next
+executor; anything else: the run failed), drops a run the registry no longer gives it, and stops a
+terminated run wherever it is on its way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from services.common.calendars import TradingCalendar
+from services.common.errors import Reason, rpc_error
+from services.common.structs import dict_to_struct
+from services.common.vocabulary import TERMINATED_MESSAGE
+from services.scheduler.background import Background
+from services.scheduler.clients import ExecutorPool
+from services.scheduler.dispatch import Dispatcher, ProgressRelay
+from services.scheduler.ledger import RunLedger
+from services.scheduler.settings import SchedulerSettings
+from zquant.scheduler.v1 import executor_service_pb2, task_pb2
+from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+
+pytestmark = pytest.mark.asyncio
+
+
+def progress(step: int) -> executor_service_pb2.RunResponse:
+    return executor_service_pb2.RunResponse(
+        type=executor_service_pb2.RunResponse.EVENT_TYPE_PROGRESS,
+        result=dict_to_struct({"current_step": step}),
+    )
+
+
+HEARTBEAT = executor_service_pb2.RunResponse(type=executor_service_pb2.RunResponse.EVENT_TYPE_HEARTBEAT)
+
+
+class Registry:
+    """Answers each report when the test lets it; records what it was sent."""
+
+    def __init__(self, accept: bool = True) -> None:
+        self.accept = accept
+        self.sent: list[str] = []
+        self.release = asyncio.Event()
+
+    async def report(self, event: executor_service_pb2.RunResponse) -> bool:
+        kind = executor_service_pb2.RunResponse.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower()
+        step = event.result.fields["current_step"].number_value if kind == "progress" else None
+        self.sent.append(f"{kind}:{step:.0f}" if step is not None else kind)
+        await self.release.wait()
+        return self.accept
+
+
+async def test_while_a_report_is_under_way_only_the_newest_snapshot_waits() -> None:
+    registry = Registry()
+    relay = ProgressRelay(registry.report)
+    relay.send(progress(1))
+    await asyncio.sleep(0)
+    for event in (progress(2), HEARTBEAT, progress(3), HEARTBEAT):  # the stream is not held up
+        relay.send(event)
+    registry.release.set()
+    await relay.settle()
+    # A heartbeat never replaces a waiting snapshot (the snapshot renews the lease as well).
+    assert registry.sent == ["progress:1", "progress:3"]
+    assert not relay.gone
+
+
+async def test_a_heartbeat_waits_when_nothing_else_does() -> None:
+    registry = Registry()
+    relay = ProgressRelay(registry.report)
+    relay.send(progress(1))
+    await asyncio.sleep(0)
+    relay.send(HEARTBEAT)
+    registry.release.set()
+    await relay.settle()
+    assert registry.sent == ["progress:1", "heartbeat"]
+
+
+async def test_settle_waits_until_what_was_sent_has_landed() -> None:
+    registry = Registry()
+    relay = ProgressRelay(registry.report)
+    relay.send(progress(1))
+    settled = asyncio.ensure_future(relay.settle())
+    await asyncio.sleep(0.01)
+    assert not settled.done()
+    registry.release.set()
+    await asyncio.wait_for(settled, 1)
+
+
+async def test_a_refused_report_marks_the_attempt_gone_and_sends_nothing_more() -> None:
+    registry = Registry(accept=False)
+    relay = ProgressRelay(registry.report)
+    relay.send(progress(1))
+    await asyncio.sleep(0)
+    relay.send(progress(2))
+    registry.release.set()
+    await relay.settle()
+    assert relay.gone and registry.sent == ["progress:1"]
+
+
+# ---- the dispatcher: which executor runs a run, and what a refusal means -----------------------
+
+SETTINGS = SchedulerSettings.from_env(
+    {"ZQ_SERVICE_TOKEN": "token", "ZQ_REGISTRY_ADDR": "unused", "ZQ_EXECUTOR_ADDRS": ""}
+)
+TASK = task_pb2.Task(id=3, task_type="example_task")
+
+
+class ScriptedCall:
+    """An executor's Run stream: the events it sends, or the error it fails with."""
+
+    def __init__(self, events: list[executor_service_pb2.RunResponse], error: grpc.aio.AioRpcError | None):
+        self._events = list(events)
+        self._error = error
+
+    async def read(self) -> Any:
+        if self._events:
+            return self._events.pop(0)
+        if self._error is not None:
+            raise self._error
+        return grpc.aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
+
+    def cancel(self) -> None:
+        pass
+
+
+class ScriptedExecutor:
+    def __init__(self, error: grpc.aio.AioRpcError | None = None) -> None:
+        self.error = error
+        self.runs: list[int] = []
+        self.requests: list[executor_service_pb2.RunRequest] = []
+
+    def Run(self, request: executor_service_pb2.RunRequest, **call: Any) -> ScriptedCall:
+        self.runs.append(request.attempt)
+        self.requests.append(request)
+        if self.error is not None:
+            return ScriptedCall([], self.error)
+        accepted = executor_service_pb2.RunResponse(type=executor_service_pb2.RunResponse.EVENT_TYPE_ACCEPTED)
+        finished = executor_service_pb2.RunResponse(
+            type=executor_service_pb2.RunResponse.EVENT_TYPE_FINISHED, status="success"
+        )
+        return ScriptedCall([accepted, finished], None)
+
+
+class ScriptedRegistry:
+    """Claims give attempts 1, 2, ...; `claim_refusal` refuses every claim with that reason."""
+
+    def __init__(self, claim_refusal: Reason | None = None) -> None:
+        self.claim_refusal = claim_refusal
+        self.claims: list[str] = []
+        self.requeues: list[int] = []
+        self.finishes: list[internal_pb2.FinishExecutionRequest] = []
+        self.internal, self.metadata = self, list[tuple[str, str]]()
+
+    async def StartExecution(self, request: internal_pb2.StartExecutionRequest, **call: Any) -> Any:
+        if self.claim_refusal is not None:
+            raise rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "不能开始执行", self.claim_refusal)
+        self.claims.append(request.executor)
+        return internal_pb2.StartExecutionResponse(attempt=len(self.claims), task=TASK)
+
+    async def RequeueExecution(self, request: internal_pb2.RequeueExecutionRequest, **call: Any) -> Any:
+        self.requeues.append(request.attempt)
+        return internal_pb2.RequeueExecutionResponse()
+
+    async def RecordRuns(self, request: internal_pb2.RecordRunsRequest, **call: Any) -> Any:
+        self.finishes += [update.finish for update in request.updates if update.HasField("finish")]
+        return internal_pb2.RecordRunsResponse(
+            results=[internal_pb2.RunUpdateResult(finish=internal_pb2.FinishExecutionResponse())]
+            * len(request.updates)
+        )
+
+
+class Awaited(Background):
+    """Background work the test can wait for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[asyncio.Task[Any]] = []
+
+    def spawn(self, work: Any) -> asyncio.Task[Any] | None:
+        task = super().spawn(work)
+        if task is not None:
+            self.spawned.append(task)
+        return task
+
+
+async def dispatch_one(
+    registry: ScriptedRegistry,
+    *executors: Any,
+    run: task_pb2.Execution | None = None,
+    calendar: TradingCalendar | None = None,
+    meanwhile: Callable[[Dispatcher], Awaitable[None]] | None = None,
+) -> None:
+    """Launches one pending run of TASK (`run`, by default one without a planned time) with these
+    executors (tried in this order) and waits until the dispatcher is done with it (`meanwhile`
+    runs alongside)."""
+    pool = ExecutorPool(tuple(f"127.0.0.1:{port}" for port in range(1, len(executors) + 1)), "token")
+    for executor in executors:
+        handle = pool.pick()
+        assert handle is not None
+        handle.stub = executor
+    background = Awaited()
+    fake: Any = registry  # a structural fake
+    dispatcher = Dispatcher(
+        SETTINGS,
+        fake,
+        pool,
+        RunLedger(fake),
+        background,
+        lambda task_id: TASK,
+        lambda: datetime.now(UTC),
+        lambda task_id: calendar,
+    )
+    dispatcher.launch(run or task_pb2.Execution(id=9, task_id=TASK.id, status="pending"))
+    if meanwhile is not None:
+        await asyncio.wait_for(meanwhile(dispatcher), 10)
+    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    assert not dispatcher.active(TASK.id)
+    await background.stop()
+    await pool.close()
+
+
+async def test_a_busy_executor_is_passed_over_and_the_run_goes_to_the_next() -> None:
+    registry = ScriptedRegistry()
+    busy = ScriptedExecutor(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "执行器繁忙", Reason.EXECUTOR_BUSY))
+    free = ScriptedExecutor()
+    await dispatch_one(registry, busy, free)
+    assert busy.runs == [1] and registry.requeues == [1]  # back to pending after the refusal
+    assert free.runs == [2]
+    assert [(f.attempt, f.status) for f in registry.finishes] == [(2, "success")]
+
+
+async def test_an_executor_refusing_for_another_reason_fails_the_run_instead_of_requeueing_it() -> None:
+    registry = ScriptedRegistry()
+    refusing = ScriptedExecutor(
+        rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "已在运行", Reason.RUN_ALREADY_ACTIVE)
+    )
+    await dispatch_one(registry, refusing, ScriptedExecutor())
+    assert registry.requeues == []
+    assert [(f.attempt, f.status) for f in registry.finishes] == [(1, "failed")]
+
+
+async def test_a_run_no_longer_pending_in_the_registry_is_dropped_without_a_word() -> None:
+    registry = ScriptedRegistry(claim_refusal=Reason.RUN_NOT_PENDING)
+    executor = ScriptedExecutor()
+    await dispatch_one(registry, executor)
+    assert executor.runs == [] and registry.finishes == []
+
+
+async def test_a_run_is_told_the_trading_day_before_its_logical_date_by_its_tasks_calendar() -> None:
+    # National Day week 2024: 1 to 7 October closed.
+    weekdays = {date(2024, 9, 1) + timedelta(days=n) for n in range(61)}
+    sessions = frozenset(
+        d for d in weekdays if d.weekday() < 5 and not date(2024, 10, 1) <= d <= date(2024, 10, 7)
+    )
+    calendar = TradingCalendar("XSHG", sessions, date(2024, 9, 1), date(2024, 10, 31))
+    run = task_pb2.Execution(id=9, task_id=TASK.id, status="pending", logical_date="2024-10-08")
+    by_calendar, by_weekday = ScriptedExecutor(), ScriptedExecutor()
+    await dispatch_one(ScriptedRegistry(), by_calendar, run=run, calendar=calendar)
+    await dispatch_one(ScriptedRegistry(), by_weekday, run=run)
+    assert [r.prev_trading_day for r in by_calendar.requests] == ["2024-09-30"]
+    assert [r.prev_trading_day for r in by_weekday.requests] == ["2024-10-07"]
+
+
+# ---- terminating a run on its way ---------------------------------------------------------------
+
+
+class SlowExecutor:
+    """Accepts a run only when `accept` is set, then runs it until a Cancel reaches it. A Cancel that
+    arrives before the acceptance finds nothing to stop (it overtook the Run on the wire)."""
+
+    def __init__(self) -> None:
+        self.accept = asyncio.Event()
+        self.called = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.cancels: list[bool] = []
+
+    def Run(self, request: executor_service_pb2.RunRequest, **call: Any) -> Any:
+        self.called.set()
+        executor = self
+
+        class Stream:
+            sent_accepted = False
+
+            async def read(self) -> Any:
+                if not self.sent_accepted:
+                    await executor.accept.wait()
+                    self.sent_accepted = True
+                    return executor_service_pb2.RunResponse(
+                        type=executor_service_pb2.RunResponse.EVENT_TYPE_ACCEPTED
+                    )
+                await executor.stopped.wait()
+                return executor_service_pb2.RunResponse(
+                    type=executor_service_pb2.RunResponse.EVENT_TYPE_FINISHED, status="terminated"
+                )
+
+            def cancel(self) -> None:
+                pass
+
+        return Stream()
+
+    async def Cancel(self, request: executor_service_pb2.CancelRequest, **call: Any) -> Any:
+        cancelled = self.accept.is_set()
+        self.cancels.append(cancelled)
+        if cancelled:
+            self.stopped.set()
+        return executor_service_pb2.CancelResponse(cancelled=cancelled)
+
+
+async def test_a_termination_overtaking_its_run_on_the_wire_is_sent_again_once_the_executor_accepts() -> None:
+    registry = ScriptedRegistry()
+    executor = SlowExecutor()
+
+    async def terminate_before_acceptance(dispatcher: Dispatcher) -> None:
+        await executor.called.wait()
+        await dispatcher._cancel(9)  # what request_cancel runs in the background
+        executor.accept.set()
+
+    await dispatch_one(registry, executor, meanwhile=terminate_before_acceptance)
+    assert executor.cancels == [False, True]
+    assert [(f.attempt, f.status) for f in registry.finishes] == [(1, "terminated")]
+
+
+class ClaimOnCue(ScriptedRegistry):
+    """Holds each claim's answer until `answer` is set (the run shows running meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def StartExecution(self, request: internal_pb2.StartExecutionRequest, **call: Any) -> Any:
+        self.asked.set()
+        await self.answer.wait()
+        return await super().StartExecution(request, **call)
+
+
+async def test_a_run_terminated_between_its_claim_and_its_executor_ends_terminated_without_running() -> None:
+    registry = ClaimOnCue()
+    executor = ScriptedExecutor()
+
+    async def terminate_during_the_claim(dispatcher: Dispatcher) -> None:
+        await registry.asked.wait()
+        await dispatcher._cancel(9)
+        registry.answer.set()
+
+    await dispatch_one(registry, executor, meanwhile=terminate_during_the_claim)
+    assert executor.runs == []
+    assert [(f.attempt, f.status, f.error_message) for f in registry.finishes] == [
+        (1, "terminated", TERMINATED_MESSAGE)
+    ]
