@@ -49,6 +49,7 @@ from services.common.errors import (
     Unauthenticated,
     status_details,
 )
+from services.common.heap import freeze_startup_heap
 from services.common.logging import REQUEST_ID, REQUEST_ID_HEADER
 from services.common.metrics import RPC_DURATION, STREAM_DURATION, STREAMS_ACTIVE
 from services.common.settings import default_environ, env_float, is_production
@@ -367,6 +368,7 @@ class ServiceServer:
         self._on_stop.append(hook)
 
     async def start(self, host: str, port: int) -> int:
+        freeze_startup_heap()  # before any call can arrive, and before the watchdog watches
         watch_slow_callbacks()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if not is_production(os.environ):

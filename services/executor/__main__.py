@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 
-from services.common.heap import freeze_startup_heap
 from services.common.logging import configure_logging
 from services.common.metrics import serve_metrics
 from services.common.tracing import configure_tracing
@@ -24,7 +23,6 @@ async def serve(settings: ExecutorSettings, job_user: JobUser | None) -> None:
     server, _, runner = await create_server(settings, job_user=job_user)
     export_slot_metrics(runner, settings.max_concurrency)
     serve_metrics(settings.host, settings.metrics_port)
-    freeze_startup_heap()
     server.install_signal_handlers()
     await server.wait_for_stop_signal()
     log.info("stopping", extra={"active": runner.active_count, "drain_seconds": settings.drain_seconds})

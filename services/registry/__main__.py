@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common.heap import freeze_startup_heap
 from services.common.logging import configure_logging
 from services.common.metrics import CLUSTER_BUS_BACKLOG, CLUSTER_BUS_CONNECTED, serve_metrics
 from services.common.tracing import configure_tracing
@@ -22,7 +21,6 @@ async def main() -> None:
         CLUSTER_BUS_CONNECTED.labels("postgres").set_function(lambda: cluster.listening)
         CLUSTER_BUS_BACKLOG.labels("postgres").set_function(lambda: cluster.backlog)
     serve_metrics(settings.host, settings.metrics_port)
-    freeze_startup_heap()
     registry.server.install_signal_handlers()
     await registry.server.wait_for_stop_signal()
     await registry.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.common.heap import freeze_startup_heap
 from services.common.logging import configure_logging
 from services.common.metrics import EXECUTORS_CONNECTED, SCHEDULER_IS_LEADER, serve_metrics
 from services.common.tracing import configure_tracing
@@ -24,7 +23,6 @@ async def main() -> None:
     EXECUTORS_CONNECTED.set_function(scheduler.executors.available_count)
     resolving = asyncio.create_task(scheduler.executors.keep_resolved(), name="executor-dns")
     serve_metrics(settings.host, settings.metrics_port)
-    freeze_startup_heap()
     scheduler.server.install_signal_handlers()
     # The guide's FAQ tells users to look for this line.
     log.info("Scheduler started", extra={"port": settings.port})
