@@ -63,16 +63,19 @@ class ExecutionServicer:
             parent_execution_id=request.parent_execution_id,
         )
         live = self._app.progress.live_results()
-        # Counting the matches grows with the history: in a worker thread.
-        rows, total, names = await asyncio.to_thread(self._list, query)
-        return execution_service_pb2.ListExecutionsResponse(
-            executions=[self._proto(row, live, names.get(row.task_id, "")) for row in rows], total=total
-        )
+        # Counting the matches grows with the history, and a page of results (up to 1,000 runs,
+        # each with its result) takes a while to convert: both in a worker thread.
+        return await asyncio.to_thread(self._list, query, live)
 
-    def _list(self, query: run_history.ExecutionQuery) -> tuple[list[ExecutionRow], int, dict[int, str]]:
+    def _list(
+        self, query: run_history.ExecutionQuery, live: LiveResults
+    ) -> execution_service_pb2.ListExecutionsResponse:
         with self._app.db.session() as session:
             rows, total = run_history.list_executions(session, query)
-            return rows, total, run_history.task_names(session, {row.task_id for row in rows})
+            names = run_history.task_names(session, {row.task_id for row in rows})
+            return execution_service_pb2.ListExecutionsResponse(
+                executions=[self._proto(row, live, names.get(row.task_id, "")) for row in rows], total=total
+            )
 
     async def GetExecution(
         self, request: execution_service_pb2.GetExecutionRequest, context: Context
