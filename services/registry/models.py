@@ -199,6 +199,12 @@ class UserRow(Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The previous release's per-username lockout, replaced by LoginFailureRow: never read here, and
+    # written only with its neutral value (a new user) while that release may still run on this
+    # schema (a rolling update, a rollback). A later release's migration drops both
+    # (docs/migrations.md, expand then contract).
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SessionRow(Base):

@@ -9,12 +9,15 @@ release uses any more) says so with a module-level `contracts = "<why it is safe
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from services.registry.db import MIGRATIONS
 
 VERSIONS = sorted((Path(MIGRATIONS) / "versions").glob("[0-9]*.py"))
 CONTRACTING_OPS = {"drop_table", "drop_column", "drop_constraint", "rename_table", "alter_column"}
+# The same in raw SQL (`op.execute`), e.g. a DROP COLUMN written by hand to keep SQLite's AUTOINCREMENT.
+CONTRACTING_SQL = re.compile(r"\b(DROP\s+(COLUMN|TABLE|CONSTRAINT)|RENAME|ALTER\s+COLUMN)\b", re.IGNORECASE)
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -37,6 +40,14 @@ def problems_of(source: str) -> list[str]:
             continue
         if node.func.attr in CONTRACTING_OPS:
             found.append(f"line {node.lineno}: op.{node.func.attr}")
+        if node.func.attr == "execute" and any(
+            isinstance(part, ast.Constant)
+            and isinstance(part.value, str)
+            and CONTRACTING_SQL.search(part.value)
+            for arg in node.args
+            for part in ast.walk(arg)
+        ):
+            found.append(f"line {node.lineno}: contracting SQL in op.execute")
         if node.func.attr == "add_column" and len(node.args) >= 2 and isinstance(node.args[1], ast.Call):
             column = node.args[1]
             nullable = _keyword(column, "nullable")
@@ -69,3 +80,13 @@ def test_a_contracting_revision_is_caught() -> None:
     )
     assert problems_of(defaulted) == []
     assert problems_of('contracts = "0007 stopped reading it"\n' + dropping) == []
+
+
+def test_a_contracting_statement_in_raw_sql_is_caught() -> None:
+    dropping = (
+        "def upgrade() -> None:\n"
+        "    for column in ('failed_attempts', 'locked_until'):\n"
+        "        op.execute(f'ALTER TABLE zq_task_users DROP COLUMN {column}')\n"
+    )
+    assert problems_of(dropping) == ["line 3: contracting SQL in op.execute"]
+    assert problems_of("def upgrade() -> None:\n    op.execute('CREATE INDEX ix ON t (c)')\n") == []

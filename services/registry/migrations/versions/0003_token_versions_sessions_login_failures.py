@@ -22,10 +22,9 @@ def upgrade() -> None:
     op.add_column(
         "zq_task_users", sa.Column("token_version", sa.Integer(), nullable=False, server_default="0")
     )
-    # The per-username lockout is replaced by the per username + address one below. SQLite (3.35+)
-    # drops columns natively; a batch copy of the table would lose its AUTOINCREMENT.
-    for column in ("failed_attempts", "locked_until"):
-        op.execute(f"ALTER TABLE zq_task_users DROP COLUMN {column}")
+    # The per-username lockout (zq_task_users.failed_attempts, locked_until) is replaced by the per
+    # username + address one below. Its columns stay while the previous release may still run on
+    # this schema (docs/migrations.md): a later revision contracts them.
     op.create_table(
         "zq_task_sessions",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -60,10 +59,4 @@ def downgrade() -> None:
     op.drop_table("zq_task_login_failures")
     op.drop_index(op.f("ix_zq_task_sessions_user_id"), table_name="zq_task_sessions")
     op.drop_table("zq_task_sessions")
-    op.add_column(
-        "zq_task_users", sa.Column("failed_attempts", sa.Integer(), nullable=False, server_default="0")
-    )
-    op.add_column(
-        "zq_task_users", sa.Column("locked_until", services.registry.db.UTCDateTime(), nullable=True)
-    )
     op.execute("ALTER TABLE zq_task_users DROP COLUMN token_version")
