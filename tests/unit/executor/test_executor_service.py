@@ -292,7 +292,7 @@ async def test_task_timeout_fails_the_run(executor: Executor) -> None:
     end = finished(events)
     assert (end.status, end.error_message) == ("failed", "执行超时（超过 1 秒）")
     assert result(end)["current_step"] < 10
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 8  # stopped, not run to its 10 s (room for a loaded machine)
 
 
 # --- routing --------------------------------------------------------------------------------
@@ -505,7 +505,7 @@ async def test_command_timeout_kills_it(executor: Executor) -> None:
     end = finished(await executor.run_all(command_task("sleep 30", timeout_seconds=0.3)))
     assert (end.status, end.error_message) == ("failed", "命令执行超时（超过 0.3 秒）")
     assert result(end)["exit_code"] == -15
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # killed, not run to its 30 s (room for a loaded machine)
 
 
 async def test_heartbeats_while_a_command_is_silent(executor: Executor) -> None:
@@ -519,7 +519,7 @@ async def test_background_processes_die_with_the_command(executor: Executor) -> 
     started = time.monotonic()
     events = await executor.run_all(command_task(sh("sleep 30 & echo $!")))
     assert finished(events).status == "success"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # not waiting for the 30 s sleep (room for a loaded machine)
     pid = int(result(events[-1])["stdout_tail"])
     await eventually(lambda: not alive(pid))
 
@@ -550,7 +550,9 @@ async def test_cancel_kills_after_the_grace_period_when_sigterm_is_ignored(execu
     assert await executor.cancel(6, grace_seconds=1) is True
     end = (await stream.rest())[-1]
     assert end.status == "terminated"
-    assert 0.9 <= time.monotonic() - started < 3
+    # Not before the grace period; and killed, not ended by its 30 s sleep (the upper bound leaves
+    # room for a loaded machine: this is not a timing benchmark).
+    assert 0.9 <= time.monotonic() - started < 20
     assert not alive(pids["pid"])
 
 
