@@ -1,7 +1,10 @@
 """A trading calendar's data moved by data_sync_trading_calendar through the real stack (both
 backends): the sessions the run fetched (from recorded provider data) become the calendar's data,
 so the calendar list's data end, the cron preview and the scheduler's own calendar (its
-zq_calendar_data_end_timestamp_seconds) move with the run, like after an admin's change.
+zq_calendar_data_end_timestamp_seconds) move with the run, like after an admin's change. And the
+calendar_data_ending alert event: sent once per calendar and data end, for a calendar an enabled
+task uses (the warning horizon is set to 100 years here, so the test does not depend on today's
+date; the default is 30 days).
 
 The provider data here stands for what a provider publishes once the State Council announces next
 year's holidays: XSHG for the first half of 2027, with holidays chosen by this test (the real 2027
@@ -12,8 +15,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from time import sleep
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +28,7 @@ from stack import Stack
 from tests.conftest import BACKENDS, database_url
 from tests.integration.api import Api, parse_time, unique, wait_for
 from tests.integration.conftest import ADMIN_PASSWORD, start_stack, stop_and_check
+from tests.receivers import HttpReceiver, http_receiver
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LIBRARY_END = date(2026, 12, 31)
@@ -52,12 +57,26 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     (recorded / "trading_days.json").write_text(json.dumps([day.isoformat() for day in sessions_2027()]))
     with database_url(request.param, str(tmp)) as url:
         stack = start_stack(
-            Path(tmp), url, executors=1, metrics=True, extra_env={"ZQ_DATA_SYNC_RECORDED_DIR": str(recorded)}
+            Path(tmp),
+            url,
+            executors=1,
+            metrics=True,
+            extra_env={
+                "ZQ_DATA_SYNC_RECORDED_DIR": str(recorded),
+                "ZQ_CALENDAR_WARN_DAYS": "36500",
+                "ZQ_HOUSEKEEPING_SECONDS": "0.5",
+            },
         )
         try:
             yield stack
         finally:
             stop_and_check(stack)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[HttpReceiver]:
+    with http_receiver() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +100,7 @@ def scheduler_data_end(stack: Stack) -> float:
 
 
 def end_stamp(day: date) -> float:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC).timestamp()
+    return datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC).timestamp()
 
 
 def preview(api: Api, calendar: str) -> dict[str, Any]:
@@ -139,3 +158,40 @@ def test_a_trading_calendar_sync_beyond_the_data_end_moves_it_for_the_list_the_p
         parse_time(text).astimezone(SHANGHAI).date() for text in preview(admin, company)["next_run_times"]
     ]
     assert date(2027, 1, 1) not in custom_days and date(2027, 1, 4) in custom_days
+
+
+def test_a_calendar_whose_data_ends_soon_alerts_its_tasks_rule_once_per_data_end(
+    admin: Api, receiver: HttpReceiver
+) -> None:
+    hong_kong = admin.create_task(
+        name=unique("hk"), cron_expression="0 18 * * *", calendar="XHKG", enabled=True
+    )
+    path = f"/{unique('calendar-hook')}"
+    hook = admin.ok(
+        "POST",
+        "/api/v1/alerts/channels",
+        json={"name": unique("hook"), "type": "webhook", "config": {"url": receiver.url(path)}},
+    )
+    rule = {
+        "name": unique("rule"),
+        "events": ["calendar_data_ending"],
+        "channel_ids": [hook["id"]],
+        "task_id": hong_kong["id"],
+    }
+    admin.ok("POST", "/api/v1/alerts/rules", json=rule)
+
+    [message] = wait_for(lambda: receiver.messages(path), 30, "the calendar_data_ending message")
+    xhkg = next(c for c in admin.ok("GET", "/calendars")["calendars"] if c["name"] == "XHKG")
+    assert message.body["event"] == "calendar_data_ending"
+    assert message.body["calendar"] == "XHKG" and message.body["data_end"] == xhkg["data_end"]
+    assert message.body["task_names"] == [hong_kong["name"]]
+    assert "XHKG" in message.body["title"] and xhkg["data_end"] in message.body["text"]
+    # Passes go on every 0.5 s: the same calendar and data end are not sent again.
+    sleep(3)
+    assert len(receiver.messages(path)) == 1
+    delivered = admin.ok("GET", "/api/v1/alerts/deliveries", params={"channel_id": hook["id"]})["deliveries"]
+    assert [(d["event"], d["state"]) for d in delivered] == [("calendar_data_ending", "sent")]
+    bad = admin.post(
+        "/api/v1/alerts/rules", json={**rule, "name": unique("bad"), "events": ["calendar_ending"]}
+    )
+    assert (bad.status_code, bad.json()["reason"]) == (400, "ALERT_RULE_INVALID")
