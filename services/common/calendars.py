@@ -20,6 +20,14 @@ covers (`TradingCalendar.covered_until`). Beyond it the documented policy applie
 and mark such times 日历数据未覆盖, the scheduler logs each such fire, never a silent guess. A custom
 calendar (`CalendarDefinition`) adds and removes dates on a library calendar and may extend its data.
 
+`data_sync_trading_calendar` refreshes a library calendar from a provider that publishes the
+official calendar (`SyncedSessions`: the ranges it covered, its holidays on weekdays and its
+weekend sessions). The registry stores what each successful run fetched and turns it into a
+definition over the library calendar (`synced_definition`): within the synced ranges the provider's
+sessions replace the library's, and a range that starts by the day after the data's end moves the
+end. Every calendar built on that library calendar gets it too (`combined`), and the scheduler
+receives it with the tasks, exactly like an admin's change to a custom calendar.
+
 The functions here take the session data and a candidate; loading the data (the library, once per
 calendar and process) is `builtin_calendar`. Nothing here is called per fire with I/O.
 """
@@ -27,7 +35,7 @@ calendar and process) is `builtin_calendar`. Nothing here is called per fire wit
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -221,6 +229,135 @@ def derive_calendar(base: TradingCalendar, definition: CalendarDefinition) -> Tr
     sessions = (base.sessions | extension | definition.added) - definition.removed
     return TradingCalendar(
         name=definition.name, sessions=sessions, covered_from=base.covered_from, covered_until=covered_until
+    )
+
+
+def combined(custom: CalendarDefinition, synced: CalendarDefinition) -> CalendarDefinition:
+    """A custom calendar on a library calendar with synced data (`synced`, a definition over that
+    library calendar), as one definition over the library: the custom's own added and removed
+    dates win over the synced ones, the later data end counts."""
+    ends = [end for end in (custom.data_end, synced.data_end) if end is not None]
+    return CalendarDefinition(
+        name=custom.name,
+        base=custom.base,
+        added=(synced.added - custom.removed) | custom.added,
+        removed=(synced.removed - custom.added) | custom.removed,
+        data_end=max(ends) if ends else None,
+    )
+
+
+# At most this many days a synced range may span, and dates listed in a run's result.
+MAX_SYNCED_DAYS = 366 * 30
+MAX_SYNCED_DATES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedSessions:
+    """A calendar's sessions as a provider published them (`data_sync_trading_calendar`): over each
+    of `ranges` (inclusive, sorted, disjoint and not adjacent) every weekday is a session except
+    those in `closed` (holidays), and the weekend days in `opened` are sessions too. Compact: a
+    year is one range and a dozen or two dates, whatever the calendar."""
+
+    name: str
+    ranges: tuple[tuple[date, date], ...]
+    closed: frozenset[date]
+    opened: frozenset[date]
+
+    @classmethod
+    def of_sessions(cls, name: str, start: date, end: date, sessions: Iterable[date]) -> SyncedSessions:
+        """The sessions a provider gave for `start`..`end`."""
+        within = {day for day in sessions if start <= day <= end}
+        days = (start + timedelta(days=n) for n in range((end - start).days + 1))
+        closed = frozenset(day for day in days if day.weekday() < 5 and day not in within)
+        opened = frozenset(day for day in within if day.weekday() >= 5)
+        return cls(name=name, ranges=((start, end),), closed=closed, opened=opened)
+
+    def session(self, day: date) -> bool | None:
+        """Whether `day` is a session by this data; None outside its ranges."""
+        if not any(first <= day <= last for first, last in self.ranges):
+            return None
+        return day in self.opened or (day.weekday() < 5 and day not in self.closed)
+
+    def merged(self, newer: SyncedSessions) -> SyncedSessions:
+        """This data with `newer` laid over it: within newer's ranges newer's sessions count."""
+
+        def outside(days: frozenset[date]) -> frozenset[date]:
+            return frozenset(day for day in days if newer.session(day) is None)
+
+        spans = sorted(self.ranges + newer.ranges)
+        ranges: list[tuple[date, date]] = []
+        for first, last in spans:
+            if ranges and first <= ranges[-1][1] + timedelta(days=1):
+                ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+            else:
+                ranges.append((first, last))
+        return SyncedSessions(
+            name=self.name,
+            ranges=tuple(ranges),
+            closed=outside(self.closed) | newer.closed,
+            opened=outside(self.opened) | newer.opened,
+        )
+
+    def result_fields(self) -> dict[str, object]:
+        """How a run's result carries it (`calendar`, `start_date`, `end_date`, `holidays`,
+        `weekend_sessions`); one range only, as one run fetches."""
+        (first, last), *_ = self.ranges
+        return {
+            "calendar": self.name,
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
+            "holidays": sorted(day.isoformat() for day in self.closed),
+            "weekend_sessions": sorted(day.isoformat() for day in self.opened),
+        }
+
+    @classmethod
+    def from_result(cls, result: Mapping[str, object]) -> SyncedSessions:
+        """What `result_fields` wrote; ValueError when anything is missing or out of place."""
+        name, start, end = result.get("calendar"), result.get("start_date"), result.get("end_date")
+        holidays, weekend = result.get("holidays"), result.get("weekend_sessions")
+        if not (isinstance(name, str) and isinstance(start, str) and isinstance(end, str)):
+            raise ValueError("calendar, start_date and end_date must be strings")
+        if not (isinstance(holidays, list) and isinstance(weekend, list)):
+            raise ValueError("holidays and weekend_sessions must be lists")
+        if len(holidays) + len(weekend) > MAX_SYNCED_DATES:
+            raise ValueError("too many dates")
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        if not timedelta(0) <= last - first <= timedelta(days=MAX_SYNCED_DAYS):
+            raise ValueError(f"bad range {first}..{last}")
+        closed = frozenset(date.fromisoformat(str(day)) for day in holidays)
+        opened = frozenset(date.fromisoformat(str(day)) for day in weekend)
+        if any(not first <= day <= last or day.weekday() >= 5 for day in closed):
+            raise ValueError("a holiday outside the range or not on a weekday")
+        if any(not first <= day <= last or day.weekday() < 5 for day in opened):
+            raise ValueError("a weekend session outside the range or not on a weekend")
+        return cls(name=name, ranges=((first, last),), closed=closed, opened=opened)
+
+
+def synced_definition(library: TradingCalendar, synced: SyncedSessions) -> CalendarDefinition:
+    """The synced data as a definition over the library calendar (name and base both its name):
+    the data's end moves over every range that starts by the day after it, and within the ranges
+    up to that end the provider's sessions replace the library's (or the weekday extension's)."""
+    until = library.covered_until
+    for first, last in synced.ranges:  # sorted
+        if first <= until + timedelta(days=1):
+            until = max(until, last)
+    added: set[date] = set()
+    removed: set[date] = set()
+    for first, last in synced.ranges:
+        day = max(first, library.covered_from)
+        while day <= min(last, until):
+            known = day in library.sessions if day <= library.covered_until else day.weekday() < 5
+            if synced.session(day) and not known:
+                added.add(day)
+            elif known and not synced.session(day):
+                removed.add(day)
+            day += timedelta(days=1)
+    return CalendarDefinition(
+        name=library.name,
+        base=library.name,
+        added=frozenset(added),
+        removed=frozenset(removed),
+        data_end=until if until > library.covered_until else None,
     )
 
 

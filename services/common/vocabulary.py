@@ -144,6 +144,9 @@ class AlertEvent(StrEnum):
     SLOW = "slow"
     # The first success after a failure.
     RECOVERED = "recovered"
+    # The data of a trading calendar an enabled task uses ends within 30 days (ZQ_CALENDAR_WARN_DAYS):
+    # once per calendar and data end, from the scheduler leader's housekeeping; not a run's event.
+    CALENDAR_DATA_ENDING = "calendar_data_ending"
 
 
 class AlertChannelType(StrEnum):

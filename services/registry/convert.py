@@ -141,7 +141,8 @@ def calendar_row_to_proto(row: CalendarRow) -> task_pb2.Calendar:
     definition = definition_of(row)
     message = definition_to_proto(definition)
     message.description = row.description or ""
-    calendar = DEFINITIONS.calendar(definition)
+    # Its sessions as tasks use them (with its base's synced data, when there is some).
+    calendar = DEFINITIONS.calendar(DEFINITIONS.get(row.name) or definition)
     message.data_start = calendar.covered_from.isoformat()
     message.data_end = calendar.covered_until.isoformat()
     return message

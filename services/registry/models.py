@@ -96,6 +96,26 @@ class CalendarRow(Base):
     updated_by: Mapped[str] = mapped_column(String(64), default="")
 
 
+class CalendarSyncRow(Base):
+    """A library calendar's sessions as data_sync_trading_calendar runs fetched them, merged
+    (services.common.calendars.SyncedSessions): they refresh and extend the library's data."""
+
+    __tablename__ = "zq_task_calendar_syncs"
+    __table_args__ = NO_ID_REUSE
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar: Mapped[str] = mapped_column(String(64), unique=True)
+    # [["YYYY-MM-DD", "YYYY-MM-DD"], ...]: the ranges covered, sorted.
+    ranges: Mapped[list[list[str]]] = mapped_column(JsonDict, default=list)
+    # Sorted "YYYY-MM-DD": weekdays without a session; weekend days with one.
+    closed_dates: Mapped[list[str]] = mapped_column(JsonDict, default=list)
+    opened_dates: Mapped[list[str]] = mapped_column(JsonDict, default=list)
+    # The provider, and the run that synced last.
+    source: Mapped[str] = mapped_column(String(32))
+    execution_id: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class ExecutionRow(Base):
     __tablename__ = "zq_task_task_executions"
     __table_args__ = (

@@ -46,6 +46,9 @@ class RegistrySettings:
     # and given up after alert_max_attempts tries.
     alert_retry_max_seconds: float = 60.0
     alert_max_attempts: int = 20
+    # ZQ_CALENDAR_WARN_DAYS: the calendar_data_ending alert event is raised this many days before
+    # the data of a calendar that an enabled task uses runs out.
+    calendar_warn_days: int = 30
     # Ended runs are purged after this many days (a task's retention_days overrides; 0 = forever),
     # by the leader's housekeeping: at most purge_batches batches of purge_batch runs per pass.
     retention_days: int = 30
@@ -98,6 +101,7 @@ class RegistrySettings:
             public_url=env_str(env, "ZQ_PUBLIC_URL", "http://127.0.0.1:8080").rstrip("/"),
             alert_retry_max_seconds=env_float(env, "ZQ_ALERT_RETRY_MAX_SECONDS", 60.0),
             alert_max_attempts=env_int(env, "ZQ_ALERT_MAX_ATTEMPTS", 20),
+            calendar_warn_days=env_int(env, "ZQ_CALENDAR_WARN_DAYS", 30),
             retention_days=env_int(env, "ZQ_RETENTION_DAYS", 30),
             purge_batch=env_int(env, "ZQ_PURGE_BATCH", 500),
             purge_batches=env_int(env, "ZQ_PURGE_BATCHES", 10),

@@ -11,11 +11,13 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.common.calendars import UNCOVERED, builtin_calendar
 from stack import Stack
 from tests.conftest import BACKENDS, database_url
 from tests.integration.api import Api, unique, wait_for
@@ -185,3 +187,31 @@ def test_bad_backfills_are_refused_with_their_reason_and_create_nothing(admin: A
         assert admin.executions(target["id"]) == []
     missing = admin.post("/tasks/999999/backfill", json={"start": "2024-01-01", "end": "2024-01-02"})
     assert (missing.status_code, missing.json()["reason"]) == (404, "TASK_NOT_FOUND")
+
+
+def test_backfill_runs_beyond_their_calendars_data_carry_the_uncovered_note_like_scheduled_fires(
+    admin: Api, records: Path
+) -> None:
+    xshg = builtin_calendar("XSHG")  # the library's data, as the registry loads it (through 2026)
+    data_end = xshg.covered_until
+    last_covered = data_end
+    while not xshg.is_session(last_covered):
+        last_covered -= timedelta(days=1)
+    first_beyond = data_end + timedelta(days=1)
+    while first_beyond.weekday() >= 5:
+        first_beyond += timedelta(days=1)
+    task = recording_task(admin, records, 0, cron_expression="0 18 * * *", calendar="XSHG")
+    body = {"start": last_covered.isoformat(), "end": first_beyond.isoformat(), "max_parallel": 2}
+    backfill = admin.ok("POST", f"/tasks/{task['id']}/backfill", json=body)
+    assert backfill["total"] == 2
+    # Both runs are created at once (max_parallel 2); a planned time still ahead waits for it.
+    runs = wait_for(
+        lambda: len(runs := admin.executions(task["id"], limit=100)) == 2 and runs, 60, "both backfill runs"
+    )
+    admin.ok("POST", f"/backfills/{backfill['id']}/cancel", json={})
+
+    notes = {run["logical_date"]: run["note"] for run in runs}
+    assert set(notes) == {last_covered.isoformat(), first_beyond.isoformat()}
+    assert notes[last_covered.isoformat()] == ""
+    assert notes[first_beyond.isoformat()].startswith(UNCOVERED), notes
+    assert data_end.isoformat() in notes[first_beyond.isoformat()]

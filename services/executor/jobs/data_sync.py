@@ -10,6 +10,11 @@ from the symbols that are not ``done``; ``"resume": false`` syncs every symbol a
 provider fails on is recorded ``failed`` and the others go on; the run then fails naming them, and
 its retry fetches only those. After a complete run the task's checkpoints of logical dates more
 than a month older are dropped.
+
+``data_sync_trading_calendar`` also puts the sessions it fetched into its result (the range, the
+weekday holidays, the weekend sessions: ``calendars.SyncedSessions``); the registry records them as
+that calendar's data when the run succeeds, so the scheduler's calendars (and the data end the
+calendar list shows) move with it, not only the table here.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from services.common.calendars import CalendarUnknown, builtin_calendar
+from services.common.calendars import CalendarUnknown, SyncedSessions, builtin_calendar
 from services.common.data_sync import DataSyncSettings, Provider, data_sync_settings
 from services.common.log_lines import LogStream
 from services.common.vocabulary import TaskType
@@ -110,7 +115,7 @@ async def _trading_calendar(sync: _Sync) -> dict[str, Any]:
     assert settings.start_date is not None and settings.end_date is not None
     start, end, name = settings.start_date, settings.end_date, settings.calendar
 
-    def work() -> tuple[int, date, date]:
+    def work() -> tuple[int, date, date, list[date]]:
         offline = settings.provider == Provider.EXCHANGE_CALENDARS
         sync.open(with_provider=not offline)
         assert sync.engine is not None
@@ -127,11 +132,12 @@ async def _trading_calendar(sync: _Sync) -> dict[str, Any]:
             first, last = start, end
             days = sync.provider.trading_days(start, end)
         if first > last:
-            return 0, first, last
+            return 0, first, last, []
         with sync.engine.begin() as conn:
-            return store.replace_sessions(conn, name, first, last, days, settings.provider), first, last
+            count = store.replace_sessions(conn, name, first, last, days, settings.provider)
+        return count, first, last, days
 
-    count, first, last = await sync.call(work)
+    count, first, last, days = await sync.call(work)
     result: dict[str, Any] = {
         "message": f"同步交易日历 {name}: {count} 个交易日",
         "count": count,
@@ -139,7 +145,9 @@ async def _trading_calendar(sync: _Sync) -> dict[str, Any]:
         "provider": settings.provider,
     }
     if first <= last:
-        result.update({"start_date": first.isoformat(), "end_date": last.isoformat()})
+        # The sessions fetched, compactly (holidays on weekdays, weekend sessions): the registry
+        # records them as the calendar's data when the run succeeds, for the scheduler to use.
+        result.update(SyncedSessions.of_sessions(name, first, last, days).result_fields())
     if last < end:
         result["covered_until"] = last.isoformat()
         result["message"] += f"（数据截至 {last.isoformat()}）"

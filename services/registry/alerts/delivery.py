@@ -10,6 +10,11 @@ A pass, in a worker thread, never on an event loop:
 4. record: each try is a row of its own; a failure is retried after 1, 2, 4 ... seconds (at most
    ZQ_ALERT_RETRY_MAX_SECONDS apart) until ZQ_ALERT_MAX_ATTEMPTS tries, then marked failed.
 
+Before those, the pass raises calendar_data_ending (`CalendarEndings`): a calendar that an enabled
+task uses whose data ends within ZQ_CALENDAR_WARN_DAYS goes to the outbox once per calendar and data
+end (its key), for the rules with that event. The tasks are read once a minute at most, or at once
+when those rules change; without such rules only the rules are read.
+
 At least once: a message is marked sent only after its channel accepted it, so a pass that dies
 between the two sends it again on the next pass.
 """
@@ -17,6 +22,7 @@ between the two sends it again on the next pass.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +58,31 @@ class _Job:
     secrets: dict[str, str]
     payload: dict[str, Any]
     attempts: int
+
+
+# The tasks' calendars are read at most this often (or when the rules with the event change).
+CALENDAR_CHECK_SECONDS = 60.0
+
+
+class CalendarEndings:
+    """When the leader's pass looks for calendars whose data ends (state of one registry process)."""
+
+    def __init__(self) -> None:
+        self._checked_at = float("-inf")
+        self._rules: object = None
+
+    def check(self, app: RegistryApp) -> int:
+        """Blocks (database, first load of a calendar): from the pass's worker thread."""
+        now = app.clock()
+        with app.db.session() as session:
+            rules = store.calendar_rules(session)
+            seen = sorted((rule.id, rule.task_id or 0, rule.channel_ids) for rule in rules)
+            moment = time.monotonic()
+            if not rules or (seen == self._rules and moment - self._checked_at < CALENDAR_CHECK_SECONDS):
+                self._rules = seen
+                return 0
+            self._rules, self._checked_at = seen, moment
+            return store.enqueue_calendar_endings(session, now, app.settings.calendar_warn_days)
 
 
 def run_url(app: RegistryApp, task_id: object, execution_id: object) -> str:

@@ -27,6 +27,9 @@ TEMPLATE_FIELDS = (
     "duration_seconds",
     "retry_count",
     "url",
+    "calendar",
+    "data_end",
+    "days_left",
 )
 MAX_TEMPLATE_LENGTH = 4000
 
@@ -39,6 +42,7 @@ EVENT_TITLES: dict[str, dict[str, str]] = {
         "skipped": "任务被跳过",
         "slow": "任务执行缓慢",
         "recovered": "任务已恢复",
+        "calendar_data_ending": "交易日历数据即将用尽",
         "test": "测试消息",
         "digest": "告警汇总",
     },
@@ -50,6 +54,7 @@ EVENT_TITLES: dict[str, dict[str, str]] = {
         "skipped": "Run skipped",
         "slow": "Run was slow",
         "recovered": "Task recovered",
+        "calendar_data_ending": "Trading calendar data ending",
         "test": "Test message",
         "digest": "Alert digest",
     },
@@ -65,6 +70,19 @@ DEFAULT_TEMPLATES = {
         "Task: {task_name} (#{task_id})\nRun: #{execution_id}, status: {status}\n"
         "Time: {time} ({timezone})\nDuration: {duration_seconds} s, retries: {retry_count}\n"
         "Error: {error_message}\nDetails: {url}"
+    ),
+}
+CALENDAR_TEXT = {
+    "zh": (
+        "交易日历 {calendar} 的数据截至 {data_end}（还剩 {days_left} 天）。\n"
+        "之后按工作日（周一至周五）执行并标记 日历数据未覆盖。请运行 data_sync_trading_calendar "
+        "从发布官方日历的数据源同步，或在自定义日历中设置 data_end。\n查看：{url}"
+    ),
+    "en": (
+        "The data of trading calendar {calendar} ends on {data_end} ({days_left} days left).\n"
+        "After it every weekday (Monday to Friday) fires, marked 日历数据未覆盖. Run "
+        "data_sync_trading_calendar from a provider that publishes the official calendar, or set "
+        "data_end on a custom calendar.\nDetails: {url}"
     ),
 }
 DIGEST_TEXT = {
@@ -121,10 +139,14 @@ def render(payload: dict[str, Any], language: str = "zh", template: str = "") ->
     fields = _fields(payload, language)
     if payload.get("event") == "digest":
         text = DIGEST_TEXT[language].format(count=payload.get("count", 0), lines=payload.get("lines", ""))
+    elif payload.get("event") == "calendar_data_ending" and not template:
+        text = CALENDAR_TEXT[language].format(**fields)
     else:
         text = (template or DEFAULT_TEMPLATES[language]).format(**fields)
     prefix = "ZQuant 告警" if language == "zh" else "ZQuant alert"
     subject = f"[{prefix}] {fields['event_title']}"
     if payload.get("task_name"):
         subject += f": {payload['task_name']}"
+    elif payload.get("calendar"):
+        subject += f": {payload['calendar']}"
     return Outgoing(title=subject, text=f"{subject}\n{text}", fields=dict(payload))

@@ -20,7 +20,7 @@ from services.common.metrics import RETRIES, RUNS_FINISHED
 from services.common.structs import struct_to_dict
 from services.common.vocabulary import DRAIN_INTERRUPTED_MESSAGE, ExecutionStatus
 from services.registry.app import RegistryApp
-from services.registry.convert import execution_to_proto, from_timestamp, task_to_proto
+from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.runs.model import (
     Appended,
@@ -35,7 +35,7 @@ from services.registry.runs.model import (
     Started,
     Update,
 )
-from services.registry.store import alerts, logs, run_history
+from services.registry.store import alerts, calendars, logs, run_history
 from services.registry.store import executions as store
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
@@ -366,6 +366,10 @@ class RunRecorder:
 
     def _end(self, session: Session, ends: list[_KnownEnd], now: datetime, after: AfterCommit) -> list[Ended]:
         runs = store.end_runs(session, [known.end for known in ends], now)
+        # A trading calendar sync's sessions become its calendar's data with the run's end.
+        synced = {name for run in runs if (name := calendars.record_synced(session, run.row, now))}
+        if synced:
+            after.append(functools.partial(self._calendars_synced, sorted(synced)))
         unnamed = {run.row.task_id for known, run in zip(ends, runs, strict=True) if known.task_name is None}
         names = self._app.task_names.get_many(session, unnamed) if unnamed else {}
         outcomes = []
@@ -378,6 +382,29 @@ class RunRecorder:
             after.append(functools.partial(self._publish_end, execution, run.row.attempt, retry))
             outcomes.append(Ended(execution, retry))
         return outcomes
+
+    def _calendars_synced(self, names: list[str]) -> None:
+        """After a sync's end committed (on the event loop): its calendars are read again and the
+        tasks using them re-sent to the scheduler, in a worker thread, like an admin's change."""
+        task = asyncio.get_running_loop().create_task(self._resend_calendar_tasks(names))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+
+    async def _resend_calendar_tasks(self, names: list[str]) -> None:
+        def read() -> list[internal_pb2.WatchSchedulerEventsResponse]:
+            now = self._app.clock()
+            with self._app.db.session() as session:
+                calendars.DEFINITIONS.reload(session)
+                return [task_event(row, now) for row in calendars.tasks_using(session, names)]
+
+        try:
+            events = await asyncio.to_thread(read)
+        except Exception:  # the data is stored: the next snapshot or change sends it
+            log.exception("could not re-send the tasks of synced calendars", extra={"calendars": names})
+            return
+        log.info("trading calendar data synced", extra={"calendars": names, "tasks": len(events)})
+        for event in events:
+            self._app.events.publish_scheduler(event)
 
     def _log_retry(
         self, session: Session, execution_id: int, retry: ExecutionRow, now: datetime, after: AfterCommit

@@ -1,7 +1,8 @@
 """CalendarService: the library's calendars and custom ones (a base plus added and removed dates).
 
 A change to a custom calendar re-sends every task naming it to the scheduler feed (with the new
-definition), so the scheduler picks it up exactly like a task change. Database work and loading a
+definition), so the scheduler picks it up exactly like a task change. A library calendar's data
+refreshed by a data_sync_trading_calendar run is listed with its new range (store.calendars). Database work and loading a
 library calendar's data run in worker threads.
 """
 
@@ -35,10 +36,13 @@ class CalendarServicer:
         return await self._app.db.run(self._list)
 
     def _list(self, session: Session) -> calendar_service_pb2.ListCalendarsResponse:
-        """Library calendars (data ranges of those this process loaded), then custom ones."""
+        """Library calendars (data ranges of those this process loaded, with their synced data),
+        then custom ones."""
+        store.DEFINITIONS.reload(session)  # another replica may have changed one (cheap when not)
         listed = []
         for name in builtin_names():
-            calendar = loaded_calendar(name)
+            synced = store.DEFINITIONS.get(name)
+            calendar = store.DEFINITIONS.calendar(synced) if synced is not None else loaded_calendar(name)
             listed.append(
                 task_pb2.Calendar(
                     name=name,

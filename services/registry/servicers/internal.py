@@ -6,6 +6,7 @@ Proto in → `runs` / `feed` / `store.leadership` → proto out; the rules live 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,8 @@ from services.registry.store import backfills as backfill_store
 from services.registry.store import leadership, retention
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 
+log = logging.getLogger(__name__)
+
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -34,6 +37,7 @@ class InternalServicer:
     def __init__(self, app: RegistryApp, runs: RunRecorder) -> None:
         self._app = app
         self._runs = runs
+        self._calendar_endings = delivery.CalendarEndings()
 
     async def WatchSchedulerEvents(
         self, request: pb2.WatchSchedulerEventsRequest, context: Context
@@ -164,6 +168,10 @@ class InternalServicer:
             leader = leadership.current_leader(session, app.clock())
         if leader is None or leader.holder != candidate or leader.term != term:
             return None
+        try:
+            self._calendar_endings.check(app)
+        except Exception:  # the deliveries and the purge go on
+            log.exception("checking where calendars' data ends failed")
         alerts = delivery.deliver_due(app)
         settings = app.settings
         purged = retention.purge_pass(

@@ -33,6 +33,7 @@ from services.registry.models import (
     ExecutionRow,
     TaskRow,
 )
+from services.registry.store.calendars import resolve
 from services.registry.store.tasks import get_task
 
 PENDING, SENT, FAILED, SUPPRESSED, DIGESTED = "pending", "sent", "failed", "suppressed", "digested"
@@ -320,6 +321,63 @@ def enqueue_ends(session: Session, ended: Sequence[tuple[ExecutionRow, bool]], n
                 payload = payload_of(task, row, event)
                 values.extend(
                     _delivery_values(f"{event}:{row.id}:{channel}", event, rule.id, channel, payload, now)
+                    for channel in rule.channel_ids
+                )
+    return _insert_deliveries(session, values)
+
+
+# Task names a calendar_data_ending message lists.
+_SHOWN_TASKS = 10
+
+
+def calendar_rules(session: Session) -> list[alert_events.Rule]:
+    """The enabled rules with the calendar_data_ending event (one read of the small rules table)."""
+    return [rule for rule in _active_rules(session) if AlertEvent.CALENDAR_DATA_ENDING in rule.events]
+
+
+def enqueue_calendar_endings(session: Session, now: datetime, warn_days: int) -> int:
+    """Outbox rows for calendar_data_ending: for each calendar an enabled task uses whose data ends
+    within `warn_days` of today (UTC) or has ended, one message per channel of every enabled rule
+    with the event (global, or of a task using the calendar). Keyed by calendar and data end, so
+    a calendar alerts once until its data moves; nothing is read beyond the rules when no rule
+    asks for the event. Loads calendar data the first time (call from a worker thread)."""
+    rules = calendar_rules(session)
+    if not rules:
+        return 0
+    users: dict[str, list[tuple[int, str]]] = {}
+    for task_id, task_name, calendar_name in session.execute(
+        select(TaskRow.id, TaskRow.name, TaskRow.calendar)
+        .where(TaskRow.enabled.is_(True), TaskRow.calendar.is_not(None))
+        .order_by(TaskRow.id)
+    ):
+        if calendar_name:
+            users.setdefault(calendar_name, []).append((task_id, task_name))
+    today = now.date()
+    values: list[dict[str, Any]] = []
+    for name, tasks in users.items():
+        calendar = resolve(name)
+        if calendar is None:
+            continue
+        days_left = (calendar.covered_until - today).days
+        if days_left > warn_days:
+            continue
+        task_ids = {task_id for task_id, _ in tasks}
+        event = AlertEvent.CALENDAR_DATA_ENDING.value
+        payload: dict[str, Any] = {
+            "event": event,
+            "calendar": name,
+            "data_end": calendar.covered_until.isoformat(),
+            "days_left": days_left,
+            "task_count": len(tasks),
+            "task_names": [shown for _, shown in tasks[:_SHOWN_TASKS]],
+            "time": now.isoformat(timespec="seconds"),
+            "timezone": "UTC",
+        }
+        key = f"{AlertEvent.CALENDAR_DATA_ENDING}:{name}:{payload['data_end']}"
+        for rule in rules:
+            if rule.task_id is None or rule.task_id in task_ids:
+                values.extend(
+                    _delivery_values(f"{key}:{channel}", event, rule.id, channel, payload, now)
                     for channel in rule.channel_ids
                 )
     return _insert_deliveries(session, values)

@@ -7,6 +7,10 @@ the leading scheduler calls `advance_backfills` every second, which creates the 
 (each planned time's run keyed "b:{backfill}:{planned}", so a repeated or concurrent call, or a new
 scheduler after a restart, never creates one twice) while fewer than `max_parallel` are live, and
 finishes a backfill whose runs all ended. Counting is done in SQL, grouped by status and trigger.
+
+A run whose planned date lies beyond its task's calendar data (the weekday policy applied) carries
+the same note as such a scheduled fire, 日历数据未覆盖 with where the data ends
+(`calendars.uncovered_note`), judged by the calendar's data when the run is created.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.common.calendars import TradingCalendar, uncovered_note
 from services.common.errors import InvalidArgument, NotFound, Reason
 from services.common.run_params import check_params, logical_date_of, parse_logical_date
 from services.common.schedule import planned_times_on_dates
@@ -181,8 +187,12 @@ def advance_backfills(session: Session, now: datetime) -> list[ExecutionRow]:
         room = backfill.max_parallel - done.running
         upcoming = backfill.planned[done.created : done.created + max(room, 0)]
         if upcoming:
-            timezone = get_task(session, backfill.task_id).timezone
-            rows = [_run_values(backfill, datetime.fromisoformat(text), timezone, now) for text in upcoming]
+            task = get_task(session, backfill.task_id)
+            calendar = timing_of(task).calendar
+            rows = [
+                _run_values(backfill, datetime.fromisoformat(text), task.timezone, calendar, now)
+                for text in upcoming
+            ]
             created.extend(create_executions(session, rows).values())
         elif done.running == 0 and done.created >= len(backfill.planned):
             backfill.status = BackfillStatus.FAILED if done.failed else BackfillStatus.SUCCESS
@@ -190,7 +200,10 @@ def advance_backfills(session: Session, now: datetime) -> list[ExecutionRow]:
     return created
 
 
-def _run_values(backfill: BackfillRow, planned: datetime, timezone: str, now: datetime) -> dict[str, Any]:
+def _run_values(
+    backfill: BackfillRow, planned: datetime, timezone: str, calendar: TradingCalendar | None, now: datetime
+) -> dict[str, Any]:
+    note = uncovered_note(calendar, [planned], ZoneInfo(timezone)) if calendar is not None else ""
     new = NewExecution(
         task_id=backfill.task_id,
         trigger=Trigger.BACKFILL,
@@ -199,6 +212,7 @@ def _run_values(backfill: BackfillRow, planned: datetime, timezone: str, now: da
         logical_date=logical_date_of(planned, timezone).isoformat(),
         params=backfill.params,
         backfill_id=backfill.id,
+        note=note,
     )
     return execution_values(new, now)
 

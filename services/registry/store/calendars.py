@@ -5,10 +5,18 @@ optional later data end (``services.common.calendars.CalendarDefinition``). Defi
 small; this process keeps them in memory (`Definitions`), refreshed from the database at start, on
 every change made here and whenever a name is not found (another replica may have created it), so
 resolving a task's calendar for its next run time never waits for the database.
+
+A library calendar refreshed by `data_sync_trading_calendar` (its sessions stored in
+``zq_task_calendar_syncs`` when the run succeeds, `record_synced`) is known here as a definition
+over itself (`calendars.synced_definition`), and a custom calendar on it as one definition with
+both (`calendars.combined`): `Definitions.get` gives what a task's calendar really is, the scheduler
+feed sends it with the task, and the tasks using a synced calendar are re-sent like after an
+admin's change.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -16,21 +24,28 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.calendars import (
     CalendarDefinition,
     CalendarUnknown,
+    SyncedSessions,
     TradingCalendar,
     builtin_calendar,
     builtin_names,
+    combined,
     derive_calendar,
+    synced_definition,
 )
+from services.common.data_sync import data_sync_type
 from services.common.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Reason
 from services.common.input_checks import check_text, shown
-from services.registry.models import CalendarRow, TaskRow
+from services.common.vocabulary import ExecutionStatus, TaskType
+from services.registry.models import CalendarRow, CalendarSyncRow, ExecutionRow, TaskRow
+
+log = logging.getLogger(__name__)
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 MAX_DATES = 10_000
@@ -56,20 +71,60 @@ class CalendarChange:
     description: str
 
 
+def synced_of(row: CalendarSyncRow) -> SyncedSessions:
+    return SyncedSessions(
+        name=row.calendar,
+        ranges=tuple((date.fromisoformat(first), date.fromisoformat(last)) for first, last in row.ranges),
+        closed=frozenset(date.fromisoformat(day) for day in row.closed_dates),
+        opened=frozenset(date.fromisoformat(day) for day in row.opened_dates),
+    )
+
+
 class Definitions:
-    """The custom calendars of the database as this process last read them, and their sessions."""
+    """The calendars of the database as this process last read them, and their sessions: custom
+    ones, and library ones with synced data, each as the definition a task's schedule uses."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_name: dict[str, CalendarDefinition] = {}
         self._derived: dict[CalendarDefinition, TradingCalendar] = {}
+        # What the last reload read (a reload that reads the same skips the work).
+        self._read: object = None
 
     def reload(self, session: Session) -> None:
+        """Reads both tables (few, small rows); loads a synced library calendar the first time
+        (blocking: from a worker thread)."""
         rows = session.scalars(select(CalendarRow)).all()
+        syncs = session.scalars(select(CalendarSyncRow)).all()
+        read = (
+            [
+                (row.name, row.base, tuple(row.added_dates), tuple(row.removed_dates), row.data_end)
+                for row in rows
+            ],
+            [(sync.calendar, sync.execution_id, sync.updated_at) for sync in syncs],
+        )
+        if read == self._read:
+            return
+        synced: dict[str, CalendarDefinition] = {}
+        for sync in syncs:
+            try:
+                synced[sync.calendar] = synced_definition(builtin_calendar(sync.calendar), synced_of(sync))
+            except CalendarUnknown:  # a library without it (another version): its data cannot apply
+                log.warning("synced data of a calendar this library lacks", extra={"calendar": sync.calendar})
+        by_name = dict(synced)
+        for row in rows:
+            custom = definition_of(row)
+            base = synced.get(custom.base)
+            by_name[row.name] = combined(custom, base) if base is not None else custom
+        kept = set(by_name.values())
         with self._lock:
-            self._by_name = {row.name: definition_of(row) for row in rows}
+            self._by_name = by_name
+            self._read = read
+            # Sessions of definitions no calendar has any more (an earlier sync's) are dropped.
+            self._derived = {key: value for key, value in self._derived.items() if key in kept}
 
     def get(self, name: str) -> CalendarDefinition | None:
+        """The definition a task naming `name` uses; None for a library calendar without synced data."""
         return self._by_name.get(name)
 
     def calendar(self, definition: CalendarDefinition) -> TradingCalendar:
@@ -215,3 +270,54 @@ def delete_calendar(session: Session, name: str) -> None:
 
 def custom_calendars(session: Session) -> list[CalendarRow]:
     return list(session.scalars(select(CalendarRow).order_by(CalendarRow.name)).all())
+
+
+# ---- data_sync_trading_calendar ---------------------------------------------------------------
+
+
+def record_synced(session: Session, row: ExecutionRow, now: datetime) -> str | None:
+    """When `row` is a successful data_sync_trading_calendar run, the sessions its result carries
+    become its calendar's synced data (merged over what earlier runs stored, in the transaction
+    that ends the run); returns the calendar's name, else None. A result without them (nothing
+    fetched) changes nothing; a malformed one is logged and ignored, never fails the run's end."""
+    result = row.result or {}
+    if row.status != ExecutionStatus.SUCCESS or "holidays" not in result or "calendar" not in result:
+        return None
+    task = session.get(TaskRow, row.task_id)
+    if (
+        task is None
+        or data_sync_type(task.task_type, task.config or {}) != TaskType.DATA_SYNC_TRADING_CALENDAR
+    ):
+        return None
+    try:
+        fetched = SyncedSessions.from_result(result)
+        if fetched.name not in builtin_names():
+            raise ValueError(f"unknown calendar {fetched.name}")
+    except ValueError as exc:
+        log.warning(
+            "a trading calendar sync's result is not usable",
+            extra={"execution_id": row.id, "error": str(exc)},
+        )
+        return None
+    stored = session.scalar(
+        select(CalendarSyncRow).where(CalendarSyncRow.calendar == fetched.name).with_for_update()
+    )
+    merged = synced_of(stored).merged(fetched) if stored is not None else fetched
+    if stored is None:
+        stored = CalendarSyncRow(calendar=fetched.name)
+        session.add(stored)
+    stored.ranges = [[first.isoformat(), last.isoformat()] for first, last in merged.ranges]
+    stored.closed_dates = sorted(day.isoformat() for day in merged.closed)
+    stored.opened_dates = sorted(day.isoformat() for day in merged.opened)
+    stored.source = str(result.get("provider", ""))[:32]
+    stored.execution_id = row.id
+    stored.updated_at = now
+    session.flush()
+    return fetched.name
+
+
+def tasks_using(session: Session, names: Sequence[str]) -> list[TaskRow]:
+    """The tasks whose calendar is one of `names` or a custom calendar built on one of them."""
+    customs = select(CalendarRow.name).where(CalendarRow.base.in_(names))
+    query = select(TaskRow).where(or_(TaskRow.calendar.in_(names), TaskRow.calendar.in_(customs)))
+    return list(session.scalars(query).all())

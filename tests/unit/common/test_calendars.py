@@ -11,11 +11,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.common.calendars import (
+    CalendarDefinition,
     CalendarUnknown,
+    SyncedSessions,
     TradingCalendar,
     builtin_calendar,
     calendar_fire_time,
+    combined,
+    derive_calendar,
     previous_session,
+    synced_definition,
     uncovered_note,
 )
 from services.common.schedule import Timing
@@ -177,3 +182,71 @@ def test_without_a_calendar_the_previous_trading_day_is_the_previous_weekday() -
     assert previous_session(None, date(2024, 1, 8)) == date(2024, 1, 5)  # Monday -> Friday
     assert previous_session(None, date(2024, 1, 7)) == date(2024, 1, 5)  # Sunday -> Friday
     assert previous_session(None, date(2024, 1, 10)) == date(2024, 1, 9)
+
+
+# ---- synced sessions (data_sync_trading_calendar) ---------------------------------------------
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def test_synced_sessions_travel_compactly_in_a_result_and_come_back_the_same() -> None:
+    sessions = [day for day in days_between(date(2027, 1, 1), date(2027, 1, 31)) if day.weekday() < 5]
+    sessions.remove(date(2027, 1, 1))
+    sessions.append(date(2027, 1, 9))  # a make-up Saturday that trades
+    synced = SyncedSessions.of_sessions("XSHG", date(2027, 1, 1), date(2027, 1, 31), sessions)
+    fields = synced.result_fields()
+    assert (fields["holidays"], fields["weekend_sessions"]) == (["2027-01-01"], ["2027-01-09"])
+    assert SyncedSessions.from_result(fields) == synced
+    assert [
+        day for day in days_between(date(2027, 1, 1), date(2027, 1, 31)) if synced.session(day)
+    ] == sorted(sessions)
+    for bad in (
+        {**fields, "holidays": ["2027-02-01"]},
+        {**fields, "end_date": "2026-12-01"},
+        {"calendar": "X"},
+    ):
+        with pytest.raises(ValueError):
+            SyncedSessions.from_result(bad)
+
+
+def test_a_newer_sync_replaces_the_sessions_of_its_own_range_and_joins_ranges_that_touch() -> None:
+    january = SyncedSessions.of_sessions("XSHG", date(2027, 1, 1), date(2027, 1, 31), [])  # all closed
+    later = SyncedSessions.of_sessions(
+        "XSHG", date(2027, 1, 15), date(2027, 2, 28), days_between(date(2027, 1, 15), date(2027, 2, 28))
+    )
+    merged = january.merged(later)
+    assert merged.ranges == ((date(2027, 1, 1), date(2027, 2, 28)),)
+    assert merged.session(date(2027, 1, 4)) is False and merged.session(date(2027, 1, 18)) is True
+    apart = january.merged(SyncedSessions.of_sessions("XSHG", date(2027, 6, 1), date(2027, 6, 30), []))
+    assert apart.ranges == ((date(2027, 1, 1), date(2027, 1, 31)), (date(2027, 6, 1), date(2027, 6, 30)))
+    assert apart.session(date(2027, 3, 1)) is None
+
+
+def test_synced_data_from_the_day_after_the_data_end_extends_the_calendar_with_the_providers_holidays(
+    xshg: TradingCalendar,
+) -> None:
+    assert xshg.covered_until == date(2026, 12, 31)
+    holidays = {date(2027, 1, 1), date(2027, 2, 8)}
+    sessions = [day for day in days_between(date(2027, 1, 1), date(2027, 3, 31)) if day.weekday() < 5]
+    synced = SyncedSessions.of_sessions(
+        "XSHG", date(2027, 1, 1), date(2027, 3, 31), [day for day in sessions if day not in holidays]
+    )
+    extended = derive_calendar(xshg, synced_definition(xshg, synced))
+    assert extended.covered_until == date(2027, 3, 31)
+    assert not extended.is_session(date(2027, 1, 1)) and not extended.is_session(date(2027, 2, 8))
+    assert extended.is_session(date(2027, 1, 4))
+    assert uncovered_note(extended, [datetime(2027, 3, 31, 10, tzinfo=UTC)], SHANGHAI) == ""
+    assert extended.sessions & set(days_between(date(2024, 1, 1), date(2026, 12, 31))) == {
+        day for day in xshg.sessions if date(2024, 1, 1) <= day <= date(2026, 12, 31)
+    }
+    # A range that starts after a gap cannot move the end: the gap would be a guess.
+    gapped = SyncedSessions.of_sessions("XSHG", date(2027, 2, 1), date(2027, 3, 31), sessions)
+    assert derive_calendar(xshg, synced_definition(xshg, gapped)).covered_until == date(2026, 12, 31)
+    # A custom calendar on XSHG gets the synced data, its own dates winning.
+    custom = CalendarDefinition("CO", "XSHG", frozenset({date(2027, 1, 1)}), frozenset({date(2027, 1, 4)}))
+    company = derive_calendar(xshg, combined(custom, synced_definition(xshg, synced)))
+    assert company.covered_until == date(2027, 3, 31)
+    assert company.is_session(date(2027, 1, 1)) and not company.is_session(date(2027, 1, 4))
+    assert not company.is_session(date(2027, 2, 8)) and company.is_session(date(2027, 1, 5))

@@ -505,6 +505,7 @@ export const ALERT_EVENTS = [
   'skipped',
   'slow',
   'recovered',
+  'calendar_data_ending',
 ] as const;
 export type AlertEvent = (typeof ALERT_EVENTS)[number];
 

@@ -485,6 +485,7 @@ export const en: Record<MessageKey, string> = {
   alertEvent_skipped: 'Skipped',
   alertEvent_slow: 'Slow',
   alertEvent_recovered: 'Recovered',
+  alertEvent_calendar_data_ending: 'Calendar data ending',
   alertEvent_test: 'Test message',
   alertEvent_digest: 'Alert digest',
   alertState_pending: 'Pending',

@@ -488,6 +488,7 @@ export const zh = {
   alertEvent_skipped: '被跳过',
   alertEvent_slow: '执行缓慢',
   alertEvent_recovered: '恢复',
+  alertEvent_calendar_data_ending: '交易日历数据将尽',
   alertEvent_test: '测试消息',
   alertEvent_digest: '告警汇总',
   alertState_pending: '待发送',
