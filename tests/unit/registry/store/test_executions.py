@@ -104,6 +104,15 @@ def test_a_retry_continues_its_failed_runs_trace_whichever_scheduler_picks_it_up
     assert retry.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
+def test_a_rerun_joins_the_trace_of_the_call_that_asked_for_it_not_its_originals(db: Database) -> None:
+    [row] = running(db, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    rerun_call = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with db.session() as session:
+        store.end_runs(session, [store.RunEnd(row.id, row.attempt, "failed", {}, "boom")], utcnow())
+        again = manual_runs.rerun_execution(session, row.id, True, utcnow(), rerun_call)
+    assert execution_to_proto(stored(db, again.id)).traceparent == rerun_call
+
+
 def test_an_end_that_lost_its_race_says_why(db: Database) -> None:
     [row] = running(db)
     with db.session() as session:
