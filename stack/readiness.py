@@ -29,7 +29,8 @@ from services.common.server import READINESS_SERVICE
 from stack.ports import LOCALHOST
 
 
-def grpc_health(port: int, token: str) -> str | None:
+def grpc_health(port: int, token: str, service: str = READINESS_SERVICE) -> str | None:
+    """None when the service on `port` says `service` (default: readiness) is SERVING."""
     try:
         with socket.create_connection((LOCALHOST, port), timeout=0.5):
             pass
@@ -40,8 +41,9 @@ def grpc_health(port: int, token: str) -> str | None:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(
-                # What Envoy's health checks and the kubelet ask (services/common/server.py).
-                health_pb2.HealthCheckRequest(service=READINESS_SERVICE),
+                # By default what Envoy's health checks and the kubelet's readiness probe ask
+                # (services/common/server.py).
+                health_pb2.HealthCheckRequest(service=service),
                 timeout=1.0,
                 metadata=[("authorization", f"Bearer {token}")] if token else None,
             )

@@ -19,10 +19,12 @@ How the trace travels (W3C `traceparent`):
 - every gRPC server span is made by the OpenTelemetry gRPC instrumentation's server interceptor
   (services/common/server.py), every client call of the scheduler carries the current context
   (its client interceptors, services/scheduler/clients.py);
-- a manual trigger reaches the scheduler as a feed event, not a call: the registry puts the
-  trigger's `traceparent` on the `execution_ready` event, and the scheduler runs the execution under
-  a span continuing it (services/scheduler/dispatch.py). Scheduled fires start their own trace in
-  the scheduler;
+- a manual trigger reaches the scheduler as a feed event, not a call: the registry stores the
+  trigger's `traceparent` on the run's record (Execution.traceparent; a retry keeps its failed
+  run's), and whichever scheduler drives the run (the one the event reached, or a new leader that
+  picks it up from the database or re-attaches to it after a failover) runs it under a span
+  continuing it (services/scheduler/dispatch.py). Scheduled fires start their own trace in the
+  scheduler;
 - the executor's job runs inside its `Run` call's span; command jobs get `TRACEPARENT` in their
   environment (the OpenTelemetry convention for processes);
 - every JSON log line written inside a span carries `trace_id` and `span_id` next to `request_id`
@@ -82,9 +84,10 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def configure_tracing(service: str, environ: Mapping[str, str] | None = None) -> bool:
+def configure_tracing(service: str, environ: Mapping[str, str] | None = None, exporter: Any = None) -> bool:
     """Sets up the SDK with the OTLP exporter when the environment asks for it; returns whether
-    tracing is on. Call once, at start, before the server and channels are made."""
+    tracing is on. Call once, at start, before the server and channels are made. `exporter`: a
+    span exporter to use instead of OTLP (a unit test's in-memory one)."""
     global _tracer, _provider
     env = os.environ if environ is None else environ
     endpoint = otlp_endpoint(env)
@@ -98,7 +101,7 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
 
     name = env.get("OTEL_SERVICE_NAME", "").strip() or f"zquant-{service}"
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     _provider = provider
     _tracer = provider.get_tracer("zquant.scheduler")

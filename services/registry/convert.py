@@ -175,6 +175,7 @@ def execution_to_proto(
         terminated_by=row.terminated_by or "",
         note=row.note or "",
         trace_id=trace_id_of(row.traceparent),
+        traceparent=row.traceparent or "",
     )
 
 

@@ -159,7 +159,8 @@ class ExecutionRow(Base):
     # A mark on how the run was made, shown in the history (a fire beyond its calendar's data:
     # 日历数据未覆盖, services/common/calendars.py); None = none.
     note: Mapped[str | None] = mapped_column(String(200))
-    # The W3C traceparent of the trigger that made it (with tracing on); NULL otherwise.
+    # The W3C traceparent of the trigger that made it (with tracing on; a retry keeps its failed
+    # run's): every scheduler that drives the run continues it. NULL otherwise.
     traceparent: Mapped[str | None] = mapped_column(String(64))
 
 

@@ -182,10 +182,8 @@ class Dispatcher:
         claim = Claim(handle, response.attempt, task) if handle is not None and response.attempt else None
         self.launch(response.execution, claim)
 
-    def launch(
-        self, execution: task_pb2.Execution, claim: Claim | None = None, traceparent: str = ""
-    ) -> None:
-        """Drives `execution` in the background; `traceparent`: the trace of the trigger it joins."""
+    def launch(self, execution: task_pb2.Execution, claim: Claim | None = None) -> None:
+        """Drives `execution` in the background, in its trace (Execution.traceparent) when it has one."""
         if execution.id in self._runs or execution.status not in LIVE_STATUSES:
             return
         run = RunHandle(
@@ -198,7 +196,7 @@ class Dispatcher:
         )
         self._runs[execution.id] = run
         self._active_by_task[execution.task_id].add(execution.id)
-        self._background.spawn(self._run(run, execution, claim, traceparent))
+        self._background.spawn(self._run(run, execution, claim))
 
     async def adopt_active_runs(self) -> None:
         """Pending runs in the database (manual triggers, retries, runs a previous scheduler left),
@@ -227,13 +225,15 @@ class Dispatcher:
         if execution.id in self._runs:
             return
         try:
-            started: internal_pb2.StartExecutionResponse = await self._registry.internal.StartExecution(
-                internal_pb2.StartExecutionRequest(
-                    execution_id=execution.id, executor=handle.address, adopt=True
-                ),
-                metadata=self._registry.metadata,
-                timeout=REGISTRY_TIMEOUT_SECONDS,
-            )
+            # In the run's trace: the takeover shows between the two schedulers' spans of the run.
+            with tracing.span("adopt run", execution.traceparent, execution_id=execution.id):
+                started: internal_pb2.StartExecutionResponse = await self._registry.internal.StartExecution(
+                    internal_pb2.StartExecutionRequest(
+                        execution_id=execution.id, executor=handle.address, adopt=True
+                    ),
+                    metadata=self._registry.metadata,
+                    timeout=REGISTRY_TIMEOUT_SECONDS,
+                )
         except grpc.aio.AioRpcError as exc:
             if not run_is_gone(exc):
                 log.warning(
@@ -261,12 +261,12 @@ class Dispatcher:
 
     # ---- one run --------------------------------------------------------------------------------
 
-    async def _run(
-        self, run: RunHandle, execution: task_pb2.Execution, claim: Claim | None, traceparent: str = ""
-    ) -> None:
+    async def _run(self, run: RunHandle, execution: task_pb2.Execution, claim: Claim | None) -> None:
         """Drives a run to its end; `claim` when it was created already claimed for an executor.
-        With tracing on, under one span (continuing the trigger's trace): its calls to the registry
-        and the executor carry it."""
+        With tracing on, under one span continuing the trace stored on the run (Execution.traceparent:
+        its trigger's, whichever scheduler launches it, after a failover too; a new trace when it has
+        none): its calls to the registry and the executor carry it."""
+        traceparent = execution.traceparent
         with tracing.span("run execution", traceparent, execution_id=run.execution_id, task_id=run.task_id):
             await self._drive(run, execution, claim)
 

@@ -155,7 +155,7 @@ class Engine:
         elif event.type == Feed.EVENT_TYPE_TASK_DELETE:
             self._remove(event.task_id)
         elif event.type == Feed.EVENT_TYPE_EXECUTION_READY:
-            self._dispatcher.launch(event.execution, traceparent=event.traceparent)
+            self._dispatcher.launch(event.execution)
             if event.execution.trigger == Trigger.BACKFILL:
                 self._backfill_wake.set()  # a backfill runs: its pass polls again
         elif event.type == Feed.EVENT_TYPE_TERMINATE_REQUESTED:

@@ -39,6 +39,7 @@ EXECUTION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "terminated_by": str,
     "note": str,
     "trace_id": str,
+    "traceparent": str,
 }
 # Absent while unset (proto3 JSON does not print unset messages).
 OPTIONAL_TIMES = {"scheduled_time", "start_time", "end_time"}

@@ -2,7 +2,8 @@
 OTLP collector run here (a real gRPC TraceService server); one REST trigger makes one trace with
 spans from the gateway, the registry, the scheduler and the executor, the services' log lines
 about the run (and the gateway's access log line) carry its trace id next to the request id, and
-the job itself gets `TRACEPARENT`.
+the job itself gets `TRACEPARENT`; a run the next scheduler leader re-attaches to after a failover
+stays in its trigger's trace (the trace is stored on the run, Execution.traceparent).
 
 One stack on SQLite: the propagation does not depend on the backend, and the cluster bus carries
 the feed event whole (tests/unit/registry/live/test_cluster.py)."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -100,17 +102,20 @@ def log_lines(stack: Stack) -> list[dict[str, Any]]:
     return lines
 
 
+def command_task(stack: Stack, *command: str) -> tuple[Api, dict[str, Any]]:
+    """The admin's client and a new command task (no retries) running `command`."""
+    admin = Api.login(stack.http_url, "admin", ADMIN_PASSWORD)
+    task = admin.create_task(
+        name=unique("traced"), task_type="common_task", config={"command": list(command)}, max_retries=0
+    )
+    return admin, task
+
+
 def test_a_rest_trigger_is_one_trace_from_the_gateway_to_the_executors_job(
     traced_stack: Stack, collector: tuple[Collector, int]
 ) -> None:
     receiver = collector[0]
-    admin = Api.login(traced_stack.http_url, "admin", ADMIN_PASSWORD)
-    task = admin.create_task(
-        name=unique("traced"),
-        task_type="common_task",
-        config={"command": ["/usr/bin/printenv", "TRACEPARENT"]},
-        max_retries=0,
-    )
+    admin, task = command_task(traced_stack, "/usr/bin/printenv", "TRACEPARENT")
     triggered = admin.ok("POST", f"/tasks/{task['id']}/trigger", json={})
     execution_id = triggered["execution_id"]
     run = admin.wait_execution(task["id"], execution_id, timeout=60)
@@ -165,3 +170,58 @@ def test_a_rest_trigger_is_one_trace_from_the_gateway_to_the_executors_job(
     assert access and triggered_line["request_id"] == access[0]["request_id"], (triggered_line, access)
     assert access[0]["trace_id"] == trace_id  # the gateway's access log line too
     assert any(e.get("execution_id") == execution_id for e in by_service["executor"])
+
+
+def test_a_run_adopted_by_the_next_leader_after_a_failover_stays_in_its_triggers_trace(
+    traced_stack: Stack, collector: tuple[Collector, int]
+) -> None:
+    receiver = collector[0]
+    admin, task = command_task(traced_stack, "sh", "-c", "sleep 8; echo done")
+    execution_id = admin.ok("POST", f"/tasks/{task['id']}/trigger", json={})["execution_id"]
+    started = wait_for(
+        lambda: (
+            (run := admin.ok("GET", f"/tasks/{task['id']}/executions/{execution_id}"))["status"] == "running"
+            and run
+        ),
+        20,
+        "the run to start",
+    )
+    trace_id = started["trace_id"]
+    assert len(trace_id) == 32, started
+
+    # The leader dies mid-run (its own span of the run never ends, so it is never exported); the
+    # scheduler started next leads once the old term expires and re-attaches to the run.
+    [scheduler] = traced_stack.config.scheduler_names
+    traced_stack.kill(scheduler)
+    time.sleep(0.5)
+    traced_stack.start_service(scheduler)
+    run = admin.wait_execution(task["id"], execution_id, timeout=60)
+    assert run["status"] == "success", run["error_message"]
+    assert run["trace_id"] == trace_id
+
+    def scheduler_spans() -> set[str]:
+        return {
+            s["name"]
+            for s in receiver.spans()
+            if s["trace_id"] == trace_id and s["service"] == "zquant-scheduler"
+        }
+
+    # The new leader's takeover and its span of the run, in the trigger's trace.
+    wait_for(
+        lambda: scheduler_spans() >= {"adopt run", "run execution"},
+        30,
+        f"the new leader's spans in trace {trace_id}",
+    )
+
+    # Its log line handing the run (attempt 2: the takeover) to the executor carries the trace id.
+    def reattached() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in log_lines(traced_stack)
+            if e.get("message") == "run sent to an executor"
+            and e.get("execution_id") == execution_id
+            and e.get("attempt") == 2
+        ]
+
+    [line] = wait_for(reattached, 15, "the new leader's log line of the re-attached run")
+    assert line["trace_id"] == trace_id, line

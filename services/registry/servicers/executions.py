@@ -12,6 +12,7 @@ from services.common.errors import InvalidArgument
 from services.common.input_checks import check_empty_body, parse_body_fields, shown
 from services.common.log_lines import LogStream, log_lines
 from services.common.server import current_principal
+from services.common.tracing import current_traceparent
 from services.common.vocabulary import LIVE_STATUSES, ExecutionStatus
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, stats_to_proto
@@ -208,15 +209,18 @@ class ExecutionServicer:
         if (rerun_from == RERUN_FROM_NODE) != (node > 0):
             raise InvalidArgument("task_id（要重跑的节点）需要且只能与 from = node 一起给出")
         now = self._app.clock()
+        traceparent = current_traceparent()  # the rerun joins this call's trace, as a trigger does
 
         def rerun() -> tuple[ExecutionRow, str]:
             # Serialized as a trigger: the forbid check and the insert cannot race another trigger.
             with self._app.db.session(serialized=True) as session:
                 if rerun_from == RERUN_FROM_NODE:
-                    row = manual_runs.rerun_node(session, request.execution_id, node, now, principal.username)
+                    row = manual_runs.rerun_node(
+                        session, request.execution_id, node, now, principal.username, traceparent
+                    )
                 else:
                     row = manual_runs.rerun_execution(
-                        session, request.execution_id, rerun_from == RERUN_FROM_FAILED, now
+                        session, request.execution_id, rerun_from == RERUN_FROM_FAILED, now, traceparent
                     )
                 return row, self._app.task_names.get(session, row.task_id)
 

@@ -424,7 +424,6 @@ class TaskServicer:
             internal_pb2.WatchSchedulerEventsResponse(
                 type=internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_EXECUTION_READY,
                 execution=execution_to_proto(row),
-                traceparent=traceparent,
             )
         )
         return task_service_pb2.TriggerTaskResponse(

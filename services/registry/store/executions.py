@@ -69,7 +69,8 @@ class NewExecution:
     rerun_of_id: int = 0
     # The user who started it by hand ("" for the scheduler's runs).
     triggered_by: str = ""
-    # The W3C traceparent of the call that made it ("" = none: tracing off, or a scheduled fire).
+    # The W3C traceparent the run's spans continue: the trigger's, or a retry's failed run's ("" =
+    # none: tracing off, or a scheduled fire).
     traceparent: str = ""
     # Execution.note ("" = none).
     note: str = ""
@@ -465,6 +466,8 @@ def schedule_retry(session: Session, failed: ExecutionRow, now: datetime) -> Exe
             params=failed.params,
             backfill_id=failed.backfill_id or 0,
             rerun_of_id=failed.id,
+            # The retry continues its failed run's trace (tracing.py): one trace for the whole try.
+            traceparent=failed.traceparent or "",
         ),
         now,
     )

@@ -100,9 +100,12 @@ def trigger_execution(
     return row
 
 
-def rerun_execution(session: Session, execution_id: int, from_failed: bool, now: datetime) -> ExecutionRow:
+def rerun_execution(
+    session: Session, execution_id: int, from_failed: bool, now: datetime, traceparent: str = ""
+) -> ExecutionRow:
     """A failed or terminated run again, as a new manual run for the same date with the same
-    params, linked to it; a workflow run from its failed step reuses the nodes that succeeded."""
+    params, linked to it, in the trace `traceparent` (the rerun call's, as a trigger's); a workflow
+    run from its failed step reuses the nodes that succeeded."""
     original = get_execution(session, execution_id)
     if original.status not in FAILED_STATUSES:
         raise FailedPrecondition(
@@ -111,20 +114,23 @@ def rerun_execution(session: Session, execution_id: int, from_failed: bool, now:
         )
     task = get_task(session, original.task_id)
     day = date.fromisoformat(run_logical_date(original, task.timezone))
-    row = trigger_execution(session, task.id, now, original.params, day, rerun_of_id=original.id)
+    row = trigger_execution(
+        session, task.id, now, original.params, day, rerun_of_id=original.id, traceparent=traceparent
+    )
     if from_failed and task.task_type == TaskType.WORKFLOW:
         reuse_succeeded_nodes(session, original.id, row.id, now)
     return row
 
 
 def rerun_node(
-    session: Session, execution_id: int, node_task_id: int, now: datetime, actor: str
+    session: Session, execution_id: int, node_task_id: int, now: datetime, actor: str, traceparent: str = ""
 ) -> ExecutionRow:
     """One node of a finished workflow run again, alone: a new manual run of the node's task for
     the workflow run's date with its params, recorded as a child of that run (its DAG view shows
     the newest attempt of each node, so this one) and linked to the node's previous attempt there
     (`rerun_of_id`; the workflow run itself when the node never ran in it). The workflow run keeps
-    its status; a later rerun of it from the failed step reuses this node if it succeeded.
+    its status; a later rerun of it from the failed step reuses this node if it succeeded. In the
+    trace `traceparent` (the rerun call's).
 
     The node must be one of the workflow's (as defined now, or as the run ran it): InvalidArgument
     otherwise; a run still live: FailedPrecondition, both with RUN_NOT_RERUNNABLE."""
@@ -150,7 +156,16 @@ def rerun_node(
         )
     day = date.fromisoformat(run_logical_date(original, workflow.timezone))
     linked = max(previous, key=lambda child: child.id).id if previous else original.id
-    row = trigger_execution(session, node_task_id, now, original.params, day, rerun_of_id=linked, actor=actor)
+    row = trigger_execution(
+        session,
+        node_task_id,
+        now,
+        original.params,
+        day,
+        rerun_of_id=linked,
+        actor=actor,
+        traceparent=traceparent,
+    )
     session.execute(
         update(ExecutionRow).where(ExecutionRow.id == row.id).values(parent_execution_id=original.id)
     )

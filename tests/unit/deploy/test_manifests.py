@@ -602,7 +602,7 @@ def test_envoy_accepts_the_kubernetes_config(tmp_path: Path) -> None:
 # -- images ---------------------------------------------------------------------------------------
 
 
-def _stages(dockerfile: Path) -> tuple[dict[str, str], list[list[str]]]:
+def dockerfile_stages(dockerfile: Path) -> tuple[dict[str, str], list[list[str]]]:
     """ARG defaults declared before the first FROM, and the instructions of each stage."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))  # join continued lines
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
@@ -629,7 +629,7 @@ DOCKERFILES = {
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_dockerfiles_pin_their_bases_and_run_as_uid_10001(name: str) -> None:
-    args, stages = _stages(DOCKER / name)
+    args, stages = dockerfile_stages(DOCKER / name)
     bases = set()
     for stage in stages:
         image = stage[0].split()[1]
@@ -644,7 +644,7 @@ def test_dockerfiles_pin_their_bases_and_run_as_uid_10001(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_dockerfile_sources_exist_and_are_in_the_build_context(name: str) -> None:
-    _, stages = _stages(DOCKER / name)
+    _, stages = dockerfile_stages(DOCKER / name)
     ignore = (DOCKER / f"{name}.dockerignore").read_text(encoding="utf-8").splitlines()
     rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", f"{name}.dockerignore must be an allow-list: `*` first, then `!path` lines"

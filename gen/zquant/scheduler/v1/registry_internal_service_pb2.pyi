@@ -20,7 +20,7 @@ class WatchSchedulerEventsRequest(_message.Message):
     def __init__(self, snapshot_pages: _Optional[bool] = ...) -> None: ...
 
 class WatchSchedulerEventsResponse(_message.Message):
-    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks", "traceparent")
+    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks")
     class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         EVENT_TYPE_UNSPECIFIED: _ClassVar[WatchSchedulerEventsResponse.EventType]
@@ -47,7 +47,6 @@ class WatchSchedulerEventsResponse(_message.Message):
     LAST_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_CALENDAR_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_TASKS_FIELD_NUMBER: _ClassVar[int]
-    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     type: WatchSchedulerEventsResponse.EventType
     task: _task_pb2.Task
     task_id: int
@@ -56,8 +55,7 @@ class WatchSchedulerEventsResponse(_message.Message):
     last_scheduled_time: _timestamp_pb2.Timestamp
     custom_calendar: _task_pb2.Calendar
     snapshot_tasks: _containers.RepeatedCompositeFieldContainer[WatchSchedulerEventsResponse]
-    traceparent: str
-    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
     __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds", "logical_date", "params", "note")

@@ -79,7 +79,7 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., task_type: _Optional[str] = ..., cron_expression: _Optional[str] = ..., interval_seconds: _Optional[int] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., description: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_retries: _Optional[int] = ..., retry_interval: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., misfire_policy: _Optional[str] = ..., misfire_grace_seconds: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., updated_by: _Optional[str] = ..., next_run_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_status: _Optional[str] = ..., latest_execution_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_execution_status: _Optional[str] = ..., dependencies: _Optional[_Iterable[int]] = ..., node_name: _Optional[str] = ..., calendar: _Optional[str] = ..., calendar_shift: _Optional[int] = ..., calendar_holidays: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., retention_days: _Optional[int] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("id", "task_id", "parent_execution_id", "status", "trigger", "scheduled_time", "start_time", "end_time", "duration_seconds", "result", "error_message", "retry_count", "executor", "created_at", "task_name", "logical_date", "params", "rerun_of_execution_id", "triggered_by", "terminated_by", "note", "trace_id")
+    __slots__ = ("id", "task_id", "parent_execution_id", "status", "trigger", "scheduled_time", "start_time", "end_time", "duration_seconds", "result", "error_message", "retry_count", "executor", "created_at", "task_name", "logical_date", "params", "rerun_of_execution_id", "triggered_by", "terminated_by", "note", "trace_id", "traceparent")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class Execution(_message.Message):
     TERMINATED_BY_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     id: int
     task_id: int
     parent_execution_id: int
@@ -124,7 +125,8 @@ class Execution(_message.Message):
     terminated_by: str
     note: str
     trace_id: str
-    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., parent_execution_id: _Optional[int] = ..., status: _Optional[str] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., executor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_name: _Optional[str] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., rerun_of_execution_id: _Optional[int] = ..., triggered_by: _Optional[str] = ..., terminated_by: _Optional[str] = ..., note: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, id: _Optional[int] = ..., task_id: _Optional[int] = ..., parent_execution_id: _Optional[int] = ..., status: _Optional[str] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error_message: _Optional[str] = ..., retry_count: _Optional[int] = ..., executor: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., task_name: _Optional[str] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., rerun_of_execution_id: _Optional[int] = ..., triggered_by: _Optional[str] = ..., terminated_by: _Optional[str] = ..., note: _Optional[str] = ..., trace_id: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class Stats(_message.Message):
     __slots__ = ("total_executions", "success_count", "failed_count", "running_count", "pending_count", "terminated_count", "skipped_count", "success_rate", "avg_duration_seconds", "latest_execution_time")

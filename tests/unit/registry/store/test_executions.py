@@ -9,6 +9,7 @@ import pytest
 
 from services.common.errors import FailedPrecondition, InvalidArgument, Reason
 from services.common.vocabulary import DRAIN_INTERRUPTED_MESSAGE
+from services.registry.convert import execution_to_proto
 from services.registry.db import Database, utcnow
 from services.registry.models import ExecutionRow
 from services.registry.store import executions as store
@@ -16,8 +17,9 @@ from services.registry.store import manual_runs
 from services.registry.store import tasks as task_store
 
 
-def running(db: Database, count: int = 1, max_retries: int = 0) -> list[ExecutionRow]:
-    """Runs as StartExecution leaves them: running, attempt 1, progress {"step": 1} stored."""
+def running(db: Database, count: int = 1, max_retries: int = 0, traceparent: str = "") -> list[ExecutionRow]:
+    """Runs as StartExecution leaves them: running, attempt 1, progress {"step": 1} stored;
+    manual runs, in the trace `traceparent` when given."""
     now = utcnow()
     with db.session() as session:
         task = task_store.create_task(
@@ -30,7 +32,11 @@ def running(db: Database, count: int = 1, max_retries: int = 0) -> list[Executio
         rows = []
         for _ in range(count):
             row, _ = store.create_execution(
-                session, store.NewExecution(task_id=task.id, trigger="manual", scheduled_time=now), now
+                session,
+                store.NewExecution(
+                    task_id=task.id, trigger="manual", scheduled_time=now, traceparent=traceparent
+                ),
+                now,
             )
             row = store.claim_execution(session, row.id, store.Claim("executor-test", now), now)
             store.write_progress(session, {row.id: (row.attempt, {"step": 1})})
@@ -84,6 +90,27 @@ def test_a_failed_run_with_retries_left_gets_its_retry_on_either_path(db: Databa
     for run in ended:
         assert run.row.error_message == "boom" and run.retry is not None
         assert run.retry.trigger == "retry" and run.retry.status == "pending"
+
+
+def test_a_retry_continues_its_failed_runs_trace_whichever_scheduler_picks_it_up(db: Database) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    [row] = running(db, max_retries=1, traceparent=traceparent)
+    with db.session() as session:
+        [run] = store.end_runs(session, [store.RunEnd(row.id, row.attempt, "failed", {}, "boom")], utcnow())
+    assert run.retry is not None
+    # Stored, so a scheduler that finds the retry in the database (after a failover) has it too.
+    retry = execution_to_proto(stored(db, run.retry.id))
+    assert retry.traceparent == traceparent
+    assert retry.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_a_rerun_joins_the_trace_of_the_call_that_asked_for_it_not_its_originals(db: Database) -> None:
+    [row] = running(db, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    rerun_call = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with db.session() as session:
+        store.end_runs(session, [store.RunEnd(row.id, row.attempt, "failed", {}, "boom")], utcnow())
+        again = manual_runs.rerun_execution(session, row.id, True, utcnow(), rerun_call)
+    assert execution_to_proto(stored(db, again.id)).traceparent == rerun_call
 
 
 def test_an_end_that_lost_its_race_says_why(db: Database) -> None:
