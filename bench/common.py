@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
+
+from stack import Stack, StackConfig
+from tests.conftest import database_url
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -116,3 +122,41 @@ def print_calibration(results: dict[str, float]) -> None:
     print("calibration (this machine, now):")
     for name, value in results.items():
         print(f"  {name:34s} {value:8.3f}")
+
+
+def load_average() -> str:
+    """The machine's load averages (1, 5 and 15 minutes), as a benchmark reports them."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+@contextlib.contextmanager
+def stack_on(backend: str, executors: int, admin_password: str, indent: str = "") -> Iterator[Stack]:
+    """A stack of its own on `backend` (SQLite in a temporary directory, or a throwaway schema of
+    the PostgreSQL test database) with `executors` executors, the admin's password set, and the
+    machine's load average printed before and after (each line starting with `indent`)."""
+    print(f"{indent}load average before: {load_average()}")
+    with tempfile.TemporaryDirectory() as tmp, database_url(backend, tmp) as url:
+        config = StackConfig.build(
+            Path(tmp),
+            free_ports=True,
+            executors=executors,
+            static=False,
+            database_url=url,
+            extra_env={"ZQ_ADMIN_PASSWORD": admin_password},
+        )
+        with Stack(config) as stack:
+            yield stack
+    print(f"{indent}load average after: {load_average()}")
+
+
+def admin_client(stack: Stack, admin_password: str) -> httpx.Client:
+    """An HTTP client of the stack's REST API, logged in as the admin."""
+    login = httpx.post(
+        f"{stack.http_url}/api/v1/auth/login", json={"username": "admin", "password": admin_password}
+    )
+    login.raise_for_status()
+    return httpx.Client(
+        base_url=stack.http_url,
+        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        timeout=30,
+    )

@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
-from bench.common import percentile, process_cpu_seconds
-from stack import Stack, StackConfig
-from tests.conftest import database_url
+from bench.common import admin_client, percentile, process_cpu_seconds, stack_on
+from stack import Stack
 
 ADMIN_PASSWORD = "bench-admin-password"
 # Prints `lag <seq> <unix time>` lines, evenly spread: argv = count, seconds.
@@ -126,15 +122,7 @@ def through_the_stack(stack: Stack, client: httpx.Client, count: int, seconds: f
 
 
 def run(stack: Stack) -> None:
-    login = httpx.post(
-        f"{stack.http_url}/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-    )
-    login.raise_for_status()
-    client = httpx.Client(
-        base_url=stack.http_url,
-        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
-        timeout=30,
-    )
+    client = admin_client(stack, ADMIN_PASSWORD)
     floor = pipe_floor(*LOADS[1][1:])
     print(f"  floor, the flood read from its pipe: {floor.line()}")
     for name, count, seconds in LOADS:
@@ -158,19 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"== live log lag: a command's line -> an SSE reader through Envoy, {backend} (goal p99 < 1 s) =="
         )
-        print(f"  load average before: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
-        with tempfile.TemporaryDirectory() as tmp, database_url(backend, tmp) as url:
-            config = StackConfig.build(
-                Path(tmp),
-                free_ports=True,
-                executors=1,
-                static=False,
-                database_url=url,
-                extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD},
-            )
-            with Stack(config) as stack:
-                run(stack)
-        print(f"  load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+        with stack_on(backend, executors=1, admin_password=ADMIN_PASSWORD, indent="  ") as stack:
+            run(stack)
 
 
 if __name__ == "__main__":

@@ -22,22 +22,18 @@ which runs a 20,000-row trial. PostgreSQL runs in a throwaway schema of the test
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, func, insert, select
 
-from bench.common import percentile
+from bench.common import admin_client, percentile, stack_on
 from services.registry.db import normalize_url
 from services.registry.models import ExecutionRow
-from stack import Stack, StackConfig
-from tests.conftest import database_url
+from stack import Stack
 
 ADMIN_PASSWORD = "bench-admin-password"
 INSERT_CHUNK = 20_000
@@ -133,15 +129,7 @@ def report(name: str, latencies: dict[str, list[float]]) -> float:
 
 
 def run(stack: Stack, url: str, rows: int) -> None:
-    login = httpx.post(
-        f"{stack.http_url}/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-    )
-    login.raise_for_status()
-    client = httpx.Client(
-        base_url=stack.http_url,
-        headers={"Authorization": f"Bearer {login.json()['access_token']}"},
-        timeout=30,
-    )
+    client = admin_client(stack, ADMIN_PASSWORD)
     created = client.post(
         "/api/v1/scheduler/tasks",
         json={
@@ -182,19 +170,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.backend not in (backend, "both"):
             continue
         print(f"== history purge vs API latency: {args.rows:,} old runs, {backend} ==")
-        print(f"load average before: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
-        with tempfile.TemporaryDirectory() as tmp, database_url(backend, tmp) as url:
-            config = StackConfig.build(
-                Path(tmp),
-                free_ports=True,
-                executors=0,
-                static=False,
-                database_url=url,
-                extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD},
-            )
-            with Stack(config) as stack:
-                run(stack, url, args.rows)
-        print(f"load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
+        with stack_on(backend, executors=0, admin_password=ADMIN_PASSWORD) as stack:
+            run(stack, stack.config.database_url, args.rows)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from services.registry.store.backfills import Progress
 from services.registry.store.calendars import DEFINITIONS, definition_of
 from services.registry.store.executions import NewExecution
 from services.registry.store.run_history import StatsRow
-from services.registry.store.tasks import LatestRun, next_run_time, schedule_status
+from services.registry.store.task_listing import LatestRun, next_run_time, schedule_status
 from zquant.scheduler.v1 import backfill_service_pb2, status_service_pb2, task_pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 

@@ -72,7 +72,7 @@ class TaskRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64), default="")
     updated_by: Mapped[str] = mapped_column(String(64), default="")
-    # A JSON list of strings (store/tasks.py has the rules); the list filters on it in SQL.
+    # A JSON list of strings (store/task_rules.py has the rules); the list filters on it in SQL.
     tags: Mapped[list[str]] = mapped_column(JsonDict, default=list)
 
 

@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.structs import dict_to_struct
 from services.registry.server import create_server
 from services.registry.settings import RegistrySettings
-from services.registry.store.tasks import MAX_BATCH
+from services.registry.store.task_batches import MAX_BATCH
 from zquant.scheduler.v1 import (
     task_service_pb2,
     task_service_pb2_grpc,

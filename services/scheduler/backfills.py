@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import grpc
 
-from services.scheduler.clients import RegistryClient
+from services.scheduler.clients import REGISTRY_TIMEOUT_SECONDS, RegistryClient
 from services.scheduler.reasons import describe
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 ADVANCE_SECONDS = 1.0
 IDLE_SECONDS = 30.0
-REGISTRY_TIMEOUT_SECONDS = 30
 
 
 async def drive_backfills(

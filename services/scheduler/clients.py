@@ -30,6 +30,8 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+# A call to the registry that has not answered by then has failed.
+REGISTRY_TIMEOUT_SECONDS = 30
 
 
 class RegistryClient:

@@ -9,7 +9,7 @@ Callers see the same as with the single RPCs: the response, or an AioRpcError wi
 reason the single call would have raised. A registry without RecordRuns (older, mid rolling
 upgrade) gets the single RPCs.
 
-Fires (`engine.py`), plain runs (`dispatch.py`) and workflow runs (`workflow_runs.py`) all record
+Fires (`engine.py`), plain runs (`dispatch.py`, `executor_stream.py`) and workflow runs (`workflow_runs.py`) all record
 through here, and share its rules for a run's updates: `record_fire` (a fire's run, keyed by task +
 planned time; nothing when the task is gone), `report` (a failed progress report costs that report,
 not the run) and `end` (the final status is retried through registry hiccups, since losing it

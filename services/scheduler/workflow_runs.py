@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from services.common.vocabulary import FAILED_STATUSES, FINAL_STATUSES, Trigger
 from services.common.vocabulary import ExecutionStatus as Status
 from services.common.workflow_plan import Node, Plan
-from services.scheduler.clients import RegistryClient
+from services.scheduler.clients import REGISTRY_TIMEOUT_SECONDS, RegistryClient
 from services.scheduler.ledger import RunLedger
 from services.scheduler.reasons import run_is_gone, task_is_gone
 from services.scheduler.workflows import (
@@ -36,7 +36,6 @@ from services.scheduler.workflows import (
 from zquant.scheduler.v1 import execution_service_pb2, task_pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
-REGISTRY_TIMEOUT_SECONDS = 30
 # A workflow's children: its nodes and their retries.
 MAX_CHILDREN = 1000
 

@@ -29,7 +29,7 @@ from services.registry.live.list_cache import CachedPage
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.servicers.audit import caller
 from services.registry.servicers.status import trigger_message
-from services.registry.store import audit, manual_runs
+from services.registry.store import audit, manual_runs, task_batches, task_listing, task_rules
 from services.registry.store import tasks as store
 from services.registry.store.audit import Action, Actor, Target
 from services.registry.store.leadership import current_leader
@@ -90,7 +90,7 @@ def json_batch(data: bytes) -> list[dict[str, Any]]:
     items = body.get("tasks") or []
     if not isinstance(items, list):
         raise InvalidArgument("tasks 必须是 JSON 数组", reason=Reason.TASK_INVALID)
-    store.check_batch_size(len(items))
+    task_batches.check_batch_size(len(items))
     return [json_fields(item, f"tasks[{index}]") for index, item in enumerate(items)]
 
 
@@ -106,7 +106,7 @@ async def publish_in_slices(
 
 
 def _audit_create(session: Session, actor: Actor, row: TaskRow, now: datetime) -> None:
-    fields = store.editable_values(row)
+    fields = task_rules.editable_values(row)
     given = {name: value for name, value in fields.items() if value not in (None, "", [], {})}
     audit.record(session, actor, Action.TASK_CREATE, Target.TASK, row.id, now, name=row.name, changes=given)
 
@@ -146,7 +146,7 @@ class TaskServicer:
         self, request: task_service_pb2.BatchCreateTasksRequest, context: Context
     ) -> task_service_pb2.BatchCreateTasksResponse:
         actor = caller(context, "admin")
-        store.check_batch_size(len(request.tasks))  # before converting what would be refused
+        task_batches.check_batch_size(len(request.tasks))  # before converting what would be refused
         return await self._publish_batch([create_fields(item) for item in request.tasks], actor)
 
     async def BatchCreateTasksJson(
@@ -169,7 +169,7 @@ class TaskServicer:
     ) -> tuple[task_service_pb2.BatchCreateTasksResponse, list[internal_pb2.WatchSchedulerEventsResponse]]:
         now = self._app.clock()
         with self._app.db.session() as session:
-            rows = store.create_tasks(
+            rows = task_batches.create_tasks(
                 session,
                 items,
                 actor.username,
@@ -182,7 +182,7 @@ class TaskServicer:
         return task_service_pb2.BatchCreateTasksResponse(tasks=[event.task for event in events]), events
 
     async def _page(self, request: task_service_pb2.ListTasksRequest) -> CachedPage:
-        query = store.TaskQuery(
+        query = task_listing.TaskQuery(
             skip=request.skip,
             limit=request.limit or 20,
             task_type=request.task_type,
@@ -201,8 +201,8 @@ class TaskServicer:
 
         def read() -> task_service_pb2.ListTasksResponse:
             with self._app.db.session() as session:
-                rows, total = store.list_tasks(session, query)
-                latest = store.latest_runs(session, [row.id for row in rows])
+                rows, total = task_listing.list_tasks(session, query)
+                latest = task_listing.latest_runs(session, [row.id for row in rows])
             return task_service_pb2.ListTasksResponse(
                 tasks=[task_to_proto(row, now, latest.get(row.id)) for row in rows],
                 total=total,
@@ -231,7 +231,7 @@ class TaskServicer:
         def read() -> task_pb2.Task:
             with self._app.db.session() as session:
                 row = store.get_task(session, request.task_id)
-                latest = store.latest_runs(session, [row.id]).get(row.id)
+                latest = task_listing.latest_runs(session, [row.id]).get(row.id)
             return task_to_proto(row, self._app.clock(), latest)
 
         return await asyncio.to_thread(read)
@@ -253,7 +253,7 @@ class TaskServicer:
         def change() -> TaskRow:
             now = self._app.clock()
             with self._app.db.session() as session:
-                before = store.editable_values(store.get_task(session, task_id))
+                before = task_rules.editable_values(store.get_task(session, task_id))
                 row = store.update_task(session, task_id, changes, actor.username, now)
                 audit.record(
                     session,
@@ -263,7 +263,7 @@ class TaskServicer:
                     row.id,
                     now,
                     name=row.name,
-                    changes=audit.diff(before, store.editable_values(row)),
+                    changes=audit.diff(before, task_rules.editable_values(row)),
                 )
                 return row
 
@@ -309,7 +309,7 @@ class TaskServicer:
         actor = caller(context, "operator")
         now = self._app.clock()
 
-        def change() -> tuple[TaskRow, store.LatestRun | None]:
+        def change() -> tuple[TaskRow, task_listing.LatestRun | None]:
             with self._app.db.session() as session:
                 if enabled is not None:
                     row = store.set_enabled(session, task_id, enabled, actor.username, now)
@@ -319,7 +319,7 @@ class TaskServicer:
                     row = store.set_paused(session, task_id, paused, actor.username, now)
                     action = Action.TASK_PAUSE if paused else Action.TASK_RESUME
                 audit.record(session, actor, action, Target.TASK, row.id, now, name=row.name)
-                return row, store.latest_runs(session, [row.id]).get(row.id)
+                return row, task_listing.latest_runs(session, [row.id]).get(row.id)
 
         row, latest = await asyncio.to_thread(change)
         self._app.events.publish_scheduler(task_event(row, now))

@@ -23,7 +23,8 @@ from services.registry.convert import task_to_proto, to_timestamp
 from services.registry.models import TaskRow
 from services.registry.store import tasks as task_store
 from services.registry.store.calendars import resolve_or_refuse
-from services.registry.store.tasks import MAX_CRON, MAX_TIMEZONE
+from services.registry.store.task_listing import latest_runs
+from services.registry.store.task_rules import MAX_CALENDAR, MAX_CRON, MAX_TIMEZONE
 from services.registry.store.workflows import validate_workflow
 from zquant.scheduler.v1 import cron_service_pb2, workflow_service_pb2
 
@@ -52,7 +53,7 @@ class WorkflowServicer:
                 row.id: row
                 for row in session.scalars(select(TaskRow).where(TaskRow.id.in_([n.task_id for n in nodes])))
             }
-            latest = task_store.latest_runs(session, list(rows))
+            latest = latest_runs(session, list(rows))
         tasks = []
         for node in nodes:
             row = rows.get(node.task_id)
@@ -118,7 +119,7 @@ class CronServicer:
         if not expression:
             raise InvalidArgument("Cron表达式不能为空", reason=Reason.CRON_INVALID)
         calendar_name = check_text(
-            request.calendar.strip(), "交易日历", task_store.MAX_CALENDAR, reason=Reason.CALENDAR_UNKNOWN
+            request.calendar.strip(), "交易日历", MAX_CALENDAR, reason=Reason.CALENDAR_UNKNOWN
         )
         if not -MAX_SHIFT <= request.calendar_shift <= MAX_SHIFT:
             raise InvalidArgument(f"交易日偏移必须在{-MAX_SHIFT}到{MAX_SHIFT}之间")

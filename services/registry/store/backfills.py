@@ -34,7 +34,8 @@ from services.common.vocabulary import ExecutionStatus as Status
 from services.registry.models import BackfillRow, ExecutionRow
 from services.registry.store.executions import NewExecution, create_executions, execution_values
 from services.registry.store.manual_runs import check_params_fit, terminate_with_children
-from services.registry.store.tasks import get_task, timing_of
+from services.registry.store.task_rules import timing_of
+from services.registry.store.tasks import get_task
 
 MAX_BACKFILL_RUNS = 10_000
 MAX_PARALLEL = 100

@@ -13,7 +13,7 @@ exactly what the import would do.
 
 Import is the bulk path (the init script uses it; issue 16 asks >= 5,000 tasks/s): every item is
 checked in memory, the new non-workflow tasks go in with Core INSERTs of a thousand rows
-(``tasks.insert_new``: no ORM unit of work per row), then each new workflow, whose config
+(``task_batches.insert_new``: no ORM unit of work per row), then each new workflow, whose config
 references its sub-tasks by id. Existing tasks are loaded by name a thousand at a time and updated
 through ``tasks.update_task`` (an update is rarer, and keeps every rule of a single update).
 
@@ -37,7 +37,9 @@ from services.common.input_checks import parse_rfc3339, shown
 from services.common.vocabulary import TaskType
 from services.registry.db import Database
 from services.registry.models import TaskRow
-from services.registry.store import tasks as store
+from services.registry.store.task_batches import insert_new
+from services.registry.store.task_rules import EDITABLE, new_task
+from services.registry.store.tasks import name_taken, update_task
 
 DOCUMENT_VERSION = 1
 # Items per export page, and the most one import takes (the gateway's 1 MiB body is the other bound).
@@ -47,7 +49,7 @@ MAX_IMPORT = 20_000
 # Names looked up per statement (PostgreSQL allows 65,535 parameters, SQLite 32,766).
 NAMES_PER_QUERY = 1000
 # An item's fields: what a create accepts.
-ACCEPTED = store.EDITABLE | {"task_type"}
+ACCEPTED = EDITABLE | {"task_type"}
 # Fields whose empty value is stored as "nothing": "" / 0 / null compare equal.
 CLEARABLE = frozenset({"cron_expression", "interval_seconds", "run_at", "description", "timeout_seconds"})
 
@@ -365,7 +367,7 @@ def import_document(
                     wanted = {key: value for key, value in item.items() if value is not None}
                     if item.get("task_type") == TaskType.WORKFLOW:
                         wanted["config"] = config_by_id(item.get("config"), ids)
-                    new_rows.append((index, store.new_task(session, wanted, actor, default_timezone, now)))
+                    new_rows.append((index, new_task(session, wanted, actor, default_timezone, now)))
                     continue
                 action = _update(session, row, item, ids, stored_names, actor, now)
                 actions[index] = (name, action, row.id)
@@ -375,10 +377,10 @@ def import_document(
                 if referenced_names(item) & {entry.name for entry in invalid}:
                     continue  # a workflow whose sub-task is refused: that item's own error says why
                 invalid.append(InvalidItem(index, name, exc))
-        inserted = store.insert_new(session, [row for _, row in new_rows])
+        inserted = insert_new(session, [row for _, row in new_rows])
         for index, row in new_rows:
             if row.name not in inserted:  # created since the names were looked up
-                invalid.append(InvalidItem(index, row.name, store.name_taken(row.name)))
+                invalid.append(InvalidItem(index, row.name, name_taken(row.name)))
                 continue
             row.id = ids[row.name] = inserted[row.name]
             actions[index] = (row.name, CREATED, row.id)
@@ -411,7 +413,7 @@ def _update(
         return UNCHANGED
     if "config" in changes and row.task_type == TaskType.WORKFLOW:
         changes["config"] = config_by_id(changes["config"], ids)
-    store.update_task(session, row.id, changes, actor, now)
+    update_task(session, row.id, changes, actor, now)
     return UPDATED
 
 

@@ -20,7 +20,8 @@ import {
   Typography,
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
-import { useCallback, useState } from 'react';
+import type { FormInstance } from 'antd/es/form';
+import { type ReactNode, useCallback, useState } from 'react';
 
 import { api, errorText } from '../api/client';
 import {
@@ -341,6 +342,58 @@ export function AlertsDrawer({ onClose }: { onClose: () => void }) {
   );
 }
 
+/** The modal of a channel's or a rule's form, new or edited: OK validates the form, saves it through
+ * `save` (a create or an update) and reports the outcome; `onSaved` follows a save that worked. */
+function AlertFormModal<Values extends object>({
+  form,
+  editing,
+  title,
+  submitTestId,
+  save,
+  onClose,
+  onSaved,
+  children,
+}: {
+  form: FormInstance<Values>;
+  editing: boolean;
+  title: string;
+  submitTestId: string;
+  save: (values: Values) => Promise<unknown>;
+  onClose: () => void;
+  onSaved: () => void;
+  children: ReactNode;
+}) {
+  const { t } = useI18n();
+  const act = useAction();
+  const [saving, setSaving] = useState(false);
+  const submit = async () => {
+    let values: Values;
+    try {
+      values = await form.validateFields();
+    } catch {
+      return;
+    }
+    setSaving(true);
+    const saved = await act(() => save(values), { success: t('alertSaved'), failure: t('alertSaveFailed') });
+    setSaving(false);
+    if (saved) onSaved();
+  };
+  return (
+    <Modal
+      open
+      title={title}
+      okText={editing ? t('alertSave') : t('create')}
+      cancelText={t('cancel')}
+      confirmLoading={saving}
+      okButtonProps={testId(submitTestId)}
+      onOk={() => void submit()}
+      onCancel={onClose}
+    >
+      {children}
+    </Modal>
+  );
+}
+
 interface ChannelForm {
   name: string;
   type: AlertChannelType;
@@ -358,39 +411,21 @@ function ChannelModal({
   onSaved: () => void;
 }) {
   const { t } = useI18n();
-  const act = useAction();
   const [form] = Form.useForm<ChannelForm>();
-  const [saving, setSaving] = useState(false);
-  const submit = async () => {
-    let values: ChannelForm;
-    try {
-      values = await form.validateFields();
-    } catch {
-      return;
-    }
+  const save = (values: ChannelForm) => {
     const config = JSON.parse(values.config) as JsonObject;
-    setSaving(true);
     const body = { name: values.name.trim(), type: values.type, config };
-    const saved = await act(
-      () => (channel ? api.updateAlertChannel(channel.id, body) : api.createAlertChannel(body)),
-      {
-        success: t('alertSaved'),
-        failure: t('alertSaveFailed'),
-      },
-    );
-    setSaving(false);
-    if (saved) onSaved();
+    return channel ? api.updateAlertChannel(channel.id, body) : api.createAlertChannel(body);
   };
   return (
-    <Modal
-      open
+    <AlertFormModal<ChannelForm>
+      form={form}
+      editing={channel !== undefined}
       title={channel ? t('alertChannelEdit', { name: channel.name }) : t('alertChannelCreate')}
-      okText={channel ? t('alertSave') : t('create')}
-      cancelText={t('cancel')}
-      confirmLoading={saving}
-      okButtonProps={testId('alert-channel-submit')}
-      onOk={() => void submit()}
-      onCancel={onClose}
+      submitTestId="alert-channel-submit"
+      save={save}
+      onClose={onClose}
+      onSaved={onSaved}
     >
       <Form<ChannelForm>
         form={form}
@@ -435,7 +470,7 @@ function ChannelModal({
           </Typography.Text>
         )}
       </Form>
-    </Modal>
+    </AlertFormModal>
   );
 }
 
@@ -463,40 +498,25 @@ function RuleModal({
   onSaved: () => void;
 }) {
   const { t } = useI18n();
-  const act = useAction();
   const [form] = Form.useForm<RuleForm>();
-  const [saving, setSaving] = useState(false);
-  const submit = async () => {
-    let values: RuleForm;
-    try {
-      values = await form.validateFields();
-    } catch {
-      return;
-    }
-    setSaving(true);
+  const save = (values: RuleForm) => {
     const body = {
       ...values,
       name: values.name.trim(),
       task_id: values.task_id ?? 0,
       slow_seconds: values.slow_seconds ?? 0,
     };
-    const saved = await act(() => (rule ? api.updateAlertRule(rule.id, body) : api.createAlertRule(body)), {
-      success: t('alertSaved'),
-      failure: t('alertSaveFailed'),
-    });
-    setSaving(false);
-    if (saved) onSaved();
+    return rule ? api.updateAlertRule(rule.id, body) : api.createAlertRule(body);
   };
   return (
-    <Modal
-      open
+    <AlertFormModal<RuleForm>
+      form={form}
+      editing={rule !== undefined}
       title={rule ? t('alertRuleEdit', { name: rule.name }) : t('alertRuleCreate')}
-      okText={rule ? t('alertSave') : t('create')}
-      cancelText={t('cancel')}
-      confirmLoading={saving}
-      okButtonProps={testId('alert-rule-submit')}
-      onOk={() => void submit()}
-      onCancel={onClose}
+      submitTestId="alert-rule-submit"
+      save={save}
+      onClose={onClose}
+      onSaved={onSaved}
     >
       <Form<RuleForm>
         form={form}
@@ -544,7 +564,7 @@ function RuleModal({
           <Switch data-testid="alert-rule-enabled" />
         </Form.Item>
       </Form>
-    </Modal>
+    </AlertFormModal>
   );
 }
 

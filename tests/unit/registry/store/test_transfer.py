@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from services.common.errors import InvalidArgument, Reason
 from services.registry.db import Database
 from services.registry.models import TaskRow
-from services.registry.store import tasks as tasks_store
-from services.registry.store import transfer
+from services.registry.store import task_batches, task_rules, transfer
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 COMMAND = {"command": "true"}
@@ -186,9 +185,9 @@ def test_a_workflow_may_reference_a_workflow_defined_before_it_in_the_document(d
 
 def test_a_name_taken_after_the_lookup_is_refused_by_the_unique_index(db: Database) -> None:
     with db.session() as session:
-        first = tasks_store.new_task(session, item("taken"), "admin", "UTC", NOW)
-        assert set(tasks_store.insert_new(session, [first])) == {"taken"}
-        rows = [tasks_store.new_task(session, item(name), "admin", "UTC", NOW) for name in ("taken", "free")]
-        inserted = tasks_store.insert_new(session, rows)
+        first = task_rules.new_task(session, item("taken"), "admin", "UTC", NOW)
+        assert set(task_batches.insert_new(session, [first])) == {"taken"}
+        rows = [task_rules.new_task(session, item(name), "admin", "UTC", NOW) for name in ("taken", "free")]
+        inserted = task_batches.insert_new(session, rows)
     assert set(inserted) == {"free"}
     assert [entry["name"] for entry in export(db)] == ["taken", "free"]

@@ -1,5 +1,6 @@
-"""What the dispatcher tells Prometheus about a run: how long after it was due an executor accepted
-it, how long it ran (by task type and status), and why a run lost its executor."""
+"""What the executor stream (services.scheduler.executor_stream) tells Prometheus about a run, driven
+through the Dispatcher: how long after it was due an executor accepted it, how long it ran (by task
+type and status), and why a run lost its executor."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Every validation rule of the task store (services.registry.store.tasks), on a real SQLite
-session: each refusal with its message (the user guide's where it has one) and its reason."""
+"""Every validation rule of a task (services.registry.store.task_rules), through the store's create,
+update and list on a real SQLite session: each refusal with its message (the user guide's where it
+has one) and its reason."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from services.common.calendars import builtin_calendar
 from services.common.errors import AlreadyExists, DomainError, InvalidArgument, Reason
 from services.registry.db import Database, migrate
 from services.registry.models import TaskRow
-from services.registry.store import tasks
+from services.registry.store import task_listing, tasks
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 COMMAND = {"command": "echo hi"}
@@ -22,8 +23,8 @@ COMMAND = {"command": "echo hi"}
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """SQLite only: the rules are the same on every backend (tests/unit/test_users_store.py and
-    the integration tier cover PostgreSQL). Overrides the conftest fixture, emptied per test by `db`."""
+    """SQLite only: the rules are the same on every backend (test_task_batches.py, test_task_tags.py
+    and the integration tier cover PostgreSQL). Overrides the conftest fixture, emptied per test by `db`."""
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('rules')}/registry.db")
     migrate(db.engine)
     yield db
@@ -391,7 +392,9 @@ def test_a_refused_update_changes_nothing(db: Database) -> None:
 
 def test_a_task_type_filter_must_name_a_task_type(db: Database) -> None:
     with db.session() as session:
-        message, reason = refusal(tasks.list_tasks, session, tasks.TaskQuery(task_type="cron_task"))
+        message, reason = refusal(
+            task_listing.list_tasks, session, task_listing.TaskQuery(task_type="cron_task")
+        )
     assert (message, reason) == (
         "无效的任务类型: cron_task，支持: example_task, manual_task, common_task, workflow, data_sync_stock_list, data_sync_trading_calendar, data_sync_daily_data, data_sync_all_daily_data",
         Reason.FILTER_INVALID,
@@ -405,7 +408,7 @@ def test_a_task_names_a_known_calendar_and_its_next_run_is_a_session(db: Databas
     row = create(db, cron_expression="0 18 * * *", calendar="XSHG", calendar_shift=1)
     assert (row.calendar, row.calendar_shift, row.calendar_holidays) == ("XSHG", 1, "silent")
     # NOW is in 2026: the next fire is an XSHG session at 18:00 Shanghai time.
-    next_run = tasks.next_run_time(row, NOW)
+    next_run = task_listing.next_run_time(row, NOW)
     assert next_run is not None
     local = next_run.astimezone(ZoneInfo("Asia/Shanghai"))
     assert local.hour == 18 and builtin_calendar("XSHG").is_session(local.date())

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.errors import InvalidArgument, Reason
 from services.registry.db import Database
-from services.registry.store import tasks
+from services.registry.store import task_batches, task_listing, tasks
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -21,7 +21,9 @@ def item(name: str, **fields: Any) -> dict[str, Any]:
 
 def names_tagged(db: Database, tag: str) -> list[str]:
     with db.session() as session:
-        rows, total = tasks.list_tasks(session, tasks.TaskQuery(tag=tag, order="asc", limit=100))
+        rows, total = task_listing.list_tasks(
+            session, task_listing.TaskQuery(tag=tag, order="asc", limit=100)
+        )
     assert total == len(rows)
     return [row.name for row in rows]
 
@@ -36,7 +38,7 @@ def test_tags_are_stored_as_given_and_the_list_filters_on_one_exactly(db: Databa
     assert names_tagged(db, "日报") == ["a"]
     assert names_tagged(db, "team") == []  # no substring match
     with db.session() as session:
-        rows, _ = tasks.list_tasks(session, tasks.TaskQuery(order="asc"))
+        rows, _ = task_listing.list_tasks(session, task_listing.TaskQuery(order="asc"))
         assert [row.tags for row in rows] == [["日报", "team-a"], ["team-a"], ["team-ab"], []]
 
 
@@ -53,7 +55,7 @@ def test_an_update_replaces_the_tags_and_null_clears_them(db: Database) -> None:
 
 def test_a_batch_stores_the_tags_of_each_item(db: Database) -> None:
     with db.session() as session:
-        tasks.create_tasks(session, [item("a", tags=["ops"]), item("b")], "admin", "UTC", NOW)
+        task_batches.create_tasks(session, [item("a", tags=["ops"]), item("b")], "admin", "UTC", NOW)
     assert names_tagged(db, "ops") == ["a"]
 
 
@@ -78,10 +80,10 @@ def test_a_malformed_tag_list_is_refused_with_its_reason_and_nothing_is_stored(
     assert refused.value.reason == Reason.TAG_INVALID and message in refused.value.message
     assert names_tagged(db, "a") == []
     with db.session() as session:
-        assert tasks.list_tasks(session, tasks.TaskQuery())[1] == 0
+        assert task_listing.list_tasks(session, task_listing.TaskQuery())[1] == 0
 
 
 def test_a_malformed_tag_filter_is_refused(db: Database) -> None:
     with pytest.raises(InvalidArgument) as refused, db.session() as session:
-        tasks.list_tasks(session, tasks.TaskQuery(tag="a%b"))
+        task_listing.list_tasks(session, task_listing.TaskQuery(tag="a%b"))
     assert refused.value.reason == Reason.TAG_INVALID

@@ -1,5 +1,5 @@
-"""services.registry.store.tasks on SQLite and PostgreSQL: creating tasks one by one and in batches,
-with the same rules; a batch is all or nothing and names every invalid item."""
+"""services.registry.store.task_batches on SQLite and PostgreSQL: a batch creates tasks with the
+rules and defaults of a single create; it is all or nothing and names every invalid item."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
-from services.common.errors import AlreadyExists, InvalidArgument, status_details
+from services.common.errors import InvalidArgument, status_details
 from services.registry.db import Database
 from services.registry.models import TaskRow
-from services.registry.store import tasks
+from services.registry.store import task_batches, tasks
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 COMMAND = {"command": "true"}
@@ -27,7 +27,7 @@ def item(name: str, **fields: Any) -> dict[str, Any]:
 
 def create_batch(db: Database, items: list[dict[str, Any]]) -> list[TaskRow]:
     with db.session() as session:
-        return tasks.create_tasks(session, items, "admin", "Asia/Shanghai", NOW)
+        return task_batches.create_tasks(session, items, "admin", "Asia/Shanghai", NOW)
 
 
 def count(db: Database) -> int:
@@ -63,7 +63,7 @@ def test_one_invalid_item_creates_nothing_and_every_invalid_item_is_named(db: Da
         item("ok"),
         item("", interval_seconds=60),
     ]
-    with pytest.raises(tasks.InvalidBatch) as raised:
+    with pytest.raises(task_batches.InvalidBatch) as raised:
         create_batch(db, items)
     assert [(i.index, i.error.message) for i in raised.value.items] == [
         (1, "手动任务不支持 Cron 表达式调度"),
@@ -77,7 +77,7 @@ def test_one_invalid_item_creates_nothing_and_every_invalid_item_is_named(db: Da
 
 
 def test_a_thousand_invalid_items_make_an_error_that_fits_in_grpc_trailers(db: Database) -> None:
-    with pytest.raises(tasks.InvalidBatch) as raised:
+    with pytest.raises(task_batches.InvalidBatch) as raised:
         create_batch(db, [item(f"late-{i}", cron_expression="0 0 30 2 *") for i in range(1000)])
     error = raised.value
     assert len(error.items) == 1000
@@ -92,7 +92,7 @@ def test_a_thousand_invalid_items_make_an_error_that_fits_in_grpc_trailers(db: D
 
 def test_a_batch_whose_only_fault_is_taken_names_is_already_exists(db: Database) -> None:
     create_batch(db, [item("taken")])
-    with pytest.raises(tasks.InvalidBatch) as raised:
+    with pytest.raises(task_batches.InvalidBatch) as raised:
         create_batch(db, [item("new"), item("taken")])
     assert raised.value.code == grpc.StatusCode.ALREADY_EXISTS
     assert count(db) == 1
@@ -104,14 +104,6 @@ def test_a_batch_of_more_than_1000_is_refused_before_anything_is_read(db: Databa
     assert create_batch(db, []) == []
 
 
-def test_a_single_create_of_a_taken_name_is_answered_by_the_unique_index(db: Database) -> None:
-    with db.session() as session:
-        tasks.create_task(session, item("once"), "admin", "UTC", NOW)
-    with pytest.raises(AlreadyExists, match="任务名称 'once' 已存在"), db.session() as session:
-        tasks.create_task(session, item("once"), "admin", "UTC", NOW)
-    assert count(db) == 1
-
-
 def test_a_workflow_in_a_batch_is_validated_against_existing_tasks(db: Database) -> None:
     [step] = create_batch(db, [item("step")])
     node = {"task_id": step.id, "name": "step", "dependencies": []}
@@ -121,7 +113,7 @@ def test_a_workflow_in_a_batch_is_validated_against_existing_tasks(db: Database)
         task_type="workflow",
         config={"workflow_type": "serial", "tasks": [{**node, "task_id": 999999}]},
     )
-    with pytest.raises(tasks.InvalidBatch) as raised:
+    with pytest.raises(task_batches.InvalidBatch) as raised:
         create_batch(db, [workflow, missing])
     [(index, message)] = [(i.index, i.error.message) for i in raised.value.items]
     assert index == 1 and message.startswith("编排任务配置无效")
