@@ -23,8 +23,8 @@ How the trace travels (W3C `traceparent`):
   trigger's `traceparent` on the run's record (Execution.traceparent; a retry keeps its failed
   run's), and whichever scheduler drives the run (the one the event reached, or a new leader that
   picks it up from the database or re-attaches to it after a failover) runs it under a span
-  continuing it (services/scheduler/dispatch.py). Scheduled fires start their own trace in the
-  scheduler;
+  continuing it (services/scheduler/dispatch.py). A scheduled fire starts its trace in the
+  scheduler (a `fire` span) and creates its run with it stored, as a workflow does its nodes;
 - the executor's job runs inside its `Run` call's span; command jobs get `TRACEPARENT` in their
   environment (the OpenTelemetry convention for processes);
 - every JSON log line written inside a span carries `trace_id` and `span_id` next to `request_id`

@@ -263,6 +263,7 @@ def new_run_of(request: internal_pb2.CreateExecutionRequest) -> NewRun:
         logical_date=request.logical_date,
         params=struct_to_dict(request.params),
         note=request.note,
+        traceparent=request.traceparent,
     )
     return NewRun(new, executor=request.start_executor, lease_seconds=request.lease_seconds)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from services.common import tracing
 from services.common.errors import reason_of, rpc_error
 from services.common.run_params import logical_date_of
 from services.common.vocabulary import ExecutionStatus as Status
@@ -74,9 +75,12 @@ class RunLedger:
         `start_executor` when given), with its `note` (Execution.note). None when the task was
         deleted meanwhile."""
         task_id = task.id
+        with tracing.span("fire", task_id=task_id):  # the run continues this trace (tracing on)
+            traceparent = tracing.current_traceparent()
         request = pb2.CreateExecutionRequest(
             task_id=task_id,
             trigger=Trigger.SCHEDULE,
+            traceparent=traceparent,
             logical_date=logical_date_of(planned, task.timezone or "UTC").isoformat(),
             status=Status.SKIPPED if skipped_because else Status.PENDING,
             error_message=skipped_because,

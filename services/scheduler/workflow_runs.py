@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from services.common import tracing
 from services.common.vocabulary import FAILED_STATUSES, FINAL_STATUSES, Trigger
 from services.common.vocabulary import ExecutionStatus as Status
 from services.common.workflow_plan import Node, Plan
@@ -166,6 +167,8 @@ class WorkflowRun:
             # Every node runs for the workflow run's date, with its parameters.
             logical_date=self._execution.logical_date,
             params=self._execution.params,
+            # In the workflow run's trace, under its span when tracing is on here.
+            traceparent=tracing.current_traceparent() or self._execution.traceparent,
         )
         try:
             response = await self._ledger.create(request)

@@ -137,3 +137,40 @@ async def test_a_pending_run_picked_up_from_the_database_continues_its_trace_and
     assert executor.traces[8] == PENDING_TRACE
     assert executor.traces[9] not in ("", PENDING_TRACE, RUNNING_TRACE)
     assert sorted((f.execution_id, f.status) for f in registry.finishes) == [(8, "success"), (9, "success")]
+
+
+class RecordedCreates(ScriptedRegistry):
+    """Keeps the creates a ledger sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.creates: list[internal_pb2.CreateExecutionRequest] = []
+
+    async def RecordRuns(self, request: internal_pb2.RecordRunsRequest, **call: Any) -> Any:
+        self.creates += [update.create for update in request.updates if update.HasField("create")]
+        results = [
+            internal_pb2.RunUpdateResult(
+                create=internal_pb2.CreateExecutionResponse(execution=task_pb2.Execution(id=1), created=True)
+            )
+            for update in request.updates
+        ]
+        return internal_pb2.RecordRunsResponse(results=results)
+
+
+async def test_a_scheduled_fire_creates_its_run_in_the_fires_trace(spans: InMemorySpanExporter) -> None:
+    registry = RecordedCreates()
+    fake: Any = registry
+    ledger = RunLedger(fake)
+    await ledger.record_fire(TASK, datetime(2026, 12, 3, 10, tzinfo=UTC))
+    await ledger.record_fire(TASK, datetime(2026, 12, 3, 11, tzinfo=UTC))
+    tracing.shutdown_tracing()
+    fires = [trace_of(span) for span in spans.get_finished_spans() if span.name == "fire"]
+    assert [tracing.trace_id_of(create.traceparent) for create in registry.creates] == fires
+    assert len(set(fires)) == 2  # each fire its own trace
+
+
+async def test_without_tracing_a_fire_sends_no_traceparent() -> None:
+    registry = RecordedCreates()
+    fake: Any = registry
+    await RunLedger(fake).record_fire(TASK, datetime(2026, 12, 3, 10, tzinfo=UTC))
+    assert [create.traceparent for create in registry.creates] == [""]

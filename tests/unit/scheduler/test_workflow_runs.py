@@ -32,6 +32,7 @@ class ScriptedRegistry:
         self.failing_calls = failing_calls
         self.finishes: list[pb2.FinishExecutionRequest] = []
         self.reports: list[pb2.ReportProgressRequest] = []
+        self.creates: list[pb2.CreateExecutionRequest] = []
         self.internal, self.executions, self.metadata = self, self, list[tuple[str, str]]()
 
     @staticmethod
@@ -60,6 +61,7 @@ class ScriptedRegistry:
     def _apply(self, update: pb2.RunUpdate) -> pb2.RunUpdateResult:
         kind = update.WhichOneof("update")
         if kind == "create":
+            self.creates.append(update.create)
             task_id = update.create.task_id
             if task_id in self.missing_tasks:
                 return pb2.RunUpdateResult(
@@ -74,8 +76,10 @@ class ScriptedRegistry:
         return pb2.RunUpdateResult(finish=pb2.FinishExecutionResponse())
 
 
-def workflow_run(registry: ScriptedRegistry, launch: Any = lambda child: None) -> WorkflowRun:
-    execution = task_pb2.Execution(id=WORKFLOW_ID, task_id=1, status="pending")
+def workflow_run(
+    registry: ScriptedRegistry, launch: Any = lambda child: None, traceparent: str = ""
+) -> WorkflowRun:
+    execution = task_pb2.Execution(id=WORKFLOW_ID, task_id=1, status="pending", traceparent=traceparent)
     ledger = RunLedger(registry)  # type: ignore[arg-type]  # a structural fake
     return WorkflowRun(registry, ledger, launch, execution)  # type: ignore[arg-type]
 
@@ -112,3 +116,17 @@ async def test_a_node_whose_task_was_deleted_fails_the_workflow() -> None:
     await asyncio.wait_for(workflow_run(registry).run(), 10)
     [finish] = registry.finishes
     assert finish.status == "failed" and finish.error_message == "编排中的任务 7 不存在"
+
+
+async def test_each_node_is_created_in_the_workflow_runs_trace() -> None:
+    registry = ScriptedRegistry({7: "success"})
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    def launch(child: task_pb2.Execution) -> None:
+        registry.children[child.task_id].status = "success"
+        run.wake()
+
+    run = workflow_run(registry, launch, traceparent=trace)
+    await asyncio.wait_for(run.run(), 10)
+    assert [create.task_id for create in registry.creates] == [8]  # node 7 had run already
+    assert [create.traceparent for create in registry.creates] == [trace]

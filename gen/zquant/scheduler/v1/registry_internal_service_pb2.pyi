@@ -58,7 +58,7 @@ class WatchSchedulerEventsResponse(_message.Message):
     def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
-    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds", "logical_date", "params", "note")
+    __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds", "logical_date", "params", "note", "traceparent")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class CreateExecutionRequest(_message.Message):
     LOGICAL_DATE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     task_id: int
     trigger: str
     scheduled_time: _timestamp_pb2.Timestamp
@@ -85,7 +86,8 @@ class CreateExecutionRequest(_message.Message):
     logical_date: str
     params: _struct_pb2.Struct
     note: str
-    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ..., start_executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, task_id: _Optional[int] = ..., trigger: _Optional[str] = ..., scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., parent_execution_id: _Optional[int] = ..., retry_count: _Optional[int] = ..., dedup_key: _Optional[str] = ..., start_executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., note: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class CreateExecutionResponse(_message.Message):
     __slots__ = ("execution", "created", "attempt")
