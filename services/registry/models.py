@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -122,6 +135,13 @@ class ExecutionRow(Base):
         Index("ix_zq_exec_task_id_id", "task_id", "id"),
         Index("ix_zq_exec_status_id", "status", "id"),
         Index("ix_zq_exec_end_time", "end_time"),
+        # The runs statistics read one by one: those not sealed into the daily aggregates (few).
+        Index(
+            "ix_zq_exec_unsealed",
+            "id",
+            postgresql_where=text("sealed = false"),
+            sqlite_where=text("sealed = 0"),
+        ),
         NO_ID_REUSE,
     )
 
@@ -162,6 +182,9 @@ class ExecutionRow(Base):
     # The W3C traceparent of the trigger that made it (with tracing on; a retry keeps its failed
     # run's): every scheduler that drives the run continues it. NULL otherwise.
     traceparent: Mapped[str | None] = mapped_column(String(64))
+    # Its counts and duration are in the daily aggregates (ExecutionDailyRow; store.retention):
+    # statistics read only the unsealed runs one by one. Set once, on an ended run.
+    sealed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class BackfillRow(Base):
@@ -362,8 +385,9 @@ class AlertAttemptRow(Base):
 
 
 class ExecutionDailyRow(Base):
-    """What purged runs leave behind: per task, UTC day (of their start) and status, how many there
-    were and their total duration, so statistics of purged periods stay correct."""
+    """The sealed runs (ExecutionRow.sealed), purged or not: per task, UTC day (of their start) and
+    status, how many there were and their total duration, so statistics read these few rows
+    instead of the history, and stay correct when runs are purged."""
 
     __tablename__ = "zq_task_execution_daily"
 

@@ -177,6 +177,9 @@ class InternalServicer:
         purged = retention.purge_pass(
             app.db, app.clock(), settings.retention_days, settings.purge_batch, settings.purge_batches
         )
+        sealed = retention.seal_pass(app.db)
+        if sealed:
+            log.debug("runs sealed into the daily aggregates", extra={"runs": sealed})
         return alerts, purged
 
     def _acquire(

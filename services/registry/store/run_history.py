@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, false, func, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
@@ -115,8 +115,10 @@ class StatsRow:
 
 
 def stats(session: Session, task_id: int) -> StatsRow:
-    """Counts and the average duration of a task's runs (every task's without `task_id`), the
-    purged ones included through their daily aggregates (store.retention)."""
+    """Counts and the average duration of a task's runs (every task's without `task_id`): the daily
+    aggregates of the sealed runs, purged or not (store.retention), plus the unsealed runs, which
+    are few (the recent ones), read through their partial index. The newest start is read from its
+    own index."""
     if task_id:
         get_task(session, task_id)
 
@@ -134,13 +136,15 @@ def stats(session: Session, task_id: int) -> StatsRow:
         count(Status.SKIPPED),
         func.coalesce(func.sum(case((timed, ExecutionRow.duration_seconds), else_=0.0)), 0.0),
         func.coalesce(func.sum(case((timed, 1), else_=0)), 0),
-        func.max(ExecutionRow.start_time),
-    )
+    ).where(ExecutionRow.sealed == false())
+    newest = select(func.max(ExecutionRow.start_time))
     if task_id:
         query = query.where(ExecutionRow.task_id == task_id)
-    total, success, failed, running, pending, terminated, skipped, seconds, timed_runs, latest = (
-        session.execute(query).one()
-    )
+        newest = newest.where(ExecutionRow.task_id == task_id)
+    total, success, failed, running, pending, terminated, skipped, seconds, timed_runs = session.execute(
+        query
+    ).one()
+    latest = session.scalar(newest)
     purged = retention.aggregated(session, [task_id] if task_id else [])
     timed_runs = int(timed_runs) + purged.timed_runs
     seconds = float(seconds or 0.0) + purged.duration_total

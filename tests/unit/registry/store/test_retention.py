@@ -1,9 +1,11 @@
-"""History retention (both backends): old ended runs are purged in batches, per task as configured,
-and the statistics stay what they were."""
+"""History retention and sealing (both backends): old ended runs are purged in batches, per task as
+configured; ended runs are sealed into the daily aggregates; and through both the statistics stay
+what they were."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from services.registry.db import Database, utcnow
@@ -82,3 +84,73 @@ def test_a_global_retention_of_zero_purges_nothing(db: Database) -> None:
     task_id = task_with_history(db, now, [1000, 500])
     assert retention.purge_pass(db, now, default_days=0, batch=100, batches=1) == 0
     assert remaining(db, task_id) == 2
+
+
+def sealed_flags(db: Database, task_id: int) -> list[bool]:
+    with db.session() as session:
+        rows = session.query(ExecutionRow).filter_by(task_id=task_id).order_by(ExecutionRow.id)
+        return [row.sealed for row in rows]
+
+
+def test_sealing_moves_ended_runs_into_the_aggregates_in_batches_and_the_statistics_stay(
+    db: Database,
+) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [3, 2, 1, 0.5, 0.1])
+    with db.session() as session:
+        running = ExecutionRow(task_id=task_id, status="running", trigger="manual", start_time=now, result={})
+        session.add(running)
+    with db.session() as session:
+        before = run_history.stats(session, task_id), run_history.stats(session, 0)
+    # Other tests' runs share the database: seal everything, then look at this task's runs.
+    while retention.seal_pass(db, batch=2, batches=1) == 2:
+        pass
+    assert sealed_flags(db, task_id) == [True] * 5 + [False]  # a running run stays unsealed
+    with db.session() as session:
+        after = run_history.stats(session, task_id), run_history.stats(session, 0)
+    assert after == before
+    assert (after[0].total, after[0].running, after[0].avg_duration) == (6, 1, 2.8)  # (3×2 s + 2×4 s) / 5
+
+
+def test_a_run_added_later_with_an_old_end_counts_until_it_is_sealed_and_after(db: Database) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [2, 1])
+    while retention.seal_pass(db):
+        pass
+    task_with_history(db, now, [])  # unrelated
+    with db.session() as session:
+        session.add(
+            ExecutionRow(
+                task_id=task_id,
+                status="failed",
+                trigger="schedule",
+                created_at=now - timedelta(days=5),
+                start_time=now - timedelta(days=5),
+                end_time=now - timedelta(days=5),
+                duration_seconds=6.0,
+                result={},
+            )
+        )
+    with db.session() as session:
+        imported = run_history.stats(session, task_id)
+    assert (imported.total, imported.failed, imported.avg_duration) == (3, 2, 4.0)
+    assert retention.seal_pass(db) >= 1
+    with db.session() as session:
+        assert run_history.stats(session, task_id) == imported
+
+
+def test_purging_sealed_and_unsealed_runs_counts_each_once(db: Database) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [40, 39, 38, 37])
+    # The first two sealed (a batch takes the lowest ids, other tests' runs first), the others not.
+    while retention.seal_pass(db, batch=1, batches=1) and not all(sealed_flags(db, task_id)[:2]):
+        pass
+    assert sealed_flags(db, task_id) == [True, True, False, False]
+    with db.session() as session:
+        before = run_history.stats(session, task_id)
+    assert retention.purge_pass(db, now, default_days=30, batch=100, batches=10) >= 4
+    assert remaining(db, task_id) == 0
+    with db.session() as session:
+        after = run_history.stats(session, task_id)
+    # Every count and the average stay; the newest start is of the runs still there (none).
+    assert replace(after, latest=None) == replace(before, latest=None) and after.total == 4
