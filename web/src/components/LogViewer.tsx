@@ -134,6 +134,10 @@ export function LogViewer({ executionId }: { executionId: number }) {
   // The first line drawn while wrapping (-1: the tail).
   const [wrapStart, setWrapStart] = useState(-1);
   const [follow, setFollow] = useState(true);
+  // Where the tail last put the view: a view above it that is not at the bottom was scrolled up by
+  // the reader, even when that scroll's event has not arrived yet (it comes with the next frame,
+  // and new lines may be drawn first; pulling the view back down then would lose the scroll).
+  const tailTop = useRef<number | null>(null);
   const [scroll, setScroll] = useState({ top: 0, height: 480 });
   const box = useRef<HTMLDivElement>(null);
 
@@ -146,14 +150,23 @@ export function LogViewer({ executionId }: { executionId: number }) {
   // Live tail: keep the newest line in view unless the reader scrolled up.
   useEffect(() => {
     const element = box.current;
-    if (follow && element) element.scrollTop = element.scrollHeight;
+    if (!follow || !element) return;
+    const atBottom = element.scrollHeight - element.scrollTop - element.clientHeight <= BOTTOM_SLACK_PX;
+    if (tailTop.current !== null && element.scrollTop < tailTop.current && !atBottom) {
+      setFollow(false);
+      return;
+    }
+    element.scrollTop = element.scrollHeight;
+    tailTop.current = element.scrollTop;
   }, [lines, follow, wrap]);
 
   const onScroll = useCallback(() => {
     const element = box.current;
     if (!element) return;
     setScroll({ top: element.scrollTop, height: element.clientHeight });
-    setFollow(element.scrollHeight - element.scrollTop - element.clientHeight <= BOTTOM_SLACK_PX);
+    const atBottom = element.scrollHeight - element.scrollTop - element.clientHeight <= BOTTOM_SLACK_PX;
+    tailTop.current = atBottom ? element.scrollTop : null;
+    setFollow(atBottom);
   }, []);
 
   const download = () => {
