@@ -1,6 +1,6 @@
 """AlertService: channels (admin only), rules and the delivery history.
 
-Proto in -> store.alerts (the rules) -> proto out. Database work in worker threads
+Proto in -> store.alert_settings (channels, rules) and store.alerts (deliveries) -> proto out. Database work in worker threads
 (Database.run); a test message is sent in a worker thread too, bounded by the channel's timeout.
 Every change (create, update, delete, and a channel's test message) is an audit entry written in
 the change's own transaction: an update records the fields that changed (a channel's config field
@@ -23,8 +23,8 @@ from services.registry.app import RegistryApp
 from services.registry.convert import to_timestamp
 from services.registry.models import AlertChannelRow, AlertDeliveryRow, AlertRuleRow
 from services.registry.servicers.audit import caller
+from services.registry.store import alert_settings, audit
 from services.registry.store import alerts as store
-from services.registry.store import audit
 from services.registry.store.audit import Action, Target
 from zquant.scheduler.v1 import alert_service_pb2 as pb2
 from zquant.scheduler.v1 import alert_service_pb2_grpc
@@ -32,8 +32,8 @@ from zquant.scheduler.v1 import alert_service_pb2_grpc
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _rule_input(request: pb2.CreateAlertRuleRequest | pb2.UpdateAlertRuleRequest) -> store.RuleInput:
-    return store.RuleInput(
+def _rule_input(request: pb2.CreateAlertRuleRequest | pb2.UpdateAlertRuleRequest) -> alert_settings.RuleInput:
+    return alert_settings.RuleInput(
         name=request.name,
         events=list(request.events),
         channel_ids=list(request.channel_ids),
@@ -88,7 +88,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             name=row.name,
             type=row.type,
             config=dict_to_struct(row.config),
-            secrets_set=store.secret_fields_set(self._app.secrets, row),
+            secrets_set=alert_settings.secret_fields_set(self._app.secrets, row),
             created_at=to_timestamp(row.created_at),
             updated_at=to_timestamp(row.updated_at),
         )
@@ -99,7 +99,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
         self, request: pb2.ListAlertChannelsRequest, context: Context
     ) -> pb2.ListAlertChannelsResponse:
         current_principal().require("admin")
-        rows = await self._app.db.run(store.list_channels)
+        rows = await self._app.db.run(alert_settings.list_channels)
         return pb2.ListAlertChannelsResponse(channels=[self._channel(row) for row in rows])
 
     async def CreateAlertChannel(
@@ -118,20 +118,20 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
         """Creates a channel (channel_id None) or replaces one (an update never creates)."""
         actor = caller(context, "admin")
         if channel_id is not None and channel_id <= 0:
-            raise store.channel_not_found(channel_id)
+            raise alert_settings.channel_not_found(channel_id)
         values = struct_to_dict(config)
         app = self._app
 
         def save(session: Session) -> AlertChannelRow:
-            existing = store.get_channel(session, channel_id) if channel_id else None
-            before = store.channel_audit_values(app.secrets, existing) if existing else None
+            existing = alert_settings.get_channel(session, channel_id) if channel_id else None
+            before = alert_settings.channel_audit_values(app.secrets, existing) if existing else None
             now = app.clock()
-            row = store.save_channel(session, app.secrets, name, kind, values, now, channel_id or 0)
-            after = store.channel_audit_values(app.secrets, row)
+            row = alert_settings.save_channel(session, app.secrets, name, kind, values, now, channel_id or 0)
+            after = alert_settings.channel_audit_values(app.secrets, row)
             action, changes = Action.ALERT_CHANNEL_CREATE, after
             if before is not None:
                 # A removed secret shows in secrets_set; a new value only as "changed".
-                given = dict.fromkeys(store.secrets_given(kind, values), "changed")
+                given = dict.fromkeys(alert_settings.secrets_given(kind, values), "changed")
                 action, changes = Action.ALERT_CHANNEL_UPDATE, {**audit.diff(before, after), **given}
             audit.record(
                 session, actor, action, Target.ALERT_CHANNEL, row.id, now, name=row.name, changes=changes
@@ -147,8 +147,8 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
         app = self._app
 
         def remove(session: Session) -> None:
-            name = store.get_channel(session, request.id).name
-            store.delete_channel(session, request.id)
+            name = alert_settings.get_channel(session, request.id).name
+            alert_settings.delete_channel(session, request.id)
             now = app.clock()
             audit.record(
                 session, actor, Action.ALERT_CHANNEL_DELETE, Target.ALERT_CHANNEL, request.id, now, name=name
@@ -162,7 +162,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
     ) -> pb2.TestAlertChannelResponse:
         actor = caller(context, "admin")
         app = self._app
-        row = await app.db.run(lambda s: store.get_channel(s, request.id))
+        row = await app.db.run(lambda s: alert_settings.get_channel(s, request.id))
         secrets = app.secrets.open(row.secret)
         now = app.clock()
         payload = {
@@ -201,7 +201,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
         self, request: pb2.ListAlertRulesRequest, context: Context
     ) -> pb2.ListAlertRulesResponse:
         current_principal().require("viewer")
-        rows = await self._app.db.run(lambda s: store.list_rules(s, request.task_id))
+        rows = await self._app.db.run(lambda s: alert_settings.list_rules(s, request.task_id))
         return pb2.ListAlertRulesResponse(rules=[rule_to_proto(row) for row in rows])
 
     async def CreateAlertRule(self, request: pb2.CreateAlertRuleRequest, context: Context) -> pb2.AlertRule:
@@ -210,18 +210,24 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
     async def UpdateAlertRule(self, request: pb2.UpdateAlertRuleRequest, context: Context) -> pb2.AlertRule:
         return await self._save_rule(_rule_input(request), request.id, context)
 
-    async def _save_rule(self, rule: store.RuleInput, rule_id: int | None, context: Context) -> pb2.AlertRule:
+    async def _save_rule(
+        self, rule: alert_settings.RuleInput, rule_id: int | None, context: Context
+    ) -> pb2.AlertRule:
         """Creates a rule (rule_id None) or replaces one (an update never creates)."""
         actor = caller(context, "operator")
         if rule_id is not None and rule_id <= 0:
-            raise store.rule_not_found(rule_id)
+            raise alert_settings.rule_not_found(rule_id)
         app = self._app
 
         def save(session: Session) -> AlertRuleRow:
-            before = store.rule_audit_values(store.get_rule(session, rule_id)) if rule_id else None
+            before = (
+                alert_settings.rule_audit_values(alert_settings.get_rule(session, rule_id))
+                if rule_id
+                else None
+            )
             now = app.clock()
-            row = store.save_rule(session, rule, now, rule_id or 0)
-            after = store.rule_audit_values(row)
+            row = alert_settings.save_rule(session, rule, now, rule_id or 0)
+            after = alert_settings.rule_audit_values(row)
             action = Action.ALERT_RULE_CREATE if before is None else Action.ALERT_RULE_UPDATE
             changes = after if before is None else audit.diff(before, after)
             audit.record(
@@ -238,8 +244,8 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
         app = self._app
 
         def remove(session: Session) -> None:
-            name = store.get_rule(session, request.id).name
-            store.delete_rule(session, request.id)
+            name = alert_settings.get_rule(session, request.id).name
+            alert_settings.delete_rule(session, request.id)
             audit.record(
                 session,
                 actor,

@@ -23,6 +23,7 @@ from services.registry.models import AlertChannelRow, AlertDeliveryRow, Executio
 from services.registry.runs.model import NewRun
 from services.registry.runs.recorder import RunRecorder
 from services.registry.settings import RegistrySettings
+from services.registry.store import alert_settings
 from services.registry.store import alerts as store
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as task_store
@@ -74,7 +75,7 @@ def smtp() -> Iterator[SmtpReceiver]:
 
 def channel(app: RegistryApp, kind: str, config: dict[str, Any]) -> int:
     def save(session: Any) -> int:
-        row = store.save_channel(
+        row = alert_settings.save_channel(
             session, app.secrets, f"{kind}_{uuid.uuid4().hex[:8]}", kind, config, app.clock()
         )
         return row.id
@@ -91,9 +92,9 @@ def rule(
     rate_limit_seconds: int = 3600,
 ) -> int:
     with app.db.session() as session:
-        row = store.save_rule(
+        row = alert_settings.save_rule(
             session,
-            store.RuleInput(
+            alert_settings.RuleInput(
                 name=f"rule_{uuid.uuid4().hex[:8]}",
                 events=events,
                 channel_ids=channels,
@@ -263,7 +264,7 @@ def test_bad_channel_input_stores_nothing(
     app: RegistryApp, kind: str, config: dict[str, Any], reason: Reason
 ) -> None:
     with pytest.raises(DomainError) as caught, app.db.session() as session:
-        store.save_channel(session, app.secrets, "bad", kind, config, app.clock())
+        alert_settings.save_channel(session, app.secrets, "bad", kind, config, app.clock())
     assert caught.value.reason == reason
     with app.db.session() as session:
         assert session.scalar(select(func.count()).select_from(AlertChannelRow)) == 0
@@ -272,9 +273,9 @@ def test_bad_channel_input_stores_nothing(
 def test_secrets_are_stored_encrypted_and_kept_when_an_update_leaves_them_out(app: RegistryApp) -> None:
     channel_id = channel(app, "webhook", {"url": "https://hooks.example.com/a", "secret": "s3cr3t-value"})
     with app.db.session() as session:
-        row = store.get_channel(session, channel_id)
+        row = alert_settings.get_channel(session, channel_id)
         assert "s3cr3t-value" not in row.secret and "s3cr3t-value" not in str(row.config)
-        store.save_channel(
+        alert_settings.save_channel(
             session,
             app.secrets,
             row.name,
@@ -284,7 +285,7 @@ def test_secrets_are_stored_encrypted_and_kept_when_an_update_leaves_them_out(ap
             channel_id,
         )
     with app.db.session() as session:
-        row = store.get_channel(session, channel_id)
+        row = alert_settings.get_channel(session, channel_id)
         assert app.secrets.open(row.secret) == {"secret": "s3cr3t-value"}
         assert row.config["url"] == "https://hooks.example.com/b"
 
@@ -296,7 +297,9 @@ def test_an_update_removes_a_secret_given_as_null_and_a_new_type_drops_the_old_t
 
     def update(kind: str, config: dict[str, Any]) -> dict[str, str]:
         with app.db.session() as session:
-            row = store.save_channel(session, app.secrets, "robot", kind, config, app.clock(), channel_id)
+            row = alert_settings.save_channel(
+                session, app.secrets, "robot", kind, config, app.clock(), channel_id
+            )
             return app.secrets.open(row.secret)
 
     assert update("dingtalk", {"url": "https://oapi.example.com/robot", "secret": ""}) == {"secret": "one"}
@@ -309,7 +312,7 @@ def test_a_channel_still_named_by_a_rule_cannot_be_deleted(app: RegistryApp) -> 
     channel_id = channel(app, "wecom", {"url": "https://hooks.example.com/w"})
     rule(app, [channel_id], ["skipped"])
     with pytest.raises(DomainError) as caught, app.db.session() as session:
-        store.delete_channel(session, channel_id)
+        alert_settings.delete_channel(session, channel_id)
     assert caught.value.reason == Reason.ALERT_CHANNEL_IN_USE
 
 
