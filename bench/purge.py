@@ -16,7 +16,7 @@ starts (so that a slow endpoint is not blamed on the purge); and whether the tas
 the same before and after. Goal: API p99 <= 250 ms, statistics unchanged.
 
 At the default 1,000,000 rows this takes minutes per backend (the purge alone is bounded by the
-default 5,000 runs per 2 s housekeeping pass), so it is `make bench-purge`, not part of `make bench`,
+default 5,000 runs per 5 s housekeeping pass), so it is `make bench-purge`, not part of `make bench`,
 which runs a 20,000-row trial. PostgreSQL runs in a throwaway schema of the test database.
 
     python -m bench.purge [--rows 1000000] [--backend sqlite|postgresql|both]
