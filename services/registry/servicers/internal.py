@@ -38,6 +38,7 @@ class InternalServicer:
         self._app = app
         self._runs = runs
         self._calendar_endings = delivery.CalendarEndings()
+        self._sealing = retention.Sealing(app.db)
 
     async def WatchSchedulerEvents(
         self, request: pb2.WatchSchedulerEventsRequest, context: Context
@@ -177,7 +178,7 @@ class InternalServicer:
         purged = retention.purge_pass(
             app.db, app.clock(), settings.retention_days, settings.purge_batch, settings.purge_batches
         )
-        sealed = retention.seal_pass(app.db)
+        sealed = self._sealing.run()
         if sealed:
             log.debug("runs sealed into the daily aggregates", extra={"runs": sealed})
         return alerts, purged

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, false, func, select, update
+from sqlalchemy import Table, delete, false, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -123,6 +123,37 @@ def seal_pass(db: Database, batch: int = SEAL_BATCH, batches: int = SEAL_BATCHES
         if done < batch:
             break
     return sealed
+
+
+class Sealing:
+    """The leader's sealing passes, and what PostgreSQL's planner must learn from them.
+
+    Statistics find the unsealed runs through a partial index only while the planner knows they are
+    few; its estimate comes from the table's statistics, which autovacuum refreshes (when it is on:
+    it is off on some installations) long after a catch-up sealed a million runs. Until then it
+    scans the table. So after ANALYZE_AFTER runs sealed, or at the end of a catch-up of at least
+    ANALYZE_AFTER_CATCH_UP, this process analyzes the table itself (a sample of rows; it blocks no
+    reader or writer)."""
+
+    ANALYZE_AFTER = 200_000
+    ANALYZE_AFTER_CATCH_UP = 20_000
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._since_analyze = 0
+
+    def run(self) -> int:
+        sealed = seal_pass(self._db)
+        self._since_analyze += sealed
+        caught_up = sealed < SEAL_BATCH * SEAL_BATCHES
+        if self._since_analyze >= self.ANALYZE_AFTER or (
+            caught_up and self._since_analyze >= self.ANALYZE_AFTER_CATCH_UP
+        ):
+            self._since_analyze = 0
+            if self._db.engine.dialect.name == "postgresql":
+                with self._db.session() as session:
+                    session.execute(text(f"ANALYZE {ExecutionRow.__tablename__}"))
+        return sealed
 
 
 def _add_to_daily(session: Session, rows: Sequence[Any]) -> None:

@@ -8,6 +8,8 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import text
+
 from services.registry.db import Database, utcnow
 from services.registry.models import ExecutionRow
 from services.registry.store import retention, run_history
@@ -154,3 +156,23 @@ def test_purging_sealed_and_unsealed_runs_counts_each_once(db: Database) -> None
         after = run_history.stats(session, task_id)
     # Every count and the average stay; the newest start is of the runs still there (none).
     assert replace(after, latest=None) == replace(before, latest=None) and after.total == 4
+
+
+def test_after_a_catch_up_postgresql_learns_that_the_runs_are_sealed(db: Database) -> None:
+    now = utcnow()
+    task_with_history(db, now, [3, 2, 1])
+    sealing = retention.Sealing(db)
+    sealing.ANALYZE_AFTER_CATCH_UP = 3
+    assert sealing.run() == 3
+    if db.engine.dialect.name != "postgresql":
+        return  # SQLite's planner needs no statistics for the partial index
+    with db.session() as session:
+        # What ANALYZE recorded: every run sealed, so the planner takes the partial index.
+        values, freqs = session.execute(
+            text(
+                "SELECT most_common_vals::text, most_common_freqs FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = :table AND attname = 'sealed'"
+            ),
+            {"table": ExecutionRow.__tablename__},
+        ).one()
+    assert (values, freqs) == ("{t}", [1.0])
