@@ -213,6 +213,8 @@ class BackfillRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(64), default="")
+    # The W3C traceparent of the call that asked for it (with tracing on): its runs join that trace.
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
 
 class ExecutionLogChunkRow(Base):

@@ -3,7 +3,8 @@ OTLP collector run here (a real gRPC TraceService server); one REST trigger make
 spans from the gateway, the registry, the scheduler and the executor, the services' log lines
 about the run (and the gateway's access log line) carry its trace id next to the request id, and
 the job itself gets `TRACEPARENT`; a run the next scheduler leader re-attaches to after a failover
-stays in its trigger's trace (the trace is stored on the run, Execution.traceparent).
+stays in its trigger's trace (the trace is stored on the run, Execution.traceparent); and a
+backfill's runs are all in the trace of the call that asked for it.
 
 One stack on SQLite: the propagation does not depend on the backend, and the cluster bus carries
 the feed event whole (tests/unit/registry/live/test_cluster.py)."""
@@ -170,6 +171,45 @@ def test_a_rest_trigger_is_one_trace_from_the_gateway_to_the_executors_job(
     assert access and triggered_line["request_id"] == access[0]["request_id"], (triggered_line, access)
     assert access[0]["trace_id"] == trace_id  # the gateway's access log line too
     assert any(e.get("execution_id") == execution_id for e in by_service["executor"])
+
+
+def test_every_run_of_a_rest_backfill_is_in_the_trace_of_the_call_that_asked_for_it(
+    traced_stack: Stack, collector: tuple[Collector, int]
+) -> None:
+    receiver = collector[0]
+    admin = Api.login(traced_stack.http_url, "admin", ADMIN_PASSWORD)
+    task = admin.create_task(
+        name=unique("traced-backfill"),
+        task_type="common_task",
+        config={"command": ["/usr/bin/printenv", "TRACEPARENT"]},
+        cron_expression="0 18 * * *",
+        enabled=False,  # backfilled only: no scheduled run joins the history meanwhile
+        max_retries=0,
+    )
+    backfill = admin.ok(
+        "POST",
+        f"/tasks/{task['id']}/backfill",
+        json={"start": "2024-01-01", "end": "2024-01-03", "max_parallel": 2},
+    )
+    wait_for(
+        lambda: admin.ok("GET", f"/backfills/{backfill['id']}")["status"] != "running",
+        60,
+        "the backfill to end",
+    )
+    runs = admin.executions(task["id"], limit=10)
+    assert len(runs) == 3 and {run["status"] for run in runs} == {"success"}, runs
+
+    asked = wait_for(
+        lambda: [s for s in receiver.spans() if s["name"].endswith("BackfillService/CreateBackfillJson")],
+        30,
+        "the registry's span of the backfill call",
+    )[0]
+    trace_id = asked["trace_id"]
+    # Each run's record and its job's TRACEPARENT name the backfill call's trace, whichever pass
+    # (the call's own or the scheduler's) created the run.
+    assert {run["trace_id"] for run in runs} == {trace_id}, runs
+    for run in runs:
+        assert f"00-{trace_id}-" in admin.ok("GET", f"/executions/{run['id']}/log")["text"]
 
 
 def test_a_run_adopted_by_the_next_leader_after_a_failover_stays_in_its_triggers_trace(

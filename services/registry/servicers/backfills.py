@@ -8,6 +8,7 @@ TerminateExecution does, so the scheduler stops the running ones.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ from services.common.errors import InvalidArgument, Reason
 from services.common.input_checks import parse_body_fields
 from services.common.server import current_principal
 from services.common.structs import struct_to_dict
+from services.common.tracing import current_traceparent
 from services.registry.app import RegistryApp
 from services.registry.convert import backfill_to_proto, execution_to_proto
 from services.registry.models import BackfillRow, ExecutionRow
@@ -87,6 +89,8 @@ class BackfillServicer:
     async def _create(self, wanted: store.BackfillRequest) -> pb2.Backfill:
         principal = current_principal()
         now = self._app.clock()
+        # Its runs join this call's trace, as a trigger's run does.
+        wanted = dataclasses.replace(wanted, traceparent=current_traceparent())
 
         def create(session: Session) -> pb2.Backfill:
             row = store.create_backfill(

@@ -50,6 +50,8 @@ class BackfillRequest:
     max_parallel: int
     rerun_succeeded: bool
     params: Mapping[str, Any]
+    # The W3C traceparent of the call that asks for it ("" = none): every run of it joins that trace.
+    traceparent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,7 @@ def create_backfill(
         status=BackfillStatus.RUNNING,
         created_at=now,
         created_by=actor,
+        traceparent=request.traceparent or None,
     )
     session.add(row)
     session.flush()
@@ -214,6 +217,7 @@ def _run_values(
         params=backfill.params,
         backfill_id=backfill.id,
         note=note,
+        traceparent=backfill.traceparent or "",
     )
     return execution_values(new, now)
 
