@@ -47,15 +47,26 @@ def snapshot_page(app: RegistryApp, after_id: int, size: int) -> list[Event]:
 
 
 async def snapshot(app: RegistryApp, page_size: int = SNAPSHOT_PAGE) -> AsyncGenerator[list[Event], None]:
-    """Every task's event, page by page, each page built in a worker thread."""
-    after_id = 0
-    while True:
-        page = await asyncio.to_thread(snapshot_page, app, after_id, page_size)
-        if page:
-            yield page
-        if len(page) < page_size:
-            return
-        after_id = page[-1].task.id
+    """Every task's event, page by page, each page built in a worker thread while the one before
+    is on its way (so the scheduler applies a page while the next is read)."""
+    following = asyncio.ensure_future(asyncio.to_thread(snapshot_page, app, 0, page_size))
+    try:
+        while True:
+            page = await following
+            full = len(page) == page_size
+            if full:
+                following = asyncio.ensure_future(
+                    asyncio.to_thread(snapshot_page, app, page[-1].task.id, page_size)
+                )
+            if page:
+                yield page
+            if not full:
+                return
+    finally:  # the feed may end early: the page being read is not wanted, nor its error
+        if not following.done():
+            following.cancel()
+        elif not following.cancelled():
+            following.exception()
 
 
 async def scheduler_feed(

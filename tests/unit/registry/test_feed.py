@@ -104,6 +104,27 @@ async def test_a_snapshot_that_fills_its_last_page_exactly_ends(app: RegistryApp
     assert [event.task.id for event in snapshot] == [task.id for task in tasks]
 
 
+async def test_a_snapshot_closed_after_its_first_page_ends_quietly_and_reads_no_further(
+    app: RegistryApp, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_tasks(db, 30)
+    read: list[int] = []
+    read_page = feed.snapshot_page
+
+    def counted(app: RegistryApp, after_id: int, size: int) -> list[Event]:
+        read.append(after_id)
+        return read_page(app, after_id, size)
+
+    monkeypatch.setattr(feed, "snapshot_page", counted)
+    pages = feed.snapshot(app, page_size=10)
+    first = await anext(pages)
+    await pages.aclose()
+    await asyncio.sleep(0.2)  # a page read ahead has had time to finish
+    assert len(first) == 10
+    # At most the page after it was read (ahead, while the first was on its way); none after that.
+    assert read in ([0], [0, first[-1].task.id])
+
+
 async def test_a_change_published_while_the_snapshot_streams_follows_it(
     app: RegistryApp, db: Database
 ) -> None:
