@@ -10,7 +10,8 @@ Jobs are built the way APScheduler's own persistent job stores rebuild a stored 
 (`Job.__setstate__`), not through `add_job`: that checks the job function's signature and wakes
 the scheduler for every job, two thirds of the time a 100,000-task snapshot took to apply (the
 function is ours and the same for every job). One wakeup per loop turn serves every job placed in
-it.
+it. The jobs are held in our SortedJobStore (job_store.py), whose placements do not move the
+whole list.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.base import BaseExecutor
 from apscheduler.job import Job
-from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
+from services.scheduler.job_store import SortedJobStore
 from services.scheduler.triggers import Schedule
 
 
@@ -51,7 +52,7 @@ class FireExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler ships no 
 
 class Timetable:
     def __init__(self, on_fire: Callable[[int, datetime], None]) -> None:
-        self._store = MemoryJobStore()
+        self._store = SortedJobStore()
         self._aps = AsyncIOScheduler(
             timezone=UTC,
             jobstores={_STORE: self._store},
