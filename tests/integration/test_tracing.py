@@ -112,6 +112,16 @@ def command_task(stack: Stack, *command: str) -> tuple[Api, dict[str, Any]]:
     return admin, task
 
 
+def registry_span(receiver: Collector, method: str) -> dict[str, str]:
+    """The registry's span of a call to `method` (e.g. "TaskService/TriggerTaskJson"), once exported."""
+    spans: list[dict[str, str]] = wait_for(
+        lambda: [s for s in receiver.spans() if s["name"].endswith(method)],
+        30,
+        f"the registry's span of {method}",
+    )
+    return spans[0]
+
+
 def test_a_rest_trigger_is_one_trace_from_the_gateway_to_the_executors_job(
     traced_stack: Stack, collector: tuple[Collector, int]
 ) -> None:
@@ -123,11 +133,7 @@ def test_a_rest_trigger_is_one_trace_from_the_gateway_to_the_executors_job(
     assert run["status"] == "success", run["error_message"]
 
     # The registry's span of the REST trigger names the trace; Envoy's span is its parent.
-    trigger = wait_for(
-        lambda: [s for s in receiver.spans() if s["name"].endswith("TaskService/TriggerTaskJson")],
-        30,
-        "the registry's span of the trigger",
-    )[0]
+    trigger = registry_span(receiver, "TaskService/TriggerTaskJson")
     trace_id = trigger["trace_id"]
 
     def services_in_trace() -> set[str]:
@@ -199,11 +205,7 @@ def test_every_run_of_a_rest_backfill_is_in_the_trace_of_the_call_that_asked_for
     runs = admin.executions(task["id"], limit=10)
     assert len(runs) == 3 and {run["status"] for run in runs} == {"success"}, runs
 
-    asked = wait_for(
-        lambda: [s for s in receiver.spans() if s["name"].endswith("BackfillService/CreateBackfillJson")],
-        30,
-        "the registry's span of the backfill call",
-    )[0]
+    asked = registry_span(receiver, "BackfillService/CreateBackfillJson")
     trace_id = asked["trace_id"]
     # Each run's record and its job's TRACEPARENT name the backfill call's trace, whichever pass
     # (the call's own or the scheduler's) created the run.
