@@ -55,6 +55,16 @@ class ExecutorHandle:
     stub: executor_service_pb2_grpc.ExecutorServiceStub
     # Busy or unreachable executors are skipped until this monotonic time.
     cooldown_until: float = field(default=0.0)
+    # Runs it takes at once, as it last said (GetLoad; 0 = not known yet: no limit here), and runs
+    # this scheduler has claimed for it that have not ended or gone back to pending. A run is
+    # claimed for it only while it has room: a claimed run shows running and its lease runs, so a
+    # burst claimed beyond the executors' room would be reaped as lost before any executor took it.
+    capacity: int = field(default=0)
+    reserved: int = field(default=0)
+
+    @property
+    def has_room(self) -> bool:
+        return self.capacity == 0 or self.reserved < self.capacity
 
     @classmethod
     def open(cls, address: str) -> ExecutorHandle:
@@ -89,6 +99,8 @@ class ExecutorPool:
         self._next = 0
 
     def pick(self) -> ExecutorHandle | None:
+        """Round robin, an executor with room that is not cooling down; the run is counted on it
+        until `release`. None when none has room."""
         stale = self._dns_names and time.monotonic() - self._resolved_at > self._resolve_seconds
         if stale and (self._resolving is None or self._resolving.done()):
             self._resolving = asyncio.get_running_loop().create_task(self.resolve())
@@ -96,9 +108,21 @@ class ExecutorPool:
         for _ in range(len(self._handles)):
             handle = self._handles[self._next % len(self._handles)]
             self._next += 1
-            if handle.cooldown_until <= now:
+            if handle.cooldown_until <= now and handle.has_room:
+                handle.reserved += 1
                 return handle
         return None
+
+    @staticmethod
+    def reserve(handle: ExecutorHandle) -> None:
+        """Counts a run on `handle` that was not picked (one re-attached to where it runs)."""
+        handle.reserved += 1
+
+    @staticmethod
+    def release(handle: ExecutorHandle) -> None:
+        """The run `pick` or `reserve` counted on `handle` ended, went back to pending or was never
+        claimed."""
+        handle.reserved = max(0, handle.reserved - 1)
 
     async def resolve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -147,6 +171,7 @@ class ExecutorPool:
                 )
             except grpc.aio.AioRpcError:
                 return status_service_pb2.ExecutorState(address=handle.address, reachable=False)
+            handle.capacity = answer.capacity
             return status_service_pb2.ExecutorState(
                 address=handle.address,
                 reachable=True,

@@ -100,17 +100,25 @@ class Dispatcher:
         fire recorded before (the same planned time) starts nothing."""
         # A workflow runs in the scheduler itself.
         handle = self._executors.pick() if task.task_type != TaskType.WORKFLOW else None
-        response = await self._ledger.record_fire(
-            task, planned, start_executor=handle.address if handle is not None else "", note=note
-        )
-        if response is None or not response.created:
-            return
-        claim = Claim(handle, response.attempt, task) if handle is not None and response.attempt else None
-        self.launch(response.execution, claim)
+        claim: Claim | None = None
+        try:
+            response = await self._ledger.record_fire(
+                task, planned, start_executor=handle.address if handle is not None else "", note=note
+            )
+            if response is None or not response.created:
+                return
+            if handle is not None and response.attempt:
+                claim = Claim(handle, response.attempt, task)
+            self.launch(response.execution, claim)
+        finally:
+            if handle is not None and claim is None:  # the run was not claimed for it
+                self._executors.release(handle)
 
     def launch(self, execution: task_pb2.Execution, claim: Claim | None = None) -> None:
         """Drives `execution` in the background, in its trace (Execution.traceparent) when it has one."""
         if execution.id in self._runs or execution.status not in LIVE_STATUSES:
+            if claim is not None:
+                self._executors.release(claim.handle)
             return
         run = RunHandle(
             execution_id=execution.id,
@@ -154,6 +162,7 @@ class Dispatcher:
         with tracing.span("adopt run", execution.traceparent, execution_id=execution.id):
             claim = await self._claims.adopt(execution.id, handle)
         if claim is not None:
+            self._executors.reserve(handle)  # it runs there: it takes room
             self.launch(execution, claim)
 
     def request_cancel(self, execution_id: int) -> None:
@@ -209,18 +218,26 @@ class Dispatcher:
             if claim is None and not run.cancel_requested:
                 handle = self._executors.pick()
                 if handle is not None:
-                    claim = await self._claims.claim(run, handle)
+                    try:
+                        claim = await self._claims.claim(run, handle)
+                    finally:
+                        if claim is None:
+                            self._executors.release(handle)
                     if claim is None:
                         return
             # A pending run's termination ended it in the registry already; a re-attached one is
             # stopped where it runs (its acceptance sends the Cancel).
             if run.cancel_requested and (claim is None or not claim.attach):
                 if claim is not None:  # claimed (so it shows running) but no executor has it yet
+                    self._executors.release(claim.handle)
                     run.attempt = claim.attempt
                     await self._ledger.end(run.end_request(Status.TERMINATED, None, TERMINATED_MESSAGE))
                 return
             if claim is not None:
-                declined = await self._streams.follow(run, claim)
+                try:
+                    declined = await self._streams.follow(run, claim)
+                finally:
+                    self._executors.release(claim.handle)
                 if not declined or not await self._claims.requeue(run):
                     return
                 claim = None  # back to pending, claimed anew for the next executor

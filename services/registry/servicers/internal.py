@@ -6,8 +6,10 @@ Proto in → `runs` / `feed` / `store.leadership` → proto out; the rules live 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -39,6 +41,10 @@ class InternalServicer:
         self._runs = runs
         self._calendar_endings = delivery.CalendarEndings()
         self._sealing = retention.Sealing(app.db)
+        # The leader's renewals get a thread of their own: in the shared worker threads they would
+        # queue behind a burst's run batches, miss the renewal's deadline, and the leader would step
+        # down in the middle of the burst (dropping every run it was driving).
+        self._leadership_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadership")
 
     async def WatchSchedulerEvents(
         self, request: pb2.WatchSchedulerEventsRequest, context: Context
@@ -130,7 +136,10 @@ class InternalServicer:
         # In a worker thread: the leader row's lock may be held by a competing candidate a while,
         # and nothing else on this loop should wait for that.
         executors = [convert.executor_state_dict(state) for state in request.executors]
-        state = await asyncio.to_thread(self._acquire, request.candidate, request.ttl_seconds or 3, executors)
+        state = await asyncio.get_running_loop().run_in_executor(
+            self._leadership_thread,
+            functools.partial(self._acquire, request.candidate, request.ttl_seconds or 3, executors),
+        )
         return pb2.AcquireLeadershipResponse(
             leader=state.leader,
             holder=state.holder,

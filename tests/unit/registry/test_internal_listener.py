@@ -1,9 +1,13 @@
 """The registry's internal listener (ZQ_REGISTRY_INTERNAL_PORT) over a real in-process registry: the
 scheduler's calls have a server of their own, open to the service token only and to nothing public,
-and it keeps serving while the public one is gone."""
+and it keeps serving while the public one is gone; a leadership renewal does not wait for busy
+worker threads."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +91,27 @@ async def test_the_internal_listener_offers_no_public_service(env: Env) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as absent:
         await auth.Login(auth_service_pb2.LoginRequest(username="admin", password="x" * 12), metadata=AUTH)
     assert absent.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_a_leadership_renewal_is_answered_while_every_shared_worker_thread_is_busy(env: Env) -> None:
+    # A burst's run batches fill the registry's worker threads (this loop's default executor);
+    # the renewal has a thread of its own, so it does not queue behind them past its deadline.
+    loop = asyncio.get_running_loop()
+    blockers = [
+        loop.run_in_executor(None, time.sleep, 2.0) for _ in range(min(32, (os.cpu_count() or 1) + 4))
+    ]
+    try:
+        renewed = await env.internal.AcquireLeadership(
+            internal_pb2.AcquireLeadershipRequest(candidate="busy-test", ttl_seconds=3),
+            metadata=AUTH,
+            timeout=1.0,
+        )
+        assert renewed.leader
+    finally:
+        await asyncio.gather(*blockers)
+        await env.internal.ReleaseLeadership(
+            internal_pb2.ReleaseLeadershipRequest(candidate="busy-test"), metadata=AUTH
+        )
 
 
 async def test_the_internal_listener_keeps_serving_the_scheduler_while_the_public_port_is_closed(

@@ -1,4 +1,5 @@
-"""The scheduler's executor pool: round robin, cool-downs, and addresses resolved from DNS."""
+"""The scheduler's executor pool: round robin, cool-downs, each executor's room, and addresses
+resolved from DNS."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ async def test_round_robin_skips_executors_cooling_down() -> None:
         "127.0.0.1:3",
         "127.0.0.1:1",
     ]
+    await pool.close()
+
+
+async def test_a_run_is_claimed_for_an_executor_only_while_it_has_room_and_a_release_makes_room() -> None:
+    pool = ExecutorPool(("127.0.0.1:1", "127.0.0.1:2"), "token")
+    first, second = pool.pick(), pool.pick()
+    assert first is not None and second is not None
+    first.capacity, second.capacity = 2, 1  # as their GetLoad answers said
+    # Room left: one more on the first; the second is full with the run picked above.
+    assert [h.address for h in (pool.pick(), pool.pick(), pool.pick()) if h] == ["127.0.0.1:1"]
+    ExecutorPool.release(second)
+    assert [h.address for h in (pool.pick(), pool.pick()) if h] == ["127.0.0.1:2"]
+    ExecutorPool.release(first)
+    ExecutorPool.reserve(first)  # a run re-attached where it runs takes the room back
+    assert pool.pick() is None
     await pool.close()
 
 
