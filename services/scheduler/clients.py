@@ -124,6 +124,11 @@ class ExecutorPool:
         claimed."""
         handle.reserved = max(0, handle.reserved - 1)
 
+    def release_all(self) -> None:
+        """Every run counted is gone (the dispatcher that drove them stopped with its leadership)."""
+        for handle in self._handles + self._retired:
+            handle.reserved = 0
+
     async def resolve(self) -> None:
         loop = asyncio.get_running_loop()
         found: list[str] = []

@@ -87,7 +87,10 @@ class Dispatcher:
         PENDING_RUNS.set_function(lambda: sum(1 for r in self._runs.values() if not r.under_way))
 
     async def close(self) -> None:
-        """After the runs stopped: the outcomes stored so far are acknowledged."""
+        """After the runs stopped: the outcomes stored so far are acknowledged, and the executors'
+        room counts no run of this dispatcher any more (one cancelled before it began released
+        nothing)."""
+        self._executors.release_all()
         await self._acknowledgements.close()
 
     def active(self, task_id: int) -> set[int]:
@@ -189,7 +192,12 @@ class Dispatcher:
             if execution.HasField("scheduled_time"):
                 delay = (execution.scheduled_time.ToDatetime(tzinfo=UTC) - self._clock()).total_seconds()
                 if delay > 0:  # a retry waits for its retry interval
-                    await asyncio.sleep(delay)
+                    try:
+                        await asyncio.sleep(delay)
+                    except BaseException:
+                        if claim is not None:
+                            self._executors.release(claim.handle)
+                        raise
             if claim is None:
                 if await self._task_type(run.task_id) == TaskType.WORKFLOW:
                     run.workflow = WorkflowRun(self._registry, self._ledger, self.launch, execution)

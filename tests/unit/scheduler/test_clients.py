@@ -34,6 +34,12 @@ async def test_a_run_is_claimed_for_an_executor_only_while_it_has_room_and_a_rel
     ExecutorPool.release(first)
     ExecutorPool.reserve(first)  # a run re-attached where it runs takes the room back
     assert pool.pick() is None
+    pool.release_all()  # the dispatcher stopped: none of its runs holds room any more
+    assert [h.address for h in (pool.pick(), pool.pick(), pool.pick(), pool.pick()) if h] == [
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+        "127.0.0.1:1",
+    ]
     await pool.close()
 
 
