@@ -21,6 +21,8 @@ from services.registry.runs.model import (
     Outcome,
     Report,
     Reported,
+    Start,
+    Started,
     Update,
 )
 from services.registry.store.backfills import Progress
@@ -283,6 +285,8 @@ def run_update_of(update: internal_pb2.RunUpdate) -> Update | None:
     kind = update.WhichOneof("update")
     if kind == "create":
         return new_run_of(update.create)
+    if kind == "start":
+        return start_of(update.start)
     if kind == "finish":
         return end_of(update.finish)
     if kind == "progress":
@@ -290,6 +294,16 @@ def run_update_of(update: internal_pb2.RunUpdate) -> Update | None:
     if kind == "log":
         return LogAppend(update.log.execution_id, update.log.data)
     return None
+
+
+def start_of(request: internal_pb2.StartExecutionRequest) -> Start:
+    return Start(request.execution_id, request.executor, request.lease_seconds, request.adopt)
+
+
+def started_to_proto(started: Started) -> internal_pb2.StartExecutionResponse:
+    return internal_pb2.StartExecutionResponse(
+        execution=started.execution, attempt=started.attempt, task=started.task
+    )
 
 
 def created_to_proto(created: Created) -> internal_pb2.CreateExecutionResponse:
@@ -305,6 +319,8 @@ def ended_to_proto(ended: Ended) -> internal_pb2.FinishExecutionResponse:
 def outcome_to_proto(outcome: Outcome) -> internal_pb2.RunUpdateResult:
     if isinstance(outcome, Created):
         return internal_pb2.RunUpdateResult(create=created_to_proto(outcome))
+    if isinstance(outcome, Started):
+        return internal_pb2.RunUpdateResult(start=started_to_proto(outcome))
     if isinstance(outcome, Ended):
         return internal_pb2.RunUpdateResult(finish=ended_to_proto(outcome))
     if isinstance(outcome, Reported):

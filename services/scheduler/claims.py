@@ -1,7 +1,7 @@
 """Claims: which attempt of a run an executor gets, as the registry decides.
 
 A pending run is claimed for one executor (`claim`: the registry answers with the attempt number
-and the task as it is now), and goes back to pending when that executor declines it before
+and the task as it is now; through the ledger, so the claims of a burst travel and commit together), and goes back to pending when that executor declines it before
 accepting (`requeue`). A run still going on an executor under another scheduler is taken over as a
 new attempt (`adopt`), so the old attempt's late reports are refused. Whenever the registry no
 longer gives the run out (terminated, deleted, claimed or ended elsewhere), the answer is None or
@@ -15,6 +15,7 @@ import logging
 import grpc
 
 from services.scheduler.clients import REGISTRY_TIMEOUT_SECONDS, ExecutorHandle, RegistryClient
+from services.scheduler.ledger import RunLedger
 from services.scheduler.reasons import describe, run_is_gone
 from services.scheduler.run_handle import Claim, RunHandle
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class Claims:
-    def __init__(self, registry: RegistryClient) -> None:
+    def __init__(self, registry: RegistryClient, ledger: RunLedger) -> None:
         self._registry = registry
+        self._ledger = ledger
 
     async def claim(self, run: RunHandle, handle: ExecutorHandle) -> Claim | None:
         """Claims a pending run for `handle`; None when it is no longer pending here (terminated,
@@ -69,11 +71,8 @@ class Claims:
     async def _start(
         self, execution_id: int, handle: ExecutorHandle, adopt: bool
     ) -> internal_pb2.StartExecutionResponse:
-        response: internal_pb2.StartExecutionResponse = await self._registry.internal.StartExecution(
+        return await self._ledger.start(
             internal_pb2.StartExecutionRequest(
                 execution_id=execution_id, executor=handle.address, adopt=adopt
-            ),
-            metadata=self._registry.metadata,
-            timeout=REGISTRY_TIMEOUT_SECONDS,
+            )
         )
-        return response

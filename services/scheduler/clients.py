@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import grpc
@@ -80,7 +81,10 @@ DNS_PREFIX = "dns:///"
 
 
 class ExecutorPool:
-    """Round robin over executors, skipping ones that recently refused or were unreachable.
+    """Round robin over executors, skipping ones that recently refused or were unreachable, and
+    only while they have room. Runs that find no room wait in line: each release hands the room to
+    the run waiting longest, so a burst drains oldest first, at the pace executors free up, with no
+    polling.
 
     Addresses are `host:port`, or `dns:///name:port` (e.g. a Kubernetes headless Service), which is
     re-resolved every `resolve_seconds` into one handle per executor, so busy cool-downs and
@@ -97,10 +101,70 @@ class ExecutorPool:
         # Handles of executors gone from DNS: a run may still be streaming from them.
         self._retired: list[ExecutorHandle] = []
         self._next = 0
+        # Runs waiting for room, oldest first, and each waiting run's place by its key.
+        self._waiting: deque[asyncio.Future[ExecutorHandle | None]] = deque()
+        self._places: dict[int, asyncio.Future[ExecutorHandle | None]] = {}
+        self._wake: asyncio.TimerHandle | None = None
 
     def pick(self) -> ExecutorHandle | None:
         """Round robin, an executor with room that is not cooling down; the run is counted on it
-        until `release`. None when none has room."""
+        until `release`. None when none has room, or when runs already wait for room (they come
+        first)."""
+        return None if self._waiting else self._take()
+
+    async def wait_for_room(self, key: int) -> ExecutorHandle | None:
+        """An executor with room for run `key`, counted on it until `release`: at once when one has
+        room and no run waits, else when room frees, the longest-waiting run first. None when the
+        run stopped waiting (`stop_waiting`)."""
+        handle = self.pick()
+        if handle is not None:
+            return handle
+        place: asyncio.Future[ExecutorHandle | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(place)
+        self._places[key] = place
+        try:
+            return await place
+        except asyncio.CancelledError:
+            if place.done() and not place.cancelled() and (handle := place.result()) is not None:
+                self.release(handle)  # handed over just as its run was cancelled: the next one's
+            raise
+        finally:
+            if self._places.get(key) is place:
+                del self._places[key]
+
+    def stop_waiting(self, key: int) -> None:
+        """Run `key` no longer waits for room (it was terminated): its wait ends with None."""
+        place = self._places.pop(key, None)
+        if place is not None and not place.done():
+            place.set_result(None)
+
+    @staticmethod
+    def reserve(handle: ExecutorHandle) -> None:
+        """Counts a run on `handle` that was not picked (one re-attached to where it runs)."""
+        handle.reserved += 1
+
+    def release(self, handle: ExecutorHandle) -> None:
+        """The run `pick` or `reserve` counted on `handle` ended, went back to pending or was never
+        claimed: its room goes to the longest-waiting run."""
+        handle.reserved = max(0, handle.reserved - 1)
+        self._hand_over()
+
+    def release_all(self) -> None:
+        """Every run counted is gone (the dispatcher that drove them stopped with its leadership),
+        and so is every run waiting."""
+        for handle in self._handles + self._retired:
+            handle.reserved = 0
+        for place in self._waiting:
+            place.cancel()
+        self._waiting.clear()
+        self._places.clear()
+
+    def learn_capacity(self, handle: ExecutorHandle, capacity: int) -> None:
+        """How many runs `handle` takes at once, as it said: room it adds goes to the runs waiting."""
+        handle.capacity = capacity
+        self._hand_over()
+
+    def _take(self) -> ExecutorHandle | None:
         stale = self._dns_names and time.monotonic() - self._resolved_at > self._resolve_seconds
         if stale and (self._resolving is None or self._resolving.done()):
             self._resolving = asyncio.get_running_loop().create_task(self.resolve())
@@ -113,21 +177,35 @@ class ExecutorPool:
                 return handle
         return None
 
-    @staticmethod
-    def reserve(handle: ExecutorHandle) -> None:
-        """Counts a run on `handle` that was not picked (one re-attached to where it runs)."""
-        handle.reserved += 1
+    def _hand_over(self) -> None:
+        """Room to the runs waiting, oldest first, while an executor has it; when only executors
+        cooling down have room, again once the first cool-down ends."""
+        while self._waiting:
+            if self._waiting[0].done():  # its run was cancelled or stopped waiting
+                self._waiting.popleft()
+                continue
+            handle = self._take()
+            if handle is None:
+                self._hand_over_after_cool_down()
+                return
+            self._waiting.popleft().set_result(handle)
 
-    @staticmethod
-    def release(handle: ExecutorHandle) -> None:
-        """The run `pick` or `reserve` counted on `handle` ended, went back to pending or was never
-        claimed."""
-        handle.reserved = max(0, handle.reserved - 1)
+    def _hand_over_after_cool_down(self) -> None:
+        now = time.monotonic()
+        ends = [h.cooldown_until for h in self._handles if h.has_room and h.cooldown_until > now]
+        if not ends:
+            return  # room comes with a release, an executor's capacity, or a new executor
+        due = min(ends)
+        if self._wake is not None and self._wake.when() <= due:
+            return
+        if self._wake is not None:
+            self._wake.cancel()
+        loop = asyncio.get_running_loop()
+        self._wake = loop.call_at(loop.time() + (due - now), self._cool_down_over)
 
-    def release_all(self) -> None:
-        """Every run counted is gone (the dispatcher that drove them stopped with its leadership)."""
-        for handle in self._handles + self._retired:
-            handle.reserved = 0
+    def _cool_down_over(self) -> None:
+        self._wake = None
+        self._hand_over()
 
     async def resolve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -147,6 +225,7 @@ class ExecutorPool:
         wanted = list(dict.fromkeys(found))
         self._retired += [h for address, h in current.items() if address not in wanted]
         self._handles = [current.get(address) or ExecutorHandle.open(address) for address in wanted]
+        self._hand_over()
 
     async def keep_resolved(self) -> None:
         """Re-resolves the DNS names every `resolve_seconds` while no run asks (`pick` resolves only
@@ -176,7 +255,7 @@ class ExecutorPool:
                 )
             except grpc.aio.AioRpcError:
                 return status_service_pb2.ExecutorState(address=handle.address, reachable=False)
-            handle.capacity = answer.capacity
+            self.learn_capacity(handle, answer.capacity)
             return status_service_pb2.ExecutorState(
                 address=handle.address,
                 reachable=True,
@@ -192,6 +271,8 @@ class ExecutorPool:
         handle.cooldown_until = time.monotonic() + seconds
 
     async def close(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
         if self._resolving is not None:
             self._resolving.cancel()
         for handle in self._handles + self._retired:

@@ -45,7 +45,7 @@ from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
 log = logging.getLogger(__name__)
 
-# How long to wait between tries when no executor has room.
+# How long to wait before trying again after an executor declined a run.
 FIRST_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 2.0
 
@@ -70,7 +70,7 @@ class Dispatcher:
         self._clock = clock
         self._runs: dict[int, RunHandle] = {}
         self._acknowledgements = Acknowledgements(executors)
-        self._claims = Claims(registry)
+        self._claims = Claims(registry, ledger)
         self._cancels = Cancels(registry, executors, background)
         self._streams = ExecutorStream(
             settings,
@@ -220,11 +220,13 @@ class Dispatcher:
                     del self._active_by_task[run.task_id]
 
     async def _run_on_executors(self, run: RunHandle, claim: Claim | None) -> None:
-        """Tries executors until one takes the run (or the run is gone or cancelled)."""
+        """Waits for an executor with room (the longest-waiting run first), claims the run for it and
+        follows it there; again when that executor declines it, until one takes the run (or the run
+        is gone or cancelled)."""
         backoff = FIRST_BACKOFF_SECONDS
         while True:
             if claim is None and not run.cancel_requested:
-                handle = self._executors.pick()
+                handle = await self._executors.wait_for_room(run.execution_id)
                 if handle is not None:
                     try:
                         claim = await self._claims.claim(run, handle)
@@ -241,15 +243,16 @@ class Dispatcher:
                     run.attempt = claim.attempt
                     await self._ledger.end(run.end_request(Status.TERMINATED, None, TERMINATED_MESSAGE))
                 return
-            if claim is not None:
-                try:
-                    declined = await self._streams.follow(run, claim)
-                finally:
-                    self._executors.release(claim.handle)
-                if not declined or not await self._claims.requeue(run):
-                    return
-                claim = None  # back to pending, claimed anew for the next executor
-            await asyncio.sleep(backoff)
+            if claim is None:
+                continue
+            try:
+                declined = await self._streams.follow(run, claim)
+            finally:
+                self._executors.release(claim.handle)
+            if not declined or not await self._claims.requeue(run):
+                return
+            claim = None  # back to pending, claimed anew for the next executor
+            await asyncio.sleep(backoff)  # the declining executor cools down meanwhile
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _task_type(self, task_id: int) -> str:
@@ -279,6 +282,7 @@ class Dispatcher:
         run = self._runs.get(execution_id)
         if run is not None:
             await self._cancels.cancel(run)
+            self._executors.stop_waiting(execution_id)  # a run waiting for room waits no more
 
 
 def _due(execution: task_pb2.Execution) -> datetime | None:

@@ -1,6 +1,6 @@
 """The scheduler's hot path to the registry, batched.
 
-Every run costs a create, a few progress reports, its log and a finish. Sent one by one, each is an RPC and
+Every run costs a create, a claim, a few progress reports, its log and a finish. Sent one by one, each is an RPC and
 (for create and finish) a commit; at hundreds of runs per second that is the whole budget. The
 ledger queues them and sends what has gathered in one RecordRuns call (one transaction) while at
 most `max_in_flight` calls are under way: an idle ledger sends at once, a busy one in batches.
@@ -96,6 +96,11 @@ class RunLedger:
                 return None
             log.error("cannot record a run", extra={"task_id": task_id, "reason": describe(exc)})
             raise
+
+    async def start(self, request: pb2.StartExecutionRequest) -> pb2.StartExecutionResponse:
+        """A run claimed for an executor (or adopted there): claims sent together are one statement
+        per executor in the registry, so a burst's runs start in a few commits."""
+        return (await self._submit(pb2.RunUpdate(start=request))).start
 
     async def progress(self, request: pb2.ReportProgressRequest) -> pb2.ReportProgressResponse:
         return (await self._submit(pb2.RunUpdate(progress=request))).progress
@@ -220,6 +225,7 @@ class RunLedger:
         kind = update.WhichOneof("update")
         method = {
             "create": "CreateExecution",
+            "start": "StartExecution",
             "progress": "ReportProgress",
             "finish": "FinishExecution",
             "log": "AppendExecutionLog",

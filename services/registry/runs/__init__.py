@@ -6,10 +6,11 @@ it. All of it arrives through `RegistryInternalService`, whose servicer only map
 the values of `model` and back; the rules live here.
 
 - **Batches** (`RunRecorder.record`, the scheduler's `RecordRuns`): progress reports are applied in
-  memory on the event loop, in order and before the ends that follow them (`live.progress`). Creates
-  and ends are stored together: all creates with a dedup key as one insert, all ends whose start and
-  whole result this replica holds (its live runs) as one update (`store.executions.end_runs`), the
-  rest one by one, in one shared transaction.
+  memory on the event loop, in order and before the ends that follow them (`live.progress`). Creates,
+  claims and ends are stored together: all creates with a dedup key as one insert, the claims for
+  one executor as one update (`store.executions.claim_executions`), all ends whose start and whole
+  result this replica holds (its live runs) as one update (`store.executions.end_runs`), the rest one
+  by one, in one shared transaction.
 - **Hand-off**: every database call of run recording (batches, single creates and ends, claims,
   requeues) runs in a worker thread, so the event loop serves other calls meanwhile: on a busy
   machine even a one-row commit held the loop for over 100 ms (the loop watchdog found it), which

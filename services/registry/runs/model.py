@@ -25,6 +25,17 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
+class Start:
+    """A pending run claimed for `executor` (leased; 0 s = the default lease), or with `adopt` a
+    running one taken over there (a new attempt: the old one's reports are refused)."""
+
+    execution_id: int
+    executor: str
+    lease_seconds: float = 0.0
+    adopt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """A running attempt's newest progress, or a heartbeat (`result` None) that renews its lease."""
 
@@ -52,7 +63,7 @@ class LogAppend:
     data: bytes
 
 
-Update = NewRun | Report | End | LogAppend
+Update = NewRun | Start | Report | End | LogAppend
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +99,4 @@ class Appended:
 
 
 # Each update of a batch gets its own outcome; a refused one its error (with its Reason).
-Outcome = Created | Ended | Reported | Appended | DomainError
+Outcome = Created | Started | Ended | Reported | Appended | DomainError

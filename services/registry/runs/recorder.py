@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -20,7 +22,7 @@ from services.common.metrics import RETRIES, RUNS_FINISHED
 from services.common.structs import struct_to_dict
 from services.common.vocabulary import DRAIN_INTERRUPTED_MESSAGE, ExecutionStatus
 from services.registry.app import RegistryApp
-from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
+from services.registry.convert import execution_to_proto, from_timestamp, scheduling_task_to_proto, task_event
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.runs.model import (
     Appended,
@@ -32,6 +34,7 @@ from services.registry.runs.model import (
     Outcome,
     Report,
     Reported,
+    Start,
     Started,
     Update,
 )
@@ -56,8 +59,9 @@ class _KnownEnd:
     task_name: str | None
 
 
-# A create, an end or log lines on their way to the database, with their index in the caller's batch.
-_Stored = tuple[int, NewRun | _KnownEnd | LogAppend]
+# A create, a claim, an end or log lines on their way to the database, with their index in the
+# caller's batch.
+_Stored = tuple[int, NewRun | Start | _KnownEnd | LogAppend]
 
 
 class _Poisoned(Exception):
@@ -105,33 +109,33 @@ class RunRecorder:
         stored: list[_Stored] = [
             (index, self._known(update) if isinstance(update, End) else update)
             for index, update in enumerate(updates)
-            if isinstance(update, NewRun | End | LogAppend)
+            if isinstance(update, NewRun | Start | End | LogAppend)
         ]
         for index, outcome in (await self._store(stored)).items():
             outcomes[index] = outcome
         return outcomes
 
     async def create(self, new: NewRun) -> Created:
-        outcome = (await self._store([(0, new)]))[0]
-        if isinstance(outcome, DomainError):
-            raise outcome
-        assert isinstance(outcome, Created)
-        return outcome
+        return await self._alone(new, Created)
 
     async def end(self, end: End) -> Ended:
         """Ends a run in a transaction of its own: the run, and its retry if one was created."""
-        outcome = (await self._store([(0, self._known(end))]))[0]
-        if isinstance(outcome, DomainError):
-            raise outcome
-        assert isinstance(outcome, Ended)
-        return outcome
+        return await self._alone(self._known(end), Ended)
 
     async def append_log(self, append: LogAppend) -> Appended:
         """Lines for a run's log in a transaction of their own (NOT_FOUND when the run is gone)."""
-        outcome = (await self._store([(0, append)]))[0]
+        return await self._alone(append, Appended)
+
+    async def start(self, start: Start) -> Started:
+        """pending -> running on an executor (or, with `adopt`, a running run taken over)."""
+        return await self._alone(start, Started)
+
+    async def _alone(self, item: NewRun | Start | _KnownEnd | LogAppend, answer: type[T]) -> T:
+        """One update in a transaction of its own: its outcome, or its error raised."""
+        outcome = (await self._store([(0, item)]))[0]
         if isinstance(outcome, DomainError):
             raise outcome
-        assert isinstance(outcome, Appended)
+        assert isinstance(outcome, answer)
         return outcome
 
     async def end_many(self, ends: Sequence[End]) -> list[Outcome]:
@@ -143,31 +147,6 @@ class RunRecorder:
         """Progress or a heartbeat: memory only (the ProgressBuffer writes it later, batched)."""
         run = self._app.progress.report(report.execution_id, report.attempt, report.result)
         return Reported(terminate_requested=run.terminate_requested)
-
-    async def start(self, execution_id: int, executor: str, lease_seconds: float, adopt: bool) -> Started:
-        """pending -> running on `executor` (or, with `adopt`, a running run taken over)."""
-        return await self._to_the_end(self._claim_and_track(execution_id, executor, lease_seconds, adopt))
-
-    async def _claim_and_track(
-        self, execution_id: int, executor: str, lease_seconds: float, adopt: bool
-    ) -> Started:
-        # Tracked even when the caller went away: a claimed run the reaper does not know stays running.
-        started = await asyncio.to_thread(self._claim, execution_id, executor, lease_seconds, adopt)
-        self._app.progress.track(started.execution, started.attempt)
-        self._app.events.publish_execution(started.execution, started.attempt)
-        return started
-
-    def _claim(self, execution_id: int, executor: str, lease_seconds: float, adopt: bool) -> Started:
-        now = self._app.clock()
-        lease = timedelta(seconds=lease_seconds or self._app.settings.lease_seconds)
-        with self._app.db.session() as session:
-            row = store.claim_execution(
-                session, execution_id, store.Claim(executor, now + lease), now, adopt=adopt
-            )
-            task_row = session.get(TaskRow, row.task_id)
-            assert task_row is not None  # the foreign key
-            task = task_to_proto(task_row, now)
-        return Started(execution_to_proto(row, task.name), row.attempt, task)
 
     async def requeue(self, execution_id: int, attempt: int) -> None:
         """running -> pending: the executor had no room."""
@@ -254,6 +233,7 @@ class RunRecorder:
         outcomes: dict[int, Outcome] = {}
         creates: list[tuple[int, NewRun, dict[str, Any]]] = []
         known_starts: list[tuple[int, _KnownEnd]] = []
+        claims = [(index, item) for index, item in stored if isinstance(item, Start)]
         appends = [(index, item) for index, item in stored if isinstance(item, LogAppend)]
         # Appends pick their offset from the log's end: on SQLite the transaction takes the write lock
         # before that read (PostgreSQL locks the run's row; see store.logs).
@@ -263,7 +243,7 @@ class RunRecorder:
             if appends:
                 outcomes.update(self._append(session, appends, after))
             for index, item in stored:
-                if isinstance(item, LogAppend):
+                if isinstance(item, LogAppend | Start):
                     continue
                 if isinstance(item, _KnownEnd):
                     if item.end.started is not None:
@@ -286,6 +266,8 @@ class RunRecorder:
                 if not (batched and values["dedup_key"] is not None):
                     # One statement each: a single create's missing task is its own NotFound.
                     outcomes[index] = _guarded(functools.partial(self._create, session, item, values, after))
+            if claims:
+                outcomes.update(self._claim(session, claims, now, after))
             if known_starts:
                 # One statement for all; if one of them ended elsewhere, every update goes alone.
                 together = _guarded(
@@ -311,6 +293,46 @@ class RunRecorder:
         for execution_id in grown:
             after.append(functools.partial(self._app.events.log_appended, execution_id))
         return outcomes
+
+    def _claim(
+        self, session: Session, claims: list[tuple[int, Start]], now: datetime, after: AfterCommit
+    ) -> dict[int, Outcome]:
+        """Claims made together: one statement per executor (a burst's runs start in a few commits),
+        then their tasks as they are now, read in one."""
+        groups: defaultdict[tuple[str, float, bool], list[tuple[int, Start]]] = defaultdict(list)
+        for index, start in claims:
+            groups[(start.executor, start.lease_seconds, start.adopt)].append((index, start))
+        answers: dict[int, ExecutionRow | DomainError] = {}
+        for (executor, lease_seconds, adopt), group in groups.items():
+            lease = timedelta(seconds=lease_seconds or self._app.settings.lease_seconds)
+            claim = store.Claim(executor, now + lease)
+            try:
+                rows = store.claim_executions(
+                    session, [start.execution_id for _, start in group], claim, now, adopt
+                )
+            except DBAPIError as exc:
+                raise _Poisoned(exc) from exc
+            answers.update(zip((index for index, _ in group), rows, strict=True))
+        task_ids = {row.task_id for row in answers.values() if isinstance(row, ExecutionRow)}
+        tasks = {
+            row.id: scheduling_task_to_proto(row)
+            for row in session.scalars(select(TaskRow).where(TaskRow.id.in_(task_ids)))
+        }
+        outcomes: dict[int, Outcome] = {}
+        for index, answer in answers.items():
+            if isinstance(answer, DomainError):
+                outcomes[index] = answer
+                continue
+            task = tasks[answer.task_id]  # the foreign key
+            started = Started(execution_to_proto(answer, task.name), answer.attempt, task)
+            # Tracked even when the caller went away: a claimed run the reaper does not know stays running.
+            after.append(functools.partial(self._publish_start, started))
+            outcomes[index] = started
+        return outcomes
+
+    def _publish_start(self, started: Started) -> None:
+        self._app.progress.track(started.execution, started.attempt)
+        self._app.events.publish_execution(started.execution, started.attempt)
 
     def _new_row(self, new: NewRun, now: datetime) -> dict[str, Any]:
         start = None

@@ -68,12 +68,7 @@ class InternalServicer:
         self, request: pb2.StartExecutionRequest, context: Context
     ) -> pb2.StartExecutionResponse:
         _require_service()
-        started = await self._runs.start(
-            request.execution_id, request.executor, request.lease_seconds, request.adopt
-        )
-        return pb2.StartExecutionResponse(
-            execution=started.execution, attempt=started.attempt, task=started.task
-        )
+        return convert.started_to_proto(await self._runs.start(convert.start_of(request)))
 
     async def RequeueExecution(
         self, request: pb2.RequeueExecutionRequest, context: Context

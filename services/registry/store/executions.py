@@ -201,41 +201,65 @@ def _detached(row: Any) -> ExecutionRow:
     return detached
 
 
+def claim_executions(
+    session: Session, execution_ids: Sequence[int], claim: Claim, now: datetime, adopt: bool = False
+) -> list[ExecutionRow | FailedPrecondition | NotFound]:
+    """pending -> running on `claim`'s executor, for many runs in one statement and atomically: of
+    two claimers of a run exactly one wins (a run named twice is claimed once). With `adopt`, running
+    runs are taken over instead (their start time and progress are kept). One answer per id, in
+    order: the claimed row, or why the run could not be claimed."""
+    ids = list(dict.fromkeys(execution_ids))
+    if adopt:
+        expected = Status.RUNNING
+        values: dict[str, Any] = {}
+    else:
+        expected = Status.PENDING
+        values = {"status": Status.RUNNING, "start_time": now, "result": {}}
+    statement = (
+        update(EXECUTIONS)
+        .where(EXECUTIONS.c.id.in_(ids), EXECUTIONS.c.status == expected)
+        .values(
+            **values,
+            executor=claim.executor,
+            attempt=EXECUTIONS.c.attempt + 1,
+            lease_expires_at=claim.lease_until,
+        )
+        .returning(*EXECUTIONS.c)
+    )
+    claimed: dict[int, ExecutionRow | None] = {row.id: _detached(row) for row in session.execute(statement)}
+    missing = [execution_id for execution_id in ids if execution_id not in claimed]
+    status_of: dict[int, str] = {}
+    if missing:
+        found = select(EXECUTIONS.c.id, EXECUTIONS.c.status).where(EXECUTIONS.c.id.in_(missing))
+        status_of = {row.id: row.status for row in session.execute(found)}
+    answers: list[ExecutionRow | FailedPrecondition | NotFound] = []
+    for execution_id in execution_ids:
+        row = claimed.get(execution_id)
+        if row is not None:
+            answers.append(row)
+            claimed[execution_id] = None  # named again later in the batch: claimed already
+            continue
+        status = status_of.get(execution_id, Status.RUNNING if execution_id in claimed else None)
+        if status is None:
+            answers.append(execution_not_found(execution_id))
+        else:
+            answers.append(
+                FailedPrecondition(
+                    f"执行记录 {execution_id} 当前状态为 {status}，不能开始执行",
+                    reason=Reason.RUN_NOT_PENDING,
+                )
+            )
+    return answers
+
+
 def claim_execution(
     session: Session, execution_id: int, claim: Claim, now: datetime, adopt: bool = False
 ) -> ExecutionRow:
-    """pending -> running, atomically: of two claimers exactly one wins. With `adopt`, a running
-    run is taken over instead (its start time and progress are kept)."""
-    if adopt:
-        statement = (
-            update(ExecutionRow)
-            .where(ExecutionRow.id == execution_id, ExecutionRow.status == Status.RUNNING)
-            .values(
-                executor=claim.executor, attempt=ExecutionRow.attempt + 1, lease_expires_at=claim.lease_until
-            )
-        )
-    else:
-        statement = (
-            update(ExecutionRow)
-            .where(ExecutionRow.id == execution_id, ExecutionRow.status == Status.PENDING)
-            .values(
-                status=Status.RUNNING,
-                start_time=now,
-                executor=claim.executor,
-                attempt=ExecutionRow.attempt + 1,
-                lease_expires_at=claim.lease_until,
-                result={},
-            )
-        )
-    claimed = session.scalars(
-        statement.returning(ExecutionRow).execution_options(populate_existing=True)
-    ).first()
-    if claimed is None:
-        row = get_execution(session, execution_id)
-        raise FailedPrecondition(
-            f"执行记录 {execution_id} 当前状态为 {row.status}，不能开始执行", reason=Reason.RUN_NOT_PENDING
-        )
-    return claimed
+    """One run of `claim_executions`; raises why it could not be claimed."""
+    (answer,) = claim_executions(session, [execution_id], claim, now, adopt)
+    if isinstance(answer, FailedPrecondition | NotFound):
+        raise answer
+    return answer
 
 
 def requeue_execution(session: Session, execution_id: int, attempt: int) -> ExecutionRow:

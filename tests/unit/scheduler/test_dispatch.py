@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from services.common.calendars import TradingCalendar
-from services.common.errors import Reason, rpc_error
+from services.common.errors import Reason, reason_of, rpc_error
 from services.common.vocabulary import TERMINATED_MESSAGE
 from services.scheduler.background import Background
 from services.scheduler.clients import ExecutorPool
@@ -90,11 +90,23 @@ class ScriptedRegistry:
         return internal_pb2.RequeueExecutionResponse()
 
     async def RecordRuns(self, request: internal_pb2.RecordRunsRequest, **call: Any) -> Any:
-        self.finishes += [update.finish for update in request.updates if update.HasField("finish")]
-        return internal_pb2.RecordRunsResponse(
-            results=[internal_pb2.RunUpdateResult(finish=internal_pb2.FinishExecutionResponse())]
-            * len(request.updates)
-        )
+        """Claims (as StartExecution answers them), ends, progress and logs, each with its result."""
+        results = []
+        for update in request.updates:
+            if update.HasField("start"):
+                try:
+                    started = await self.StartExecution(update.start)
+                except grpc.aio.AioRpcError as exc:
+                    code, reason = exc.code().value[0], reason_of(exc)
+                    results.append(internal_pb2.RunUpdateResult(code=code, message="", reason=reason))
+                    continue
+                results.append(internal_pb2.RunUpdateResult(start=started))
+            elif update.HasField("finish"):
+                self.finishes.append(update.finish)
+                results.append(internal_pb2.RunUpdateResult(finish=internal_pb2.FinishExecutionResponse()))
+            else:  # progress and logs: taken
+                results.append(internal_pb2.RunUpdateResult())
+        return internal_pb2.RecordRunsResponse(results=results)
 
 
 class Awaited(Background):
@@ -276,3 +288,74 @@ async def test_a_run_terminated_between_its_claim_and_its_executor_ends_terminat
     assert [(f.attempt, f.status, f.error_message) for f in registry.finishes] == [
         (1, "terminated", TERMINATED_MESSAGE)
     ]
+
+
+class GatedExecutor:
+    """Takes each run and finishes it only when the test opens its gate; counts runs at once."""
+
+    def __init__(self) -> None:
+        self.gates: dict[int, asyncio.Event] = {}
+        self.order: list[int] = []
+        self.at_once = self.most_at_once = 0
+        self.two_at_once = asyncio.Event()
+
+    def Run(self, request: executor_service_pb2.RunRequest, **call: Any) -> Any:
+        executor = self
+        gate = self.gates.setdefault(request.execution_id, asyncio.Event())
+        self.order.append(request.execution_id)
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        if self.at_once == 2:
+            self.two_at_once.set()
+        events = [
+            executor_service_pb2.RunResponse(type=executor_service_pb2.RunResponse.EVENT_TYPE_ACCEPTED),
+            executor_service_pb2.RunResponse(
+                type=executor_service_pb2.RunResponse.EVENT_TYPE_FINISHED, status="success"
+            ),
+        ]
+
+        class GatedCall:
+            async def read(self) -> Any:
+                if len(events) == 1:
+                    await gate.wait()
+                    executor.at_once -= 1
+                return events.pop(0) if events else grpc.aio.EOF  # type: ignore[attr-defined]
+
+            def cancel(self) -> None:
+                pass
+
+        return GatedCall()
+
+
+async def test_a_burst_beyond_the_executors_room_waits_in_line_runs_oldest_first_and_a_terminated_run_leaves_the_line() -> (
+    None
+):
+    registry = ScriptedRegistry()
+    executor = GatedExecutor()
+    pool = ExecutorPool(("127.0.0.1:1",), "token")
+    (handle,) = [pool.pick()]
+    assert handle is not None
+    handle.stub = executor
+    pool.learn_capacity(handle, 2)
+    pool.release(handle)
+    background = Awaited()
+    fake: Any = registry
+    dispatcher = Dispatcher(
+        SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
+    )
+    for execution_id in range(101, 107):
+        dispatcher.launch(task_pb2.Execution(id=execution_id, task_id=TASK.id, status="pending"))
+
+    await asyncio.wait_for(executor.two_at_once.wait(), 5)
+    await dispatcher._cancel(104)  # terminated while it waits: it leaves the line at once
+    for opened in range(101, 107):
+        if opened == 104:
+            continue
+        executor.gates.setdefault(opened, asyncio.Event()).set()
+    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    assert executor.order == [101, 102, 103, 105, 106]  # oldest first, the terminated one never
+    assert executor.most_at_once == 2  # never beyond the room the executor said it has
+    assert len(registry.claims) == 5 and handle.reserved == 0
+    assert not dispatcher.active(TASK.id)
+    await background.stop()
+    await pool.close()

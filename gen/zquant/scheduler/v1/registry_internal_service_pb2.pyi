@@ -106,16 +106,18 @@ class RecordRunsRequest(_message.Message):
     def __init__(self, updates: _Optional[_Iterable[_Union[RunUpdate, _Mapping]]] = ...) -> None: ...
 
 class RunUpdate(_message.Message):
-    __slots__ = ("create", "progress", "finish", "log")
+    __slots__ = ("create", "progress", "finish", "log", "start")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     create: CreateExecutionRequest
     progress: ReportProgressRequest
     finish: FinishExecutionRequest
     log: AppendExecutionLogRequest
-    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogRequest, _Mapping]] = ...) -> None: ...
+    start: StartExecutionRequest
+    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogRequest, _Mapping]] = ..., start: _Optional[_Union[StartExecutionRequest, _Mapping]] = ...) -> None: ...
 
 class RecordRunsResponse(_message.Message):
     __slots__ = ("results",)
@@ -124,7 +126,7 @@ class RecordRunsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RunUpdateResult, _Mapping]]] = ...) -> None: ...
 
 class RunUpdateResult(_message.Message):
-    __slots__ = ("code", "message", "reason", "create", "progress", "finish", "log")
+    __slots__ = ("code", "message", "reason", "create", "progress", "finish", "log", "start")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +134,7 @@ class RunUpdateResult(_message.Message):
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     reason: str
@@ -139,7 +142,8 @@ class RunUpdateResult(_message.Message):
     progress: ReportProgressResponse
     finish: FinishExecutionResponse
     log: AppendExecutionLogResponse
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ..., create: _Optional[_Union[CreateExecutionResponse, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressResponse, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionResponse, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogResponse, _Mapping]] = ...) -> None: ...
+    start: StartExecutionResponse
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ..., create: _Optional[_Union[CreateExecutionResponse, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressResponse, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionResponse, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogResponse, _Mapping]] = ..., start: _Optional[_Union[StartExecutionResponse, _Mapping]] = ...) -> None: ...
 
 class StartExecutionRequest(_message.Message):
     __slots__ = ("execution_id", "executor", "lease_seconds", "adopt")

@@ -127,11 +127,12 @@ class RegistryInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordRuns(self, request, context):
-        """Many CreateExecution, ReportProgress and FinishExecution calls in one: the scheduler's hot
-        path. Each update gets the result its single call would have had, and an update's error does
-        not fail the others. Progress reports are applied first (they live in memory), then the creates
-        and ends in one transaction. So updates of one run must not depend on each other within a
-        call, except that its report may precede its end. At most 1000 updates (INVALID_ARGUMENT).
+        """Many CreateExecution, StartExecution, ReportProgress, FinishExecution and AppendExecutionLog
+        calls in one: the scheduler's hot path. Each update gets the result its single call would have
+        had, and an update's error does not fail the others. Progress reports are applied first (they
+        live in memory), then the logs, creates, starts and ends in one transaction. So updates of one
+        run must not depend on each other within a call, except that its report may precede its end.
+        At most 1000 updates (INVALID_ARGUMENT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
-from services.common.auth import TokenService, load_or_create_keys
 from services.registry.app import RegistryApp
-from services.registry.db import Database, migrate, utcnow
+from services.registry.db import utcnow
 from services.registry.models import ExecutionRow
-from services.registry.runs.model import NewRun
+from services.registry.runs.model import NewRun, Start
 from services.registry.runs.reaper import LeaseReaper
 from services.registry.runs.recorder import RunRecorder
-from services.registry.settings import RegistrySettings
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as task_store
 
@@ -28,24 +24,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 LEASE_SECONDS = 1
 BATCH = 12
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def app(tmp_path: Path) -> AsyncIterator[RegistryApp]:
-    url = f"sqlite:///{tmp_path / 'registry.db'}"
-    settings = RegistrySettings.from_env(
-        {
-            "ZQ_SERVICE_TOKEN": "test-service-token",
-            "ZQ_DATA_DIR": str(tmp_path),
-            "ZQ_DATABASE_URL": url,
-            "ZQ_LEASE_SECONDS": str(LEASE_SECONDS),
-        }
-    )
-    db = Database(url)
-    migrate(db.engine)
-    keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
-    yield RegistryApp.create(settings, db, TokenService(keys, 3600, 3600))
-    db.dispose()
 
 
 def new_task_id(app: RegistryApp) -> int:
@@ -125,7 +103,7 @@ async def test_a_claim_whose_caller_went_away_is_still_tracked(app: RegistryApp)
             utcnow(),
         )
         execution_id = row.id
-    call = asyncio.ensure_future(recorder.start(execution_id, "127.0.0.1:1", 0, adopt=False))
+    call = asyncio.ensure_future(recorder.start(Start(execution_id, "127.0.0.1:1")))
     await asyncio.sleep(0)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):

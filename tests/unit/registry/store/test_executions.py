@@ -17,31 +17,45 @@ from services.registry.store import manual_runs
 from services.registry.store import tasks as task_store
 
 
-def running(db: Database, count: int = 1, max_retries: int = 0, traceparent: str = "") -> list[ExecutionRow]:
-    """Runs as StartExecution leaves them: running, attempt 1, progress {"step": 1} stored;
-    manual runs, in the trace `traceparent` when given."""
+def pending(
+    db: Database,
+    count: int,
+    max_retries: int = 0,
+    traceparent: str = "",
+    config: dict[str, object] | None = None,
+) -> list[int]:
+    """Pending manual runs of a new task (with this config), in the trace `traceparent` when given."""
     now = utcnow()
     with db.session() as session:
         task = task_store.create_task(
             session,
-            {"name": f"end_{uuid.uuid4().hex[:12]}", "task_type": "example_task", "max_retries": max_retries},
+            {
+                "name": f"run_{uuid.uuid4().hex[:12]}",
+                "task_type": "example_task",
+                "max_retries": max_retries,
+                "config": config or {},
+            },
             "admin",
             "UTC",
             now,
         )
-        rows = []
-        for _ in range(count):
-            row, _ = store.create_execution(
-                session,
-                store.NewExecution(
-                    task_id=task.id, trigger="manual", scheduled_time=now, traceparent=traceparent
-                ),
-                now,
-            )
-            row = store.claim_execution(session, row.id, store.Claim("executor-test", now), now)
+        new = store.NewExecution(
+            task_id=task.id, trigger="manual", scheduled_time=now, traceparent=traceparent
+        )
+        return [store.create_execution(session, new, now)[0].id for _ in range(count)]
+
+
+def running(db: Database, count: int = 1, max_retries: int = 0, traceparent: str = "") -> list[ExecutionRow]:
+    """Runs as StartExecution leaves them: running, attempt 1, progress {"step": 1} stored;
+    manual runs, in the trace `traceparent` when given."""
+    now = utcnow()
+    rows = []
+    with db.session() as session:
+        for execution_id in pending(db, count, max_retries, traceparent):
+            row = store.claim_execution(session, execution_id, store.Claim("executor-test", now), now)
             store.write_progress(session, {row.id: (row.attempt, {"step": 1})})
             rows.append(row)
-        return rows
+    return rows
 
 
 def stored(db: Database, execution_id: int) -> ExecutionRow:
@@ -176,3 +190,43 @@ def test_a_run_that_failed_on_its_own_without_retries_left_is_not_handed_back(db
     with db.session() as session:
         [run] = store.end_runs(session, [store.RunEnd(row.id, row.attempt, "failed", {}, "boom")], utcnow())
     assert run.retry is None
+
+
+def test_runs_claimed_together_each_get_their_answer_and_a_run_named_twice_is_claimed_once(
+    db: Database,
+) -> None:
+    first, second, taken = pending(db, 3)
+    now = utcnow()
+    claim = store.Claim("executor-a", now + timedelta(seconds=15))
+    with db.session() as session:
+        store.claim_executions(session, [taken], claim, now)
+    with db.session() as session:
+        answers = store.claim_executions(session, [first, taken, 999_999, second, first], claim, now)
+    assert [type(a).__name__ for a in answers] == [
+        "ExecutionRow",
+        "FailedPrecondition",
+        "NotFound",
+        "ExecutionRow",
+        "FailedPrecondition",
+    ]
+    refused = answers[1]
+    assert isinstance(refused, FailedPrecondition) and refused.reason == Reason.RUN_NOT_PENDING
+    for execution_id in (first, second, taken):
+        row = stored(db, execution_id)
+        assert (row.status, row.executor, row.attempt) == ("running", "executor-a", 1)
+        assert row.start_time is not None and row.lease_expires_at is not None
+
+
+def test_adopting_takes_running_runs_over_as_a_new_attempt_and_refuses_pending_ones(db: Database) -> None:
+    (runs,) = [running(db, 2)]
+    (waiting,) = pending(db, 1)
+    now = utcnow()
+    with db.session() as session:
+        answers = store.claim_executions(
+            session, [r.id for r in runs] + [waiting], store.Claim("executor-b", now), now, adopt=True
+        )
+    assert [getattr(a, "attempt", None) for a in answers[:2]] == [2, 2]
+    assert isinstance(answers[2], FailedPrecondition)
+    row = stored(db, runs[0].id)
+    assert (row.executor, row.start_time, row.result) == ("executor-b", runs[0].start_time, {"step": 1})
+    assert stored(db, waiting).status == "pending"
