@@ -57,7 +57,7 @@ class ExecutorHandle:
     # Busy or unreachable executors are skipped until this monotonic time.
     cooldown_until: float = field(default=0.0)
     # Runs it takes at once, as it last said (GetLoad; 0 = not known yet: no limit here), and runs
-    # this scheduler has claimed for it that have not ended or gone back to pending. A run is
+    # this scheduler has claimed for it whose job has not ended there yet. A run is
     # claimed for it only while it has room: a claimed run shows running and its lease runs, so a
     # burst claimed beyond the executors' room would be reaped as lost before any executor took it.
     capacity: int = field(default=0)

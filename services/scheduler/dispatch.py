@@ -79,6 +79,7 @@ class Dispatcher:
             self._acknowledgements,
             self._cancels,
             self.request_cancel,
+            self.give_back_room,
             clock,
             known_calendar,
         )
@@ -127,6 +128,7 @@ class Dispatcher:
             execution_id=execution.id,
             task_id=execution.task_id,
             parent_id=execution.parent_execution_id,
+            room=claim.handle if claim is not None else None,
             due=_due(execution),
             logical_date=execution.logical_date,
             params=execution.params,
@@ -165,7 +167,7 @@ class Dispatcher:
         with tracing.span("adopt run", execution.traceparent, execution_id=execution.id):
             claim = await self._claims.adopt(execution.id, handle)
         if claim is not None:
-            self._executors.reserve(handle)  # it runs there: it takes room
+            self._executors.reserve(handle)  # it runs there: it takes room (launch hands it the run)
             self.launch(execution, claim)
 
     def request_cancel(self, execution_id: int) -> None:
@@ -192,12 +194,7 @@ class Dispatcher:
             if execution.HasField("scheduled_time"):
                 delay = (execution.scheduled_time.ToDatetime(tzinfo=UTC) - self._clock()).total_seconds()
                 if delay > 0:  # a retry waits for its retry interval
-                    try:
-                        await asyncio.sleep(delay)
-                    except BaseException:
-                        if claim is not None:
-                            self._executors.release(claim.handle)
-                        raise
+                    await asyncio.sleep(delay)
             if claim is None:
                 if await self._task_type(run.task_id) == TaskType.WORKFLOW:
                     run.workflow = WorkflowRun(self._registry, self._ledger, self.launch, execution)
@@ -211,6 +208,7 @@ class Dispatcher:
         except Exception:
             log.exception("run failed in the scheduler", extra={"execution_id": run.execution_id})
         finally:
+            self.give_back_room(run)  # whatever ended the run (also a cancelled wait)
             self._runs.pop(run.execution_id, None)
             self._wake_parent(run)
             active = self._active_by_task.get(run.task_id)
@@ -226,34 +224,35 @@ class Dispatcher:
         backoff = FIRST_BACKOFF_SECONDS
         while True:
             if claim is None and not run.cancel_requested:
-                handle = await self._executors.wait_for_room(run.execution_id)
-                if handle is not None:
-                    try:
-                        claim = await self._claims.claim(run, handle)
-                    finally:
-                        if claim is None:
-                            self._executors.release(handle)
+                run.room = await self._executors.wait_for_room(run.execution_id)
+                if run.room is not None:
+                    claim = await self._claims.claim(run, run.room)
                     if claim is None:
                         return
             # A pending run's termination ended it in the registry already; a re-attached one is
             # stopped where it runs (its acceptance sends the Cancel).
             if run.cancel_requested and (claim is None or not claim.attach):
                 if claim is not None:  # claimed (so it shows running) but no executor has it yet
-                    self._executors.release(claim.handle)
+                    self.give_back_room(run)
                     run.attempt = claim.attempt
                     await self._ledger.end(run.end_request(Status.TERMINATED, None, TERMINATED_MESSAGE))
                 return
             if claim is None:
                 continue
-            try:
-                declined = await self._streams.follow(run, claim)
-            finally:
-                self._executors.release(claim.handle)
+            declined = await self._streams.follow(run, claim)
+            self.give_back_room(run)  # if the stream did not already
             if not declined or not await self._claims.requeue(run):
                 return
             claim = None  # back to pending, claimed anew for the next executor
             await asyncio.sleep(backoff)  # the declining executor cools down meanwhile
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def give_back_room(self, run: RunHandle) -> None:
+        """The run no longer needs its executor's room (the job ended there, or the run went back to
+        pending or ended): it goes to the run waiting longest. Once; later calls do nothing."""
+        if run.room is not None:
+            room, run.room = run.room, None
+            self._executors.release(room)
 
     async def _task_type(self, task_id: int) -> str:
         """From the feed; asks the registry when a run arrives before its task's change event."""

@@ -61,6 +61,7 @@ class ExecutorStream:
         acknowledgements: Acknowledgements,
         cancels: Cancels,
         request_cancel: Callable[[int], None],
+        give_back_room: Callable[[RunHandle], None],
         clock: Callable[[], datetime],
         known_calendar: Callable[[int], TradingCalendar | None],
     ) -> None:
@@ -70,6 +71,7 @@ class ExecutorStream:
         self._acknowledgements = acknowledgements
         self._cancels = cancels
         self._request_cancel = request_cancel
+        self._give_back_room = give_back_room
         self._clock = clock
         self._known_calendar = known_calendar
 
@@ -149,6 +151,9 @@ class ExecutorStream:
                 ):
                     relay.send(event)
                 elif event.type == executor_service_pb2.RunResponse.EVENT_TYPE_FINISHED:
+                    # The executor freed the job's slot before saying so: the next run may have it
+                    # while this end is being stored.
+                    self._give_back_room(run)
                     return await finish(event.status, event.result, event.error_message, reported=True)
         except TimeoutError:
             LOST_EXECUTOR_RUNS.labels("silent").inc()

@@ -38,6 +38,9 @@ class RunHandle:
     # The workflow run this is a node of (0 = none): woken when this run ends.
     parent_id: int = 0
     handle: ExecutorHandle | None = None
+    # The executor whose room this run holds (counted in the pool), until the dispatcher gives it
+    # back (`Dispatcher.give_back_room`): exactly once, as soon as the executor no longer needs it.
+    room: ExecutorHandle | None = None
     attempt: int = 0
     # Terminated by someone: set once; the run's executor is told until it says it stopped the job
     # (`cancel_delivered`). A Cancel can overtake its Run on the wire and find nothing to stop, so

@@ -298,11 +298,17 @@ class GatedExecutor:
         self.order: list[int] = []
         self.at_once = self.most_at_once = 0
         self.two_at_once = asyncio.Event()
+        self._began: dict[int, asyncio.Event] = {}
+
+    def began(self, execution_id: int) -> asyncio.Event:
+        """Set once the run reached this executor."""
+        return self._began.setdefault(execution_id, asyncio.Event())
 
     def Run(self, request: executor_service_pb2.RunRequest, **call: Any) -> Any:
         executor = self
         gate = self.gates.setdefault(request.execution_id, asyncio.Event())
         self.order.append(request.execution_id)
+        self.began(request.execution_id).set()
         self.at_once += 1
         self.most_at_once = max(self.most_at_once, self.at_once)
         if self.at_once == 2:
@@ -357,5 +363,50 @@ async def test_a_burst_beyond_the_executors_room_waits_in_line_runs_oldest_first
     assert executor.most_at_once == 2  # never beyond the room the executor said it has
     assert len(registry.claims) == 5 and handle.reserved == 0
     assert not dispatcher.active(TASK.id)
+    await background.stop()
+    await pool.close()
+
+
+class EndsOnCue(ScriptedRegistry):
+    """Holds the answer to every batch with an end in it until `store` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = asyncio.Event()
+
+    async def RecordRuns(self, request: internal_pb2.RecordRunsRequest, **call: Any) -> Any:
+        if any(update.HasField("finish") for update in request.updates):
+            await self.store.wait()
+        return await super().RecordRuns(request, **call)
+
+
+async def test_a_runs_room_goes_to_the_next_run_as_soon_as_its_executor_finished_it_not_once_its_end_is_stored() -> (
+    None
+):
+    registry = EndsOnCue()
+    executor = GatedExecutor()
+    pool = ExecutorPool(("127.0.0.1:1",), "token")
+    handle = pool.pick()
+    assert handle is not None
+    handle.stub = executor
+    pool.learn_capacity(handle, 1)
+    pool.release(handle)
+    background = Awaited()
+    fake: Any = registry
+    dispatcher = Dispatcher(
+        SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
+    )
+    for execution_id in (201, 202):
+        dispatcher.launch(task_pb2.Execution(id=execution_id, task_id=TASK.id, status="pending"))
+        executor.gates[execution_id] = asyncio.Event()
+    executor.gates[201].set()  # the first run's job ends; its end is not stored yet
+
+    await asyncio.wait_for(executor.began(202).wait(), 5)
+    assert registry.finishes == []  # the first run's end is still on its way
+    registry.store.set()
+    executor.gates[202].set()
+    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    assert [(f.execution_id, f.status) for f in registry.finishes] == [(201, "success"), (202, "success")]
+    assert handle.reserved == 0
     await background.stop()
     await pool.close()
