@@ -4,7 +4,7 @@ what the list shows beside each task (its newest run, when it fires next, its sc
 Filters run in SQL: the name is a case-insensitive substring (ILIKE on PostgreSQL, answered by a
 trigram index), a tag an exact member of the task's JSON list, and the tasks of workflows are hidden
 unless asked for. A keyset page (`after_id`, only in id order) goes straight to its cursor by the
-primary key. A filter's value obeys the same rules as the field it filters (`task_rules.py`).
+primary key; a `skip` page skips ids only, then reads its own rows. A filter's value obeys the same rules as the field it filters (`task_rules.py`).
 """
 
 from __future__ import annotations
@@ -120,9 +120,14 @@ def list_tasks(session: Session, query: TaskQuery) -> tuple[list[TaskRow], int]:
     ordering = column.asc() if ascending else column.desc()
     if query.after_id:  # a keyset page: the primary key's index goes straight to the cursor
         statement = statement.where(TaskRow.id > query.after_id if ascending else TaskRow.id < query.after_id)
-    rows = session.scalars(
-        statement.order_by(ordering, TaskRow.id.desc()).offset(query.skip).limit(query.limit)
-    )
+    order = (ordering, TaskRow.id.desc())
+    if not query.skip:
+        return list(session.scalars(statement.order_by(*order).limit(query.limit))), total
+    # A deep `skip` page walks the skipped rows in an index: only their ids (an index-only scan of
+    # the primary key in id order), then reads the page's whole rows by id.
+    page = statement.with_only_columns(TaskRow.id).order_by(*order).offset(query.skip).limit(query.limit)
+    ids = page.subquery()
+    rows = session.scalars(select(TaskRow).join(ids, TaskRow.id == ids.c.id).order_by(*order))
     return list(rows), total
 
 

@@ -1,5 +1,6 @@
 """services.registry.store.task_listing. The task list on SQLite and PostgreSQL: keyset pages by id
-(after_id) walk the same tasks as skip/limit pages in both orders, and the name search is a
+(after_id) walk the same tasks as skip/limit pages in both orders, skip pages are slices of the
+whole list in every sort order, and the name search is a
 case-insensitive substring with LIKE's wildcards taken literally (PostgreSQL answers it with ILIKE,
 SQLite with lower() LIKE). What the list shows beside a task: its next run time and schedule
 status, from the common schedule rules."""
@@ -59,6 +60,27 @@ def test_keyset_pages_walk_the_same_tasks_as_skip_pages(db: Database, order: str
         everything, _ = task_listing.list_tasks(session, task_listing.TaskQuery(limit=100, order=order))
     assert walk(db, order) == [row.name for row in everything]
     assert sorted(walk(db, order)) == sorted(NAMES)
+
+
+@pytest.mark.parametrize("order_by", ["id", "name", "created_at"])
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_skip_pages_in_every_order_are_slices_of_the_whole_list_and_filters_still_apply(
+    db: Database, order_by: str, order: str
+) -> None:
+    create(db, NAMES)
+    query = task_listing.TaskQuery(limit=100, order=order, order_by=order_by)
+    with db.session() as session:
+        everything = [row.name for row in task_listing.list_tasks(session, query)[0]]
+        for skip in range(len(NAMES) + 1):
+            rows, total = task_listing.list_tasks(
+                session, task_listing.TaskQuery(limit=2, skip=skip, order=order, order_by=order_by)
+            )
+            assert [row.name for row in rows] == everything[skip : skip + 2] and total == len(NAMES)
+        found, total = task_listing.list_tasks(
+            session, task_listing.TaskQuery(limit=2, skip=1, name="report", order=order, order_by=order_by)
+        )
+    reports = [name for name in everything if "report" in name.lower()]
+    assert [row.name for row in found] == reports[1:3] and total == len(reports)
 
 
 def test_keyset_pages_need_the_id_order(db: Database) -> None:
