@@ -27,5 +27,6 @@ the values of `model` and back; the rules live here.
 - **Reaper** (`reaper.py`): runs whose executor stopped reporting for a lease are ended as failed
   through the same path, so a thousand silent runs are one batch, not a thousand transactions.
 
-Modules: `model` (the values), `recorder` (RunRecorder), `reaper` (LeaseReaper).
+Modules: `model` (the values), `recorder` (RunRecorder: batches, hand-off, fallback, publishing),
+`transaction` (what one shared transaction stores and publishes), `reaper` (LeaseReaper).
 """
