@@ -45,6 +45,8 @@ from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
 log = logging.getLogger(__name__)
 
+# Live runs read per call when a new leader resumes them.
+ACTIVE_PAGE = 1000
 # How long to wait before trying again after an executor declined a run.
 FIRST_BACKOFF_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 2.0
@@ -140,23 +142,30 @@ class Dispatcher:
     async def adopt_active_runs(self) -> None:
         """Pending runs in the database (manual triggers, retries, runs a previous scheduler left),
         running workflows, which lost their driver with the previous scheduler, and runs still going
-        on an executor (their scheduler stepped down or lost its registry): resumed here. A running
-        job is never failed for its scheduler's sake: this leader re-attaches to it."""
-        response = await self._registry.internal.ListActiveExecutions(
-            internal_pb2.ListActiveExecutionsRequest(),
-            metadata=self._registry.metadata,
-            timeout=REGISTRY_TIMEOUT_SECONDS,
-        )
-        for execution in response.executions:
-            task = self._known_task(execution.task_id)
-            if execution.status == Status.PENDING or (
-                task is not None and task.task_type == TaskType.WORKFLOW
-            ):
-                self.launch(execution)
-            elif execution.status == Status.RUNNING and execution.id not in self._runs:
-                handle = self._executors.handle_for(execution.executor)
-                if handle is not None:
-                    self._background.spawn(self._adopt(execution, handle))
+        on an executor (their scheduler stepped down or lost its registry): resumed here, every one
+        of them, page by page. A running job is never failed for its scheduler's sake: this leader
+        re-attaches to it."""
+        after_id = 0
+        while True:
+            response = await self._registry.internal.ListActiveExecutions(
+                internal_pb2.ListActiveExecutionsRequest(limit=ACTIVE_PAGE, after_id=after_id),
+                metadata=self._registry.metadata,
+                timeout=REGISTRY_TIMEOUT_SECONDS,
+            )
+            for execution in response.executions:
+                self._resume(execution)
+            if len(response.executions) < ACTIVE_PAGE:
+                return
+            after_id = response.executions[-1].id
+
+    def _resume(self, execution: task_pb2.Execution) -> None:
+        task = self._known_task(execution.task_id)
+        if execution.status == Status.PENDING or (task is not None and task.task_type == TaskType.WORKFLOW):
+            self.launch(execution)
+        elif execution.status == Status.RUNNING and execution.id not in self._runs:
+            handle = self._executors.handle_for(execution.executor)
+            if handle is not None:
+                self._background.spawn(self._adopt(execution, handle))
 
     async def _adopt(self, execution: task_pb2.Execution, handle: ExecutorHandle) -> None:
         """Takes a running run over in the registry (a new attempt: the old one's late reports are

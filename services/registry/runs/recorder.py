@@ -132,12 +132,14 @@ class RunRecorder:
             name = self._app.task_names.get(session, row.task_id)
         return execution_to_proto(row, name), row.attempt
 
-    async def active(self, limit: int) -> list[task_pb2.Execution]:
-        return await asyncio.to_thread(self._active, limit)
+    async def active(self, limit: int, after_id: int = 0) -> list[task_pb2.Execution]:
+        """A page of the live runs, oldest first (after `after_id`)."""
+        return await asyncio.to_thread(self._active, limit, after_id)
 
-    def _active(self, limit: int) -> list[task_pb2.Execution]:
+    def _active(self, limit: int, after_id: int) -> list[task_pb2.Execution]:
         with self._app.db.session() as session:
-            return [execution_to_proto(row) for row in run_history.active_executions(session, limit)]
+            rows = run_history.active_executions(session, limit, after_id)
+            return [execution_to_proto(row) for row in rows]
 
     def _known(self, end: End) -> KnownEnd:
         """The end with the live run's start time (this attempt's, when tracked here), its task's

@@ -122,7 +122,8 @@ class InternalServicer:
         self, request: pb2.ListActiveExecutionsRequest, context: Context
     ) -> pb2.ListActiveExecutionsResponse:
         _require_service()
-        return pb2.ListActiveExecutionsResponse(executions=await self._runs.active(request.limit or 1000))
+        page = await self._runs.active(request.limit or 1000, request.after_id)
+        return pb2.ListActiveExecutionsResponse(executions=page)
 
     async def AcquireLeadership(
         self, request: pb2.AcquireLeadershipRequest, context: Context

@@ -31,8 +31,13 @@ def children_of(session: Session, parent_id: int) -> list[ExecutionRow]:
     return list(session.scalars(select(ExecutionRow).where(ExecutionRow.parent_execution_id == parent_id)))
 
 
-def active_executions(session: Session, limit: int) -> list[ExecutionRow]:
-    query = select(ExecutionRow).where(ExecutionRow.status.in_(LIVE_STATUSES)).order_by(ExecutionRow.id)
+def active_executions(session: Session, limit: int, after_id: int = 0) -> list[ExecutionRow]:
+    """Up to `limit` live runs with an id above `after_id`, oldest first (the (status, id) index)."""
+    query = (
+        select(ExecutionRow)
+        .where(ExecutionRow.status.in_(LIVE_STATUSES), ExecutionRow.id > after_id)
+        .order_by(ExecutionRow.id)
+    )
     return list(session.scalars(query.limit(limit)))
 
 

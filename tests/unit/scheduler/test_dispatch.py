@@ -410,3 +410,44 @@ async def test_a_runs_room_goes_to_the_next_run_as_soon_as_its_executor_finished
     assert handle.reserved == 0
     await background.stop()
     await pool.close()
+
+
+class LiveRuns(ScriptedRegistry):
+    """Answers ListActiveExecutions with these runs, a page at a time."""
+
+    def __init__(self, live: list[task_pb2.Execution]) -> None:
+        super().__init__()
+        self.live = live
+        self.asked: list[int] = []
+
+    async def ListActiveExecutions(
+        self, request: internal_pb2.ListActiveExecutionsRequest, **call: Any
+    ) -> Any:
+        self.asked.append(request.after_id)
+        page = [run for run in self.live if run.id > request.after_id][: request.limit]
+        return internal_pb2.ListActiveExecutionsResponse(executions=page)
+
+
+async def test_a_new_leader_resumes_every_live_run_whatever_the_number_page_by_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.scheduler.dispatch.ACTIVE_PAGE", 2)
+    live = [task_pb2.Execution(id=run_id, task_id=TASK.id, status="pending") for run_id in range(301, 306)]
+    registry = LiveRuns(live)
+    executor = ScriptedExecutor()
+    pool = ExecutorPool(("127.0.0.1:1",), "token")
+    handle = pool.pick()
+    assert handle is not None
+    handle.stub = executor
+    pool.release(handle)
+    background = Awaited()
+    fake: Any = registry
+    dispatcher = Dispatcher(
+        SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
+    )
+    await dispatcher.adopt_active_runs()
+    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    assert registry.asked == [0, 302, 304]  # until a page came back short
+    assert sorted(f.execution_id for f in registry.finishes) == [301, 302, 303, 304, 305]
+    await background.stop()
+    await pool.close()

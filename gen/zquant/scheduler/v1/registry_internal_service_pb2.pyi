@@ -234,10 +234,12 @@ class AppendExecutionLogResponse(_message.Message):
     def __init__(self, end_offset: _Optional[int] = ...) -> None: ...
 
 class ListActiveExecutionsRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "after_id")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    after_id: int
+    def __init__(self, limit: _Optional[int] = ..., after_id: _Optional[int] = ...) -> None: ...
 
 class ListActiveExecutionsResponse(_message.Message):
     __slots__ = ("executions",)

@@ -13,7 +13,7 @@ from services.registry.convert import execution_to_proto
 from services.registry.db import Database, utcnow
 from services.registry.models import ExecutionRow
 from services.registry.store import executions as store
-from services.registry.store import manual_runs
+from services.registry.store import manual_runs, run_history
 from services.registry.store import tasks as task_store
 
 
@@ -230,3 +230,13 @@ def test_adopting_takes_running_runs_over_as_a_new_attempt_and_refuses_pending_o
     row = stored(db, runs[0].id)
     assert (row.executor, row.start_time, row.result) == ("executor-b", runs[0].start_time, {"step": 1})
     assert stored(db, waiting).status == "pending"
+
+
+def test_live_runs_are_read_oldest_first_a_page_after_the_last_id(db: Database) -> None:
+    ids = pending(db, 5)
+    (ended,) = running(db)
+    with db.session() as session:
+        store.end_runs(session, [store.RunEnd(ended.id, ended.attempt, "success", {})], utcnow())
+        first = [row.id for row in run_history.active_executions(session, 3)]
+        rest = [row.id for row in run_history.active_executions(session, 3, after_id=first[-1])]
+    assert first + rest == ids  # the ended run is not live
