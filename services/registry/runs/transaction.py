@@ -84,7 +84,8 @@ class RunTransaction:
         appends = [(index, item) for index, item in stored if isinstance(item, LogAppend)]
         # Appends pick their offset from the log's end: on SQLite the transaction takes the write lock
         # before that read (PostgreSQL locks the run's row; see store.logs).
-        with self._app.db.session(serialized=bool(appends)) as session:
+        db = self._app.db
+        with db.write_turns.turn(), db.session(serialized=bool(appends)) as session:
             now = self._app.clock()
             # Logs first: an end committed with them never shows a run ended with its last lines missing.
             if appends:

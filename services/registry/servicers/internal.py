@@ -191,7 +191,8 @@ class InternalServicer:
     def _acquire(
         self, candidate: str, ttl_seconds: int, executors: list[dict[str, Any]]
     ) -> leadership.Leadership:
-        with self._app.db.session() as session:
+        db = self._app.db
+        with db.write_turns.turn(urgent=True), db.session() as session:  # ahead of the run batches
             return leadership.acquire(session, candidate, ttl_seconds, self._app.clock(), executors)
 
     def _release(self, candidate: str) -> None:
