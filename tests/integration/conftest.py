@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +86,16 @@ def stack_on_backend(
             yield stack
         finally:
             stop_and_check(stack)
+
+
+@pytest.fixture
+def job_file() -> Iterator[Path]:
+    """A file in a directory of its own that jobs write to (also as the job user of a root
+    executor): what they leave there shows what ran, and how often."""
+    directory = Path(tempfile.mkdtemp(prefix="zq-jobs-"))
+    directory.chmod(0o777)
+    yield directory / "jobs.log"
+    shutil.rmtree(directory)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -5,8 +5,6 @@ every job writes when it starts and ends, so the file shows how many ran at once
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -36,15 +34,6 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     )
 
 
-@pytest.fixture
-def journal() -> Iterator[Path]:
-    """A file every job writes its start and end to; writable by the job user of a root executor."""
-    directory = Path(tempfile.mkdtemp(prefix="zq-burst-"))
-    directory.chmod(0o777)
-    yield directory / "journal.log"
-    shutil.rmtree(directory)
-
-
 def most_at_once(journal: Path) -> int:
     """The most jobs the journal shows running at the same moment."""
     moments = []
@@ -59,8 +48,9 @@ def most_at_once(journal: Path) -> int:
 
 
 def test_a_burst_beyond_the_executors_room_runs_every_run_once_and_never_more_at_once_than_the_room(
-    stack: Stack, admin: Api, journal: Path
+    stack: Stack, admin: Api, job_file: Path
 ) -> None:
+    journal = job_file
     due = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
     script = (
         f'echo "start $ZQ_EXECUTION_ID $(date +%s.%N)" >> {journal}; sleep {JOB_SECONDS}; '

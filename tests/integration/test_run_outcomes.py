@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -47,15 +45,6 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             stack.stop()
 
 
-@pytest.fixture
-def side_effects() -> Iterator[Path]:
-    """A file every run appends its execution id to; writable by the job user of a root executor."""
-    directory = Path(tempfile.mkdtemp(prefix="zq-outcomes-"))
-    directory.chmod(0o777)
-    yield directory / "runs.log"
-    shutil.rmtree(directory)
-
-
 def appending(path: Path, seconds: float) -> dict[str, Any]:
     script = f'sleep {seconds}; echo "$ZQ_EXECUTION_ID" >> {path}'
     return {"command": ["sh", "-c", script]}
@@ -80,7 +69,7 @@ def all_runs(admin: Api, task_ids: list[int]) -> list[dict[str, Any]]:
 
 
 def test_a_leader_change_during_a_burst_of_finishes_keeps_every_success_and_runs_nothing_twice(
-    stack: Stack, admin: Api, side_effects: Path
+    stack: Stack, admin: Api, job_file: Path
 ) -> None:
     ids = [
         int(
@@ -88,7 +77,7 @@ def test_a_leader_change_during_a_burst_of_finishes_keeps_every_success_and_runs
                 name=unique("burst"),
                 task_type="common_task",
                 interval_seconds=1,
-                config=appending(side_effects, RUN_SECONDS),
+                config=appending(job_file, RUN_SECONDS),
                 max_retries=1,  # a run wrongly failed would run again: the file would show it
             )["id"]
         )
@@ -118,13 +107,13 @@ def test_a_leader_change_during_a_burst_of_finishes_keeps_every_success_and_runs
     assert not any(r["retry_count"] for r in runs)  # nothing was retried
     per_planned = Counter((r["task_id"], r["scheduled_time"]) for r in runs)
     assert max(per_planned.values()) == 1
-    ran = Counter(int(line) for line in side_effects.read_text().split())
+    ran = Counter(int(line) for line in job_file.read_text().split())
     assert max(ran.values()) == 1, [e for e, n in ran.items() if n > 1]  # no job ran twice
     assert set(ran) == {r["id"] for r in runs}  # and every recorded success ran, once
 
 
 def test_a_registry_killed_during_a_long_run_leaves_it_running_to_success(
-    stack: Stack, admin: Api, side_effects: Path
+    stack: Stack, admin: Api, job_file: Path
 ) -> None:
     task = admin.create_task(
         name=unique("long"),
@@ -133,7 +122,7 @@ def test_a_registry_killed_during_a_long_run_leaves_it_running_to_success(
             "command": [
                 "sh",
                 "-c",
-                f'for i in $(seq 1 40); do echo "::progress:: $i/40"; sleep 1; done; echo "$ZQ_EXECUTION_ID" >> {side_effects}',
+                f'for i in $(seq 1 40); do echo "::progress:: $i/40"; sleep 1; done; echo "$ZQ_EXECUTION_ID" >> {job_file}',
             ]
         },
         max_retries=1,
@@ -154,14 +143,14 @@ def test_a_registry_killed_during_a_long_run_leaves_it_running_to_success(
     assert run["status"] == "success", run["error_message"]
     assert run["result"]["current_step"] == 40
     assert len(admin.executions(task["id"])) == 1  # not retried
-    assert side_effects.read_text().split() == [str(execution_id)]  # ran once
+    assert job_file.read_text().split() == [str(execution_id)]  # ran once
 
 
 def test_an_outcome_no_one_could_store_survives_a_kill_9_of_its_executor_and_is_recorded_once(
-    stack: Stack, admin: Api, side_effects: Path
+    stack: Stack, admin: Api, job_file: Path
 ) -> None:
-    started = side_effects.with_name("started")
-    script = f'echo "$ZQ_EXECUTION_ID" >> {started}; sleep 2; echo "$ZQ_EXECUTION_ID" >> {side_effects}'
+    started = job_file.with_name("started")
+    script = f'echo "$ZQ_EXECUTION_ID" >> {started}; sleep 2; echo "$ZQ_EXECUTION_ID" >> {job_file}'
     task = admin.create_task(
         name=unique("kept"), task_type="common_task", config={"command": ["sh", "-c", script]}, max_retries=1
     )
@@ -186,7 +175,7 @@ def test_an_outcome_no_one_could_store_survives_a_kill_9_of_its_executor_and_is_
     run = admin.wait_execution(task["id"], execution_id, timeout=60)
     assert run["status"] == "success", run["error_message"]
     assert len(admin.executions(task["id"])) == 1  # not retried
-    assert side_effects.read_text().split() == [str(execution_id)]  # ran once
+    assert job_file.read_text().split() == [str(execution_id)]  # ran once
     wait_for(lambda: execution_id not in read_stored(outcomes), 20, "the acknowledged outcome to be removed")
 
 

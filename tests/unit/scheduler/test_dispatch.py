@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from services.common.calendars import TradingCalendar
 from services.common.errors import Reason, reason_of, rpc_error
 from services.common.vocabulary import TERMINATED_MESSAGE
 from services.scheduler.background import Background
-from services.scheduler.clients import ExecutorPool
+from services.scheduler.clients import ExecutorHandle, ExecutorPool
 from services.scheduler.dispatch import Dispatcher
 from services.scheduler.ledger import RunLedger
 from services.scheduler.settings import SchedulerSettings
@@ -290,6 +291,38 @@ async def test_a_run_terminated_between_its_claim_and_its_executor_ends_terminat
     ]
 
 
+@dataclass
+class OneExecutor:
+    """A dispatcher with one executor that takes `capacity` runs at once (0: no limit)."""
+
+    dispatcher: Dispatcher
+    pool: ExecutorPool
+    handle: ExecutorHandle
+    background: Awaited
+
+    @classmethod
+    def start(cls, registry: ScriptedRegistry, executor: Any, capacity: int = 0) -> OneExecutor:
+        pool = ExecutorPool(("127.0.0.1:1",), "token")
+        handle = pool.pick()
+        assert handle is not None
+        handle.stub = executor
+        pool.learn_capacity(handle, capacity)
+        pool.release(handle)
+        background = Awaited()
+        fake: Any = registry
+        dispatcher = Dispatcher(
+            SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
+        )
+        return cls(dispatcher, pool, handle, background)
+
+    async def finish(self) -> None:
+        """Waits until every run is done, then stops."""
+        await asyncio.wait_for(asyncio.gather(*self.background.spawned), 10)
+        assert not self.dispatcher.active(TASK.id) and self.handle.reserved == 0
+        await self.background.stop()
+        await self.pool.close()
+
+
 class GatedExecutor:
     """Takes each run and finishes it only when the test opens its gate; counts runs at once."""
 
@@ -338,17 +371,8 @@ async def test_a_burst_beyond_the_executors_room_waits_in_line_runs_oldest_first
 ):
     registry = ScriptedRegistry()
     executor = GatedExecutor()
-    pool = ExecutorPool(("127.0.0.1:1",), "token")
-    (handle,) = [pool.pick()]
-    assert handle is not None
-    handle.stub = executor
-    pool.learn_capacity(handle, 2)
-    pool.release(handle)
-    background = Awaited()
-    fake: Any = registry
-    dispatcher = Dispatcher(
-        SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
-    )
+    stack = OneExecutor.start(registry, executor, capacity=2)
+    dispatcher = stack.dispatcher
     for execution_id in range(101, 107):
         dispatcher.launch(task_pb2.Execution(id=execution_id, task_id=TASK.id, status="pending"))
 
@@ -358,13 +382,10 @@ async def test_a_burst_beyond_the_executors_room_waits_in_line_runs_oldest_first
         if opened == 104:
             continue
         executor.gates.setdefault(opened, asyncio.Event()).set()
-    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    await stack.finish()
     assert executor.order == [101, 102, 103, 105, 106]  # oldest first, the terminated one never
     assert executor.most_at_once == 2  # never beyond the room the executor said it has
-    assert len(registry.claims) == 5 and handle.reserved == 0
-    assert not dispatcher.active(TASK.id)
-    await background.stop()
-    await pool.close()
+    assert len(registry.claims) == 5
 
 
 class EndsOnCue(ScriptedRegistry):
@@ -385,17 +406,8 @@ async def test_a_runs_room_goes_to_the_next_run_as_soon_as_its_executor_finished
 ):
     registry = EndsOnCue()
     executor = GatedExecutor()
-    pool = ExecutorPool(("127.0.0.1:1",), "token")
-    handle = pool.pick()
-    assert handle is not None
-    handle.stub = executor
-    pool.learn_capacity(handle, 1)
-    pool.release(handle)
-    background = Awaited()
-    fake: Any = registry
-    dispatcher = Dispatcher(
-        SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
-    )
+    stack = OneExecutor.start(registry, executor, capacity=1)
+    dispatcher = stack.dispatcher
     for execution_id in (201, 202):
         dispatcher.launch(task_pb2.Execution(id=execution_id, task_id=TASK.id, status="pending"))
         executor.gates[execution_id] = asyncio.Event()
@@ -405,11 +417,8 @@ async def test_a_runs_room_goes_to_the_next_run_as_soon_as_its_executor_finished
     assert registry.finishes == []  # the first run's end is still on its way
     registry.store.set()
     executor.gates[202].set()
-    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    await stack.finish()
     assert [(f.execution_id, f.status) for f in registry.finishes] == [(201, "success"), (202, "success")]
-    assert handle.reserved == 0
-    await background.stop()
-    await pool.close()
 
 
 class LiveRuns(ScriptedRegistry):
@@ -434,20 +443,8 @@ async def test_a_new_leader_resumes_every_live_run_whatever_the_number_page_by_p
     monkeypatch.setattr("services.scheduler.dispatch.ACTIVE_PAGE", 2)
     live = [task_pb2.Execution(id=run_id, task_id=TASK.id, status="pending") for run_id in range(301, 306)]
     registry = LiveRuns(live)
-    executor = ScriptedExecutor()
-    pool = ExecutorPool(("127.0.0.1:1",), "token")
-    handle = pool.pick()
-    assert handle is not None
-    handle.stub = executor
-    pool.release(handle)
-    background = Awaited()
-    fake: Any = registry
-    dispatcher = Dispatcher(
-        SETTINGS, fake, pool, RunLedger(fake), background, lambda task_id: TASK, lambda: datetime.now(UTC)
-    )
-    await dispatcher.adopt_active_runs()
-    await asyncio.wait_for(asyncio.gather(*background.spawned), 10)
+    stack = OneExecutor.start(registry, ScriptedExecutor())
+    await stack.dispatcher.adopt_active_runs()
+    await stack.finish()
     assert registry.asked == [0, 302, 304]  # until a page came back short
     assert sorted(f.execution_id for f in registry.finishes) == [301, 302, 303, 304, 305]
-    await background.stop()
-    await pool.close()
