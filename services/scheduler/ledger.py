@@ -53,7 +53,12 @@ class RunLedger:
         self._registry = registry
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
+        # Updates of runs under way (claims, progress, logs, ends) go before new runs' creates: in a
+        # burst, thousands of creates queue at once, and the runs that already have room must not
+        # wait behind them. Nothing queued depends on a create (a run's next update follows its
+        # create's answer); within each queue the order holds.
         self._queue: list[tuple[pb2.RunUpdate, asyncio.Future[pb2.RunUpdateResult]]] = []
+        self._creates: list[tuple[pb2.RunUpdate, asyncio.Future[pb2.RunUpdateResult]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
         self._batched = True
@@ -154,7 +159,7 @@ class RunLedger:
 
     async def close(self) -> None:
         """Cancels what is under way and what waits (their callers see CancelledError)."""
-        queued, self._queue = self._queue, []
+        queued, self._queue, self._creates = self._queue + self._creates, [], []
         for _, future in queued:
             future.cancel()
         for task in list(self._in_flight):
@@ -164,7 +169,7 @@ class RunLedger:
     async def _submit(self, update: pb2.RunUpdate) -> pb2.RunUpdateResult:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[pb2.RunUpdateResult] = loop.create_future()
-        self._queue.append((update, future))
+        (self._creates if update.HasField("create") else self._queue).append((update, future))
         if not self._flush_scheduled:
             # After the callbacks already due: updates made in the same loop turn go together.
             self._flush_scheduled = True
@@ -176,15 +181,17 @@ class RunLedger:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        while self._queue and len(self._in_flight) < self._max_in_flight:
+        while (self._queue or self._creates) and len(self._in_flight) < self._max_in_flight:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            room = self._max_batch - len(batch)
+            batch, self._creates = batch + self._creates[:room], self._creates[room:]
             task = asyncio.get_running_loop().create_task(self._send(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._sent)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        if self._queue and not self._flush_scheduled:
+        if (self._queue or self._creates) and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 

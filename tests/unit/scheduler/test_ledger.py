@@ -41,6 +41,7 @@ class ScriptedInternal:
         self.batched = batched
         self.failing_calls = failing_calls
         self.batches: list[int] = []
+        self.kinds: list[list[str]] = []  # each batch's updates, by kind
         self.singles = 0
 
     def _answer(self, update: pb2.RunUpdate) -> pb2.RunUpdateResult:
@@ -70,6 +71,7 @@ class ScriptedInternal:
             self.failing_calls -= 1
             raise transport(grpc.StatusCode.UNAVAILABLE, "connection refused")
         self.batches.append(len(request.updates))
+        self.kinds.append([str(update.WhichOneof("update")) for update in request.updates])
         return pb2.RecordRunsResponse(results=[self._answer(update) for update in request.updates])
 
     async def _single(self, update: pb2.RunUpdate) -> Any:
@@ -130,6 +132,18 @@ async def test_a_busy_ledger_batches_up_to_its_limit_with_two_calls_under_way() 
     responses = [await first, *await asyncio.gather(*rest)]
     assert [response.execution.id for response in responses] == list(range(1, 102))
     assert sorted(internal.batches) == [1, 10, 30, 30, 30] and max(internal.batches) <= 30
+
+
+async def test_updates_of_runs_under_way_go_before_the_creates_of_a_burst_queued_earlier() -> None:
+    internal = ScriptedInternal()
+    ledger = ledger_for(internal, max_batch=10, max_in_flight=1)
+    first = asyncio.ensure_future(ledger.create(pb2.CreateExecutionRequest(task_id=1)))
+    await asyncio.sleep(0)  # under way alone; meanwhile a burst's creates queue, then a run ends
+    burst = [ledger.create(pb2.CreateExecutionRequest(task_id=task_id)) for task_id in range(2, 27)]
+    ended = ledger.finish(pb2.FinishExecutionRequest(execution_id=5, status="success"))
+    await asyncio.gather(first, *burst, ended)
+    assert internal.kinds[1] == ["finish"] + ["create"] * 9  # the end first, then creates in order
+    assert internal.batches == [1, 10, 10, 6]
 
 
 async def test_an_update_refused_raises_its_own_code_and_reason_and_the_others_succeed() -> None:
