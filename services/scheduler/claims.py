@@ -1,7 +1,8 @@
 """Claims: which attempt of a run an executor gets, as the registry decides.
 
 A pending run is claimed for one executor (`claim`: the registry answers with the attempt number
-and the task as it is now; through the ledger, so the claims of a burst travel and commit together), and goes back to pending when that executor declines it before
+and the task as it is now; through the ledger, so the claims of a burst travel and commit
+together), and goes back to pending when that executor declines it before
 accepting (`requeue`). A run still going on an executor under another scheduler is taken over as a
 new attempt (`adopt`), so the old attempt's late reports are refused. Whenever the registry no
 longer gives the run out (terminated, deleted, claimed or ended elsewhere), the answer is None or

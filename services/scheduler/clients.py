@@ -195,13 +195,13 @@ class ExecutorPool:
         ends = [h.cooldown_until for h in self._handles if h.has_room and h.cooldown_until > now]
         if not ends:
             return  # room comes with a release, an executor's capacity, or a new executor
-        due = min(ends)
-        if self._wake is not None and self._wake.when() <= due:
-            return
-        if self._wake is not None:
-            self._wake.cancel()
         loop = asyncio.get_running_loop()
-        self._wake = loop.call_at(loop.time() + (due - now), self._cool_down_over)
+        at = loop.time() + (min(ends) - now)  # on the loop's clock, as the timer's `when()`
+        if self._wake is not None:
+            if self._wake.when() <= at:
+                return
+            self._wake.cancel()
+        self._wake = loop.call_at(at, self._cool_down_over)
 
     def _cool_down_over(self) -> None:
         self._wake = None
