@@ -9,6 +9,6 @@
   with backoff, each attempt recorded; a per-rule rate limit holds the rest back for a digest.
 
 The outbox rows are written by ``services.registry.store.alerts.enqueue`` inside the transaction
-that ends the run (``store.executions.end_runs``), so an event is never lost nor alerted for a
+that ends the run (``store.run_ends.end_runs``), so an event is never lost nor alerted for a
 run end that was rolled back; a unique key per (event, run, channel) suppresses duplicates.
 """

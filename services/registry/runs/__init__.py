@@ -9,7 +9,7 @@ the values of `model` and back; the rules live here.
   memory on the event loop, in order and before the ends that follow them (`live.progress`). Creates,
   claims and ends are stored together: all creates with a dedup key as one insert, the claims for
   one executor as one update (`store.executions.claim_executions`), all ends whose start and whole
-  result this replica holds (its live runs) as one update (`store.executions.end_runs`), the rest one
+  result this replica holds (its live runs) as one update (`store.run_ends.end_runs`), the rest one
   by one, in one shared transaction.
 - **Hand-off**: every database call of run recording (batches, single creates and ends, claims,
   requeues) runs in a worker thread, so the event loop serves other calls meanwhile: on a busy

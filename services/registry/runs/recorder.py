@@ -29,7 +29,7 @@ from services.registry.runs.model import (
     Update,
 )
 from services.registry.runs.transaction import AfterCommit, KnownEnd, Poisoned, RunTransaction, Stored
-from services.registry.store import calendars, run_history
+from services.registry.store import calendars, run_ends, run_history
 from services.registry.store import executions as store
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
@@ -153,7 +153,7 @@ class RunRecorder:
                 started = from_timestamp(live.snapshot.start_time)
         for key, value in end.result.fields.items():
             result.fields[key].CopyFrom(value)
-        run_end = store.RunEnd(
+        run_end = run_ends.RunEnd(
             end.execution_id, end.attempt, end.status, struct_to_dict(result), end.error_message, started
         )
         return KnownEnd(run_end, live.snapshot.task_name if live is not None else None)

@@ -38,7 +38,7 @@ from services.registry.runs.model import (
     Start,
     Started,
 )
-from services.registry.store import alerts, calendars, logs
+from services.registry.store import alerts, calendars, logs, run_ends
 from services.registry.store import executions as store
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
@@ -52,7 +52,7 @@ T = TypeVar("T")
 class KnownEnd:
     """An end with what the live run knows about it, read on the event loop before storing."""
 
-    end: store.RunEnd
+    end: run_ends.RunEnd
     task_name: str | None
 
 
@@ -235,7 +235,7 @@ class RunTransaction:
         return Created(execution, created=True, attempt=attempt if started else 0)
 
     def _end(self, session: Session, ends: list[KnownEnd], now: datetime, after: AfterCommit) -> list[Ended]:
-        runs = store.end_runs(session, [known.end for known in ends], now)
+        runs = run_ends.end_runs(session, [known.end for known in ends], now)
         # A trading calendar sync's sessions become its calendar's data with the run's end.
         synced = {name for run in runs if (name := calendars.record_synced(session, run.row, now))}
         if synced:

@@ -33,13 +33,10 @@ from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store.executions import (
     TERMINATED_BY_USER,
     NewExecution,
-    RunEnd,
     create_execution,
-    end_runs,
     get_execution,
-    reuse_succeeded_nodes,
-    run_logical_date,
 )
+from services.registry.store.run_ends import RunEnd, end_runs, reuse_succeeded_nodes, run_logical_date
 from services.registry.store.run_history import children_of
 from services.registry.store.tasks import get_task, task_not_found
 

@@ -23,7 +23,7 @@ from services.registry.models import AlertChannelRow, AlertDeliveryRow, Executio
 from services.registry.runs.model import NewRun
 from services.registry.runs.recorder import RunRecorder
 from services.registry.settings import RegistrySettings
-from services.registry.store import alert_settings
+from services.registry.store import alert_settings, run_ends
 from services.registry.store import alerts as store
 from services.registry.store import executions as exec_store
 from services.registry.store import tasks as task_store
@@ -115,9 +115,9 @@ def failed_runs(app: RegistryApp, count: int = 1) -> list[ExecutionRow]:
         assert task is not None
         task.timezone = "Asia/Shanghai"
         ends = [
-            exec_store.RunEnd(row.id, row.attempt, "failed", {}, "exit code 3", started=now) for row in rows
+            run_ends.RunEnd(row.id, row.attempt, "failed", {}, "exit code 3", started=now) for row in rows
         ]
-        return [run.row for run in exec_store.end_runs(session, ends, now)]
+        return [run.row for run in run_ends.end_runs(session, ends, now)]
 
 
 def deliveries(app: RegistryApp) -> list[AlertDeliveryRow]:
@@ -237,7 +237,7 @@ def test_an_end_rolled_back_leaves_no_alert_and_two_rules_on_one_channel_alert_o
         row, _ = exec_store.create_execution(
             session, exec_store.NewExecution(task_id=task.id, trigger="manual", scheduled_time=now), now
         )
-        exec_store.end_runs(session, [exec_store.RunEnd(row.id, row.attempt, "failed", {}, "boom")], now)
+        run_ends.end_runs(session, [run_ends.RunEnd(row.id, row.attempt, "failed", {}, "boom")], now)
         assert session.scalar(select(func.count()).select_from(AlertDeliveryRow)) == 4
         raise Abort
     assert len(deliveries(app)) == 2

@@ -15,7 +15,7 @@ from services.registry.live.events import EventHub
 from services.registry.live.progress import ProgressBuffer
 from services.registry.models import ExecutionRow
 from services.registry.store import executions as exec_store
-from services.registry.store import manual_runs
+from services.registry.store import manual_runs, run_ends
 from services.registry.store import tasks as task_store
 from zquant.scheduler.v1 import task_pb2
 
@@ -60,7 +60,7 @@ def test_a_report_of_another_attempt_or_of_an_ended_run_is_refused(
         buffer.report(row.id, row.attempt - 1, None)
     assert buffer.get(row.id) is None
     with db.session() as session:
-        exec_store.end_runs(session, [exec_store.RunEnd(row.id, row.attempt, "success", {})], utcnow())
+        run_ends.end_runs(session, [run_ends.RunEnd(row.id, row.attempt, "success", {})], utcnow())
     with pytest.raises(FailedPrecondition, match="不在运行中"):
         buffer.report(row.id, row.attempt, None)
 
@@ -70,7 +70,7 @@ def test_sync_running_tracks_exactly_the_running_rows(db: Database, buffer: Prog
     buffer.track(execution_to_proto(ended), ended.attempt)
     with db.session() as session:
         manual_runs.request_termination(session, running.id, utcnow())
-        exec_store.end_runs(session, [exec_store.RunEnd(ended.id, ended.attempt, "success", {})], utcnow())
+        run_ends.end_runs(session, [run_ends.RunEnd(ended.id, ended.attempt, "success", {})], utcnow())
     buffer.sync_running()
     live = buffer.get(running.id)
     assert live is not None and live.terminate_requested and live.snapshot.task_name

@@ -12,7 +12,7 @@ from services.common.errors import InvalidArgument, Reason
 from services.common.vocabulary import ExecutionStatus as Status
 from services.registry.db import Database
 from services.registry.models import ExecutionRow
-from services.registry.store import backfills, executions, tasks
+from services.registry.store import backfills, run_ends, tasks
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -44,7 +44,7 @@ def advance(db: Database) -> list[ExecutionRow]:
 
 def end(db: Database, run: ExecutionRow, status: str) -> None:
     with db.session() as session:
-        executions.end_runs(session, [executions.RunEnd(run.id, run.attempt, status, {}, "")], NOW)
+        run_ends.end_runs(session, [run_ends.RunEnd(run.id, run.attempt, status, {}, "")], NOW)
 
 
 def test_runs_are_created_in_order_at_most_max_parallel_live_and_each_planned_time_once(db: Database) -> None:
