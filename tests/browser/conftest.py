@@ -45,8 +45,14 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh profile per test (own localStorage and cookies), 1280×800, Chinese locale."""
-    context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
+    """A fresh profile per test (own localStorage and cookies), 1280×800, Chinese locale.
+
+    The profile asks for reduced motion, so the app opens modals and menus without animation: a
+    click lands where the control will stay, even when a loaded machine draws frames late.
+    """
+    context = browser.new_context(
+        viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai", reduced_motion="reduce"
+    )
     context.set_default_timeout(10_000)
     try:
         yield context

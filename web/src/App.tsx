@@ -4,6 +4,7 @@ import { AuthProvider, useAuth } from './auth/AuthProvider';
 import { AppHeader } from './components/AppHeader';
 import { LoginPage } from './components/LoginPage';
 import { TaskListPage } from './components/TaskListPage';
+import { useReducedMotion } from './hooks/useReducedMotion';
 import { useI18n } from './i18n';
 
 function Gate() {
@@ -22,8 +23,12 @@ function Gate() {
 
 export function App() {
   const { antdLocale } = useI18n();
+  const reducedMotion = useReducedMotion();
   return (
-    <ConfigProvider locale={antdLocale} theme={{ token: { colorPrimary: '#1677ff', borderRadius: 6 } }}>
+    <ConfigProvider
+      locale={antdLocale}
+      theme={{ token: { colorPrimary: '#1677ff', borderRadius: 6, motion: !reducedMotion } }}
+    >
       <AntdApp>
         <AuthProvider>
           <Gate />
