@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,39 +36,63 @@ def acquire(
     now: datetime,
     executors: Sequence[dict[str, Any]] = (),
 ) -> Leadership:
-    """Renews for the holder, takes over when free or expired; each is one atomic statement.
-    `executors`: the candidate's view of them, stored when it holds the leadership."""
+    """Renews for the holder, takes over when free or expired: one atomic statement (a new term on
+    a takeover). `executors`: the candidate's view of them, stored when it holds the leadership.
+
+    A renewal runs every second for as long as the stack is up, idle or not: it is one Core
+    statement, and the row is read back only when the candidate does not lead (or before the
+    first election ever, when the row is created)."""
     if not candidate or len(candidate) > 200:
         raise InvalidArgument("candidate 必须是1到200个字符", reason=Reason.LEADERSHIP_INVALID)
-    expires = now + timedelta(seconds=ttl_seconds)
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SchedulerLeaderRow)
+    params = {
+        "candidate": candidate,
+        "expires": now + timedelta(seconds=ttl_seconds),
+        "now": now,
+        "executors": list(executors),
+    }
+    taken = session.execute(_TAKE, params).first()
+    if taken is None:
+        current = session.execute(_READ).first()
+        if current is None:  # never elected: create the row, then compete for it like any other
+            _create_row(session, now)
+            taken = session.execute(_TAKE, params).first()
+            current = session.execute(_READ).first() if taken is None else None
+        if current is not None:
+            return Leadership(
+                leader=False, holder=current.holder, term=current.term, expires_at=current.expires_at
+            )
+    assert taken is not None
+    return Leadership(leader=True, holder=candidate, term=taken.term, expires_at=taken.expires_at)
+
+
+_LEADER = cast(Table, SchedulerLeaderRow.__table__)
+# Renewal (the holder: same term) or takeover (a free or expired term: the next term), in one.
+_TAKE = (
+    update(_LEADER)
+    .where(
+        _LEADER.c.id == ROW_ID,
+        or_(_LEADER.c.holder == bindparam("candidate"), _LEADER.c.expires_at <= bindparam("now")),
+    )
+    .values(
+        holder=bindparam("candidate"),
+        term=case((_LEADER.c.holder == bindparam("candidate"), _LEADER.c.term), else_=_LEADER.c.term + 1),
+        expires_at=bindparam("expires"),
+        executors=bindparam("executors", type_=_LEADER.c.executors.type),
+    )
+    .returning(_LEADER.c.term, _LEADER.c.expires_at)
+)
+_READ = select(_LEADER.c.holder, _LEADER.c.term, _LEADER.c.expires_at).where(_LEADER.c.id == ROW_ID)
+
+
+def _create_row(session: Session, now: datetime) -> None:
+    """The row of a database no scheduler has led yet: free since `now`."""
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(
+        _LEADER
+    )
     session.execute(
-        insert.values(id=ROW_ID, holder="", term=0, expires_at=now).on_conflict_do_nothing(
+        insert.values(id=ROW_ID, holder="", term=0, expires_at=now, executors=[]).on_conflict_do_nothing(
             index_elements=["id"]
         )
-    )
-    renewed = session.execute(
-        update(SchedulerLeaderRow)
-        .where(SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.holder == candidate)
-        .values(expires_at=expires, executors=list(executors))
-        .returning(SchedulerLeaderRow.id)
-    ).scalar()
-    if renewed is None:
-        session.execute(
-            update(SchedulerLeaderRow)
-            .where(SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.expires_at <= now)
-            .values(
-                holder=candidate,
-                term=SchedulerLeaderRow.term + 1,
-                expires_at=expires,
-                executors=list(executors),
-            )
-        )
-    row = session.get(SchedulerLeaderRow, ROW_ID, populate_existing=True)
-    assert row is not None
-    return Leadership(
-        leader=row.holder == candidate, holder=row.holder, term=row.term, expires_at=row.expires_at
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from services.registry.db import Database
@@ -67,3 +69,26 @@ def test_the_leader_reports_its_executors_and_only_the_holder_is_kept(db: Databa
         assert leadership.acquire(session, "b", 3, T0 + timedelta(seconds=2)).leader
         current = leadership.current_leader(session, T0 + timedelta(seconds=2))
         assert current is not None and current.executors == ()
+
+
+def test_a_holder_late_for_its_own_renewal_keeps_its_term_while_nobody_took_over(db: Database) -> None:
+    term = acquire(db, "a", T0).term
+    late = acquire(db, "a", T0 + timedelta(seconds=10))
+    assert (late.leader, late.term, late.expires_at) == (True, term, T0 + timedelta(seconds=13))
+
+
+def test_candidates_racing_for_a_free_leadership_elect_exactly_one(db: Database) -> None:
+    candidates = [f"c{i}" for i in range(8)]
+    start = threading.Barrier(len(candidates))
+
+    def race(candidate: str) -> leadership.Leadership:
+        start.wait()
+        with db.write_turns.turn(urgent=True), db.session() as session:
+            return leadership.acquire(session, candidate, 3, T0)
+
+    with ThreadPoolExecutor(len(candidates)) as pool:
+        answers = list(pool.map(race, candidates))
+    leaders = [answer for answer in answers if answer.leader]
+    assert len(leaders) == 1
+    assert {answer.holder for answer in answers} == {leaders[0].holder}
+    assert {answer.term for answer in answers} == {leaders[0].term}
