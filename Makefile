@@ -99,7 +99,7 @@ test: install proto-check lint web $(CHROMIUM) $(PROMTOOL)
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=20 -m 'not solo' tests
 	$(PY) -m pytest -q -m solo tests
 
-# wrk drives the REST throughput benchmark (without it a slower Python client shares the 2 cores).
+# wrk drives the REST throughput and the single-create benchmarks (without it a slower Python client shares the 2 cores).
 /usr/bin/wrk:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 

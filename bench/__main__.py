@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import bulk_import, log_lag, login_flood, purge, rest_vs_grpc, scheduling, seed, workflows
+from bench import bulk_import, creates, log_lag, login_flood, purge, rest_vs_grpc, scheduling, seed, workflows
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
     workflows.main()
     seed.main([])
     bulk_import.main([])
+    creates.main([])
     login_flood.main()
     log_lag.main([])
     purge.main(["--rows", "20000"])  # the 1,000,000-row run is `make bench-purge`

@@ -1,0 +1,216 @@
+"""Single task creates from 8 clients (issue 16), through Envoy, on SQLite and on PostgreSQL.
+
+Goal: >= 1,000 creates/s on SQLite and >= 600/s on PostgreSQL, every answer a 201/200, every
+task stored once. The stack is the whole one a user runs (registry, scheduler, two executors,
+Envoy): the scheduler follows every new task on its feed while the creates go on.
+
+Each client is a keep-alive connection POSTing `/api/v1/scheduler/tasks` with a name of its own
+(an hourly interval task, the admin's token). wrk drives the 8 connections when installed (`make
+bench` installs it), else 8 Python threads (slower: the client then shares the 2 cores with the
+stack, so the rate printed is a floor). Printed per backend: creates/s, latency p50/p99, non-2xx
+answers, the tasks counted in the database against the answers, and the registry's CPU per create.
+
+    python -m bench.creates [--seconds 10] [--backend postgresql|sqlite|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select
+
+from bench.common import percentile, process_cpu_seconds
+from services.registry.db import normalize_url
+from services.registry.models import TaskRow
+from stack import Stack, StackConfig
+from tests.conftest import database_url
+
+ADMIN_PASSWORD = "bench-creates-admin-pw"
+CLIENTS = 8
+GOALS = {"sqlite": 1000, "postgresql": 600}
+PATH = "/api/v1/scheduler/tasks"
+
+# Each wrk thread numbers its own names; `prefix` keeps two runs (and the warm-up) apart.
+WRK_SCRIPT = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  local body = string.format(
+    '{"name":"%s-%d-%d","task_type":"example_task","interval_seconds":3600,"config":{"duration_seconds":0}}',
+    "PREFIX", tid, n)
+  return wrk.format("POST", "PATH", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer TOKEN"}, body)
+end
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    answered: int
+    non_2xx: int
+    p50_ms: float
+    p99_ms: float
+    seconds: float
+
+
+def body(name: str) -> str:
+    return json.dumps(
+        {
+            "name": name,
+            "task_type": "example_task",
+            "interval_seconds": 3600,
+            "config": {"duration_seconds": 0},
+        }
+    )
+
+
+def with_wrk(port: int, token: str, prefix: str, seconds: float) -> Measured:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.replace("PREFIX", prefix).replace("PATH", PATH).replace("TOKEN", token))
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{CLIENTS}",
+            f"-d{seconds:.0f}s",
+            "--latency",
+            "-s",
+            script.name,
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    Path(script.name).unlink()
+    answered = int(out.split(" requests in ")[0].split()[-1])
+    non_2xx = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
+    latency = {
+        line.split()[0]: line.split()[1]
+        for line in out.splitlines()
+        if line.strip().endswith("s") and "%" in line
+    }
+    return Measured(
+        answered, non_2xx, _ms(latency.get("50%", "0ms")), _ms(latency.get("99%", "0ms")), seconds
+    )
+
+
+def _ms(text: str) -> float:
+    """wrk's 1.23ms / 456.78us / 1.02s as milliseconds."""
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+
+def with_threads(port: int, token: str, prefix: str, seconds: float) -> Measured:
+    latencies: list[float] = []
+    failures = [0]
+    stop = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            started = time.perf_counter()
+            conn.request("POST", PATH, body(f"{prefix}-{index}-{n}"), headers)
+            response = conn.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - started)
+            if response.status >= 300:
+                failures[0] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Measured(
+        len(latencies),
+        failures[0],
+        percentile(latencies, 0.5) * 1000,
+        percentile(latencies, 0.99) * 1000,
+        seconds,
+    )
+
+
+def run(backend: str, seconds: float) -> None:
+    print(f"-- {backend}: single creates through Envoy, {CLIENTS} clients, {seconds:.0f} s --")
+    with tempfile.TemporaryDirectory() as tmp, database_url(backend, tmp) as url:
+        config = StackConfig.build(
+            Path(tmp) / "stack",
+            free_ports=True,
+            executors=2,
+            static=False,
+            database_url=url,
+            extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD, "ZQ_LOG_LEVEL": "WARNING"},
+        )
+        with Stack(config) as stack:
+            login = httpx.post(
+                f"{stack.http_url}/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+            )
+            login.raise_for_status()
+            token = login.json()["access_token"]
+            port = int(stack.http_url.rsplit(":", 1)[1])
+            drive = with_wrk if shutil.which("wrk") else with_threads
+            if drive is with_threads:
+                print("  (wrk not installed: 8 Python threads drive the creates, sharing the cores)")
+            drive(port, token, f"warm-{uuid.uuid4().hex[:6]}", 2)
+            prefix = f"create-{uuid.uuid4().hex[:6]}"
+            registry = stack.pid("registry")
+            assert registry is not None
+            cpu_before = process_cpu_seconds(registry)
+            measured = drive(port, token, prefix, seconds)
+            registry_cpu = process_cpu_seconds(registry) - cpu_before
+            stored = count_tasks(url, prefix)
+    rate = measured.answered / measured.seconds
+    goal = GOALS[backend]
+    print(
+        f"  {rate:,.0f} creates/s (goal >= {goal:,}): {measured.answered:,} answered, "
+        f"{measured.non_2xx} non-2xx, {stored:,} stored; latency p50 {measured.p50_ms:.1f} ms, "
+        f"p99 {measured.p99_ms:.1f} ms; registry CPU {registry_cpu / max(1, measured.answered) * 1e6:.0f} µs per create"
+    )
+
+
+def count_tasks(url: str, prefix: str) -> int:
+    engine = create_engine(normalize_url(url))
+    with engine.connect() as conn:
+        stored = int(conn.scalar(select(func.count()).where(TaskRow.name.like(f"{prefix}-%"))) or 0)
+    engine.dispose()
+    return stored
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="how long the clients create (default 10)"
+    )
+    parser.add_argument("--backend", choices=("postgresql", "sqlite", "both"), default="both")
+    args = parser.parse_args(argv)
+    print("== single creates ==")
+    for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
+        run(backend, args.seconds)
+
+
+if __name__ == "__main__":
+    main()
