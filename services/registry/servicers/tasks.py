@@ -393,7 +393,7 @@ class TaskServicer:
         def trigger() -> tuple[ExecutionRow, bool]:
             # Serialized: the forbid check and the insert cannot race another trigger.
             with self._app.db.session(serialized=True) as session:
-                row = manual_runs.trigger_execution(
+                row, task = manual_runs.trigger_execution(
                     session,
                     request.task_id,
                     now,
@@ -402,7 +402,6 @@ class TaskServicer:
                     actor=actor.username,
                     traceparent=traceparent,
                 )
-                name = store.get_task(session, request.task_id).name
                 audit.record(
                     session,
                     actor,
@@ -410,7 +409,7 @@ class TaskServicer:
                     Target.TASK,
                     request.task_id,
                     now,
-                    name=name,
+                    name=task.name,
                     changes={"execution_id": row.id},
                 )
                 return row, current_leader(session, now) is not None

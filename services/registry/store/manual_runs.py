@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.rpc import error_details_pb2
 from sqlalchemy import select, update
@@ -52,6 +52,13 @@ def run_already_active(task_id: int, execution_id: int) -> Conflict:
     return error
 
 
+class Triggered(NamedTuple):
+    """A manual run and its task (locked; the caller's audit names it without reading it again)."""
+
+    run: ExecutionRow
+    task: TaskRow
+
+
 def trigger_execution(
     session: Session,
     task_id: int,
@@ -61,7 +68,7 @@ def trigger_execution(
     rerun_of_id: int = 0,
     actor: str = "",
     traceparent: str = "",
-) -> ExecutionRow:
+) -> Triggered:
     """A manual run of the task by `actor` (in the trace `traceparent`), unless its policy is forbid and a run of it is live
     (Conflict); for `logical_date` (default: today in the task's zone), with `params` over its
     config.
@@ -94,7 +101,7 @@ def trigger_execution(
         traceparent=traceparent,
     )
     row, _ = create_execution(session, new, now)
-    return row
+    return Triggered(row, task)
 
 
 def rerun_execution(
@@ -113,7 +120,7 @@ def rerun_execution(
     day = date.fromisoformat(run_logical_date(original, task.timezone))
     row = trigger_execution(
         session, task.id, now, original.params, day, rerun_of_id=original.id, traceparent=traceparent
-    )
+    ).run
     if from_failed and task.task_type == TaskType.WORKFLOW:
         reuse_succeeded_nodes(session, original.id, row.id, now)
     return row
@@ -162,7 +169,7 @@ def rerun_node(
         rerun_of_id=linked,
         actor=actor,
         traceparent=traceparent,
-    )
+    ).run
     session.execute(
         update(ExecutionRow).where(ExecutionRow.id == row.id).values(parent_execution_id=original.id)
     )

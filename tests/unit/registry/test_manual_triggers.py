@@ -31,7 +31,7 @@ def new_task(db: Database, name: str, policy: str) -> int:
 
 def trigger(db: Database, task_id: int) -> int:
     with db.session(serialized=True) as session:
-        return manual_runs.trigger_execution(session, task_id, NOW).id
+        return manual_runs.trigger_execution(session, task_id, NOW).run.id
 
 
 def test_a_forbid_task_with_a_live_run_refuses_a_trigger_naming_the_run(db: Database) -> None:
