@@ -141,9 +141,9 @@ class WriteTurns:
     SQLite makes a writer that finds the lock taken sleep and try again (up to 100 ms a nap), so a
     burst's run batches, writing back to back from two threads, took the lock again and again
     while a renewal napped: it missed its deadline and the leader stepped down mid-burst. Writers
-    that take a turn here wait on a condition instead, are woken the moment the lock is free, and a
-    renewal waits for no more than the batch that holds the lock. On PostgreSQL (row locks) a turn
-    costs nothing.
+    that take a turn here wait in line instead and are handed the turn the moment the lock is free
+    (first come, first served), and a renewal waits for no more than the writer that holds it. On
+    PostgreSQL (row locks) a turn costs nothing.
 
     Every transaction that is known to write takes a turn (`Database.session(writes=True)`, and
     every `serialized` one): 8 clients creating tasks at once napped the same way, up to 0.7 s at
