@@ -13,7 +13,9 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf import struct_pb2
+from sqlalchemy import event, select
 
+from services.registry.models import AuditRow
 from services.registry.server import RegistryServer, create_server
 from services.registry.settings import RegistrySettings
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
@@ -159,3 +161,27 @@ async def test_a_refused_import_over_grpc_names_the_item_in_its_details(env: Env
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "tasks[0] (odd)" in (raised.value.details() or "")
+
+
+async def test_a_trigger_reads_its_task_once_and_its_audit_entry_names_the_task(env: Env) -> None:
+    task = await env.tasks.CreateTask(command_task("triggered"), metadata=AUTH)
+    engine = env.registry.app.db.engine
+    task_reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM zq_task_scheduled_tasks" in statement:
+            task_reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        triggered = await env.tasks.TriggerTask(
+            task_service_pb2.TriggerTaskRequest(task_id=task.id), metadata=AUTH
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(task_reads) == 1, task_reads  # the locked read, not a second one for the audit
+    with env.registry.app.db.session() as session:
+        entry = session.scalars(
+            select(AuditRow).where(AuditRow.action == "task.trigger", AuditRow.target_id == str(task.id))
+        ).one()
+    assert (entry.target_name, entry.changes) == ("triggered", {"execution_id": triggered.execution_id})
