@@ -8,7 +8,8 @@ Each client is a keep-alive connection POSTing `/api/v1/scheduler/tasks` with a 
 (an hourly interval task, the admin's token). wrk drives the 8 connections when installed (`make
 bench` installs it), else 8 Python threads (slower: the client then shares the 2 cores with the
 stack, so the rate printed is a floor). Printed per backend: creates/s, latency p50/p99, non-2xx
-answers, the tasks counted in the database against the answers, and the registry's CPU per create.
+answers, the tasks stored (as the API counts them) against the answers, and the registry's CPU per
+create.
 
     python -m bench.creates [--seconds 10] [--backend postgresql|sqlite|both]
 """
@@ -27,14 +28,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from sqlalchemy import create_engine, func, select
-
-from bench.common import percentile, process_cpu_seconds
-from services.registry.db import normalize_url
-from services.registry.models import TaskRow
-from stack import Stack, StackConfig
-from tests.conftest import database_url
+from bench.common import admin_client, percentile, process_cpu_seconds, stack_on
 
 ADMIN_PASSWORD = "bench-creates-admin-pw"
 CLIENTS = 8
@@ -156,33 +150,24 @@ def with_threads(port: int, token: str, prefix: str, seconds: float) -> Measured
 
 def run(backend: str, seconds: float) -> None:
     print(f"-- {backend}: single creates through Envoy, {CLIENTS} clients, {seconds:.0f} s --")
-    with tempfile.TemporaryDirectory() as tmp, database_url(backend, tmp) as url:
-        config = StackConfig.build(
-            Path(tmp) / "stack",
-            free_ports=True,
-            executors=2,
-            static=False,
-            database_url=url,
-            extra_env={"ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD, "ZQ_LOG_LEVEL": "WARNING"},
-        )
-        with Stack(config) as stack:
-            login = httpx.post(
-                f"{stack.http_url}/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-            )
-            login.raise_for_status()
-            token = login.json()["access_token"]
-            port = int(stack.http_url.rsplit(":", 1)[1])
-            drive = with_wrk if shutil.which("wrk") else with_threads
-            if drive is with_threads:
-                print("  (wrk not installed: 8 Python threads drive the creates, sharing the cores)")
-            drive(port, token, f"warm-{uuid.uuid4().hex[:6]}", 2)
-            prefix = f"create-{uuid.uuid4().hex[:6]}"
-            registry = stack.pid("registry")
-            assert registry is not None
-            cpu_before = process_cpu_seconds(registry)
-            measured = drive(port, token, prefix, seconds)
-            registry_cpu = process_cpu_seconds(registry) - cpu_before
-            stored = count_tasks(url, prefix)
+    with stack_on(backend, executors=2, admin_password=ADMIN_PASSWORD, indent="  ") as stack:
+        client = admin_client(stack, ADMIN_PASSWORD)
+        token = client.headers["Authorization"].removeprefix("Bearer ")
+        port = int(stack.http_url.rsplit(":", 1)[1])
+        drive = with_wrk if shutil.which("wrk") else with_threads
+        if drive is with_threads:
+            print("  (wrk not installed: 8 Python threads drive the creates, sharing the cores)")
+        drive(port, token, f"warm-{uuid.uuid4().hex[:6]}", 2)
+        prefix = f"create-{uuid.uuid4().hex[:6]}"
+        registry = stack.pid("registry")
+        assert registry is not None
+        cpu_before = process_cpu_seconds(registry)
+        measured = drive(port, token, prefix, seconds)
+        registry_cpu = process_cpu_seconds(registry) - cpu_before
+        # The tasks stored, as the API counts them (a name search for this run's prefix).
+        listed = client.get(PATH, params={"name": prefix, "limit": 1})
+        listed.raise_for_status()
+        stored = int(listed.json()["total"])
     rate = measured.answered / measured.seconds
     goal = GOALS[backend]
     print(
@@ -190,14 +175,6 @@ def run(backend: str, seconds: float) -> None:
         f"{measured.non_2xx} non-2xx, {stored:,} stored; latency p50 {measured.p50_ms:.1f} ms, "
         f"p99 {measured.p99_ms:.1f} ms; registry CPU {registry_cpu / max(1, measured.answered) * 1e6:.0f} µs per create"
     )
-
-
-def count_tasks(url: str, prefix: str) -> int:
-    engine = create_engine(normalize_url(url))
-    with engine.connect() as conn:
-        stored = int(conn.scalar(select(func.count()).where(TaskRow.name.like(f"{prefix}-%"))) or 0)
-    engine.dispose()
-    return stored
 
 
 def main(argv: list[str] | None = None) -> None:
