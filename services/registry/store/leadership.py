@@ -53,16 +53,18 @@ def acquire(
     taken = session.execute(_TAKE, params).first()
     if taken is None:
         current = session.execute(_READ).first()
-        if current is None:  # never elected: create the row, then compete for it like any other
-            _create_row(session, now)
-            taken = session.execute(_TAKE, params).first()
-            current = session.execute(_READ).first() if taken is None else None
         if current is not None:
-            return Leadership(
-                leader=False, holder=current.holder, term=current.term, expires_at=current.expires_at
-            )
-    assert taken is not None
+            return _not_leading(current)
+        # Never elected: create the row, then compete for it like any other candidate.
+        _create_row(session, now)
+        taken = session.execute(_TAKE, params).first()
+        if taken is None:
+            return _not_leading(session.execute(_READ).one())
     return Leadership(leader=True, holder=candidate, term=taken.term, expires_at=taken.expires_at)
+
+
+def _not_leading(current: Any) -> Leadership:
+    return Leadership(leader=False, holder=current.holder, term=current.term, expires_at=current.expires_at)
 
 
 _LEADER = cast(Table, SchedulerLeaderRow.__table__)
