@@ -11,12 +11,13 @@ stack, so the rate printed is a floor). Printed per backend: creates/s, latency 
 answers, the tasks stored (as the API counts them) against the answers, and the registry's CPU per
 create.
 
-    python -m bench.creates [--seconds 10] [--backend postgresql|sqlite|both]
+    python -m bench.creates [--seconds 10] [--tasks 0] [--backend postgresql|sqlite|both]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import shutil
@@ -29,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import admin_client, percentile, process_cpu_seconds, stack_on
+from bench.seed import seed, seed_tasks
+from services.registry.settings import RegistrySettings
+from stack import Stack
 
 ADMIN_PASSWORD = "bench-creates-admin-pw"
 CLIENTS = 8
@@ -148,9 +152,14 @@ def with_threads(port: int, token: str, prefix: str, seconds: float) -> Measured
     )
 
 
-def run(backend: str, seconds: float) -> None:
-    print(f"-- {backend}: single creates through Envoy, {CLIENTS} clients, {seconds:.0f} s --")
+def run(backend: str, seconds: float, held: int) -> None:
+    print(
+        f"-- {backend}: single creates through Envoy, {CLIENTS} clients, {seconds:.0f} s, {held:,} tasks held --"
+    )
     with stack_on(backend, executors=2, admin_password=ADMIN_PASSWORD, indent="  ") as stack:
+        if held:  # through the init path, as a team's tasks would be there already
+            asyncio.run(seed(RegistrySettings.from_env(stack.env_for("registry")), seed_tasks(held, "held")))
+            settle(stack)
         client = admin_client(stack, ADMIN_PASSWORD)
         token = client.headers["Authorization"].removeprefix("Bearer ")
         port = int(stack.http_url.rsplit(":", 1)[1])
@@ -177,16 +186,32 @@ def run(backend: str, seconds: float) -> None:
     )
 
 
+def settle(stack: Stack, timeout: float = 120) -> None:
+    """Waits until registry and scheduler are done with the seeding (the feed's events): each under
+    5 % of a core over a second."""
+    pids = [pid for name in ("registry", "scheduler") if (pid := stack.pid(name)) is not None]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = [process_cpu_seconds(pid) for pid in pids]
+        time.sleep(1)
+        if all(process_cpu_seconds(pid) - cpu < 0.05 for pid, cpu in zip(pids, before, strict=True)):
+            return
+    print(f"  (the stack was still busy {timeout:.0f} s after the seeding)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="how long the clients create (default 10)"
     )
     parser.add_argument("--backend", choices=("postgresql", "sqlite", "both"), default="both")
+    parser.add_argument(
+        "--tasks", type=int, default=0, help="tasks already held before the creates (default 0)"
+    )
     args = parser.parse_args(argv)
     print("== single creates ==")
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
-        run(backend, args.seconds)
+        run(backend, args.seconds, args.tasks)
 
 
 if __name__ == "__main__":
