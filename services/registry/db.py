@@ -135,8 +135,8 @@ def check_schema(engine: Engine) -> str:
 
 
 class WriteTurns:
-    """Turns at SQLite's single write lock for this process's busiest writers, the leadership's
-    renewal first.
+    """Turns at SQLite's single write lock for this process's writers, the leadership's renewal
+    first.
 
     SQLite makes a writer that finds the lock taken sleep and try again (up to 100 ms a nap), so a
     burst's run batches, writing back to back from two threads, took the lock again and again
@@ -145,44 +145,77 @@ class WriteTurns:
     (first come, first served), and a renewal waits for no more than the writer that holds it. On
     PostgreSQL (row locks) a turn costs nothing.
 
-    Every transaction that is known to write takes a turn (`Database.session(writes=True)`, and
-    every `serialized` one): 8 clients creating tasks at once napped the same way, up to 0.7 s at
-    p99. A thread that holds the turn may open another writing transaction: turns are reentrant.
+    Every writing transaction takes a turn, whoever opens it: `Database` takes one before the first
+    statement that writes (`takes_turn`), and gives it back when the connection returns to the pool
+    (after its commit or rollback). A writer outside the line would nap while the turn goes from
+    one writer in line to the next, for as long as the line is never empty: in a burst, for good.
+    Writers that must hold the lock from their first read take their turn before it (`serialized`
+    sessions; `turn()`). A thread that holds the turn may write again on another connection: turns
+    are counted per thread.
     """
 
     def __init__(self, enabled: bool) -> None:
         self._enabled = enabled
         self._lock = threading.Lock()
         self._holder: int | None = None  # the thread whose turn it is
+        self._depth = 0  # how many times the holder took it (turns are reentrant)
         # Who waits, in order: (thread, the event that tells it the turn is its own now).
         self._urgent: deque[tuple[int, threading.Event]] = deque()
         self._waiting: deque[tuple[int, threading.Event]] = deque()
 
     @contextmanager
     def turn(self, *, urgent: bool = False) -> Iterator[None]:
-        me = threading.get_ident()
-        if not self._enabled or self._holder == me:
+        self.take(urgent=urgent)
+        try:
             yield
+        finally:
+            self.give_back()
+
+    def take(self, *, urgent: bool = False) -> None:
+        """Waits for this thread's turn (at once when it holds it already); `give_back` once for
+        every `take`."""
+        if not self._enabled:
             return
+        me = threading.get_ident()
         with self._lock:
             given: threading.Event | None = None
-            if self._holder is None:
+            if self._holder is None or self._holder == me:
                 self._holder = me
+                self._depth += 1
             else:
                 given = threading.Event()
                 (self._urgent if urgent else self._waiting).append((me, given))
         if given is not None:
             given.wait()  # the thread before hands the turn over: one wake-up, not one per waiter
-        try:
-            yield
-        finally:
-            with self._lock:
-                line = self._urgent or self._waiting
-                if line:
-                    self._holder, next_up = line.popleft()
-                    next_up.set()
-                else:
-                    self._holder = None
+
+    def give_back(self) -> None:
+        if not self._enabled:
+            return
+        with self._lock:
+            self._depth -= 1
+            if self._depth:
+                return
+            line = self._urgent or self._waiting
+            if line:
+                self._holder, next_up = line.popleft()
+                self._depth = 1
+                next_up.set()
+            else:
+                self._holder = None
+
+
+# The statements before which SQLite's driver begins a transaction (and so takes the write lock at
+# once): its own rule, by the first keyword.
+_WRITE_KEYWORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+# Marks a pooled connection whose transaction holds a turn.
+_HOLDS_TURN = "zq_holds_write_turn"
+
+
+def takes_turn(statement: str) -> bool:
+    """Whether `statement` writes, so its transaction must take a turn at the write lock."""
+    return statement.lstrip()[:7].upper().startswith(_WRITE_KEYWORDS)
 
 
 class Database:
@@ -192,23 +225,42 @@ class Database:
         db_metrics.instrument(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.write_turns = WriteTurns(enabled=self.is_sqlite)
+        if self.is_sqlite:
+            self._take_turns_for_writes()
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def _take_turns_for_writes(self) -> None:
+        """Every writing transaction waits for its turn at SQLite's write lock (`WriteTurns`):
+        before its first write, and until its connection is back in the pool."""
+
+        @event.listens_for(self.engine, "before_cursor_execute")
+        def _before_write(
+            conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+        ) -> None:
+            record_info = conn.connection.record_info  # lives as long as the pool's connection
+            if not record_info.get(_HOLDS_TURN) and takes_turn(statement):
+                self.write_turns.take()
+                record_info[_HOLDS_TURN] = True
+
+        @event.listens_for(self.engine, "checkin")
+        def _after_transaction(_dbapi_conn: Any, connection_record: Any) -> None:
+            if connection_record.record_info.pop(_HOLDS_TURN, False):
+                self.write_turns.give_back()
+
     @contextmanager
-    def session(self, *, serialized: bool = False, writes: bool = False) -> Iterator[Session]:
+    def session(self, *, serialized: bool = False) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back on an exception.
 
         `serialized` for a check-then-write that must not interleave with another (a read that
-        decides an insert): on SQLite the transaction takes the write lock at once (BEGIN
-        IMMEDIATE; the driver otherwise begins only at the first write, so the read would be
-        outside it). On PostgreSQL the caller locks the rows it decides on (SELECT ... FOR UPDATE).
-        `writes` for a transaction that will write: on SQLite it waits for its turn at the write
-        lock (`WriteTurns`) instead of napping in SQLite's busy handler; a serialized one always does.
+        decides an insert): on SQLite the transaction takes its turn (`WriteTurns`) and the write
+        lock at once (BEGIN IMMEDIATE; the driver otherwise begins only at the first write, so the
+        read would be outside it). On PostgreSQL the caller locks the rows it decides on (SELECT
+        ... FOR UPDATE). Any other transaction takes its turn at its first write.
         """
-        turn = self.write_turns.turn() if serialized or writes else nullcontext()
+        turn = self.write_turns.turn() if serialized else nullcontext()
         with turn, self._sessions() as session, session.begin():
             if serialized and self.is_sqlite:
                 session.connection().exec_driver_sql("BEGIN IMMEDIATE")

@@ -133,7 +133,7 @@ class TaskServicer:
     async def _create(self, fields: dict[str, Any], actor: Actor) -> task_pb2.Task:
         def create() -> TaskRow:
             now = self._app.clock()
-            with self._app.db.session(writes=True) as session:
+            with self._app.db.session() as session:
                 row = store.create_task(
                     session, fields, actor.username, self._app.settings.default_timezone, now
                 )
@@ -168,7 +168,7 @@ class TaskServicer:
         self, items: list[dict[str, Any]], actor: Actor
     ) -> tuple[task_service_pb2.BatchCreateTasksResponse, list[internal_pb2.WatchSchedulerEventsResponse]]:
         now = self._app.clock()
-        with self._app.db.session(writes=True) as session:
+        with self._app.db.session() as session:
             rows = task_batches.create_tasks(
                 session,
                 items,
@@ -229,7 +229,7 @@ class TaskServicer:
         current_principal()
 
         def read() -> task_pb2.Task:
-            with self._app.db.session(writes=True) as session:
+            with self._app.db.session() as session:
                 row = store.get_task(session, request.task_id)
                 latest = task_listing.latest_runs(session, [row.id]).get(row.id)
             return task_to_proto(row, self._app.clock(), latest)
@@ -252,7 +252,7 @@ class TaskServicer:
     async def _update(self, task_id: int, changes: dict[str, Any], actor: Actor) -> task_pb2.Task:
         def change() -> TaskRow:
             now = self._app.clock()
-            with self._app.db.session(writes=True) as session:
+            with self._app.db.session() as session:
                 before = task_rules.editable_values(store.get_task(session, task_id))
                 row = store.update_task(session, task_id, changes, actor.username, now)
                 audit.record(
@@ -294,7 +294,7 @@ class TaskServicer:
 
     def _delete(self, task_id: int, force: bool, actor: Actor) -> list[ExecutionRow]:
         now = self._app.clock()
-        with self._app.db.session(writes=True) as session:
+        with self._app.db.session() as session:
             name = store.get_task(session, task_id).name
             active = store.delete_task(session, task_id, force)
             changes = {"force": True} if force else {}
@@ -310,7 +310,7 @@ class TaskServicer:
         now = self._app.clock()
 
         def change() -> tuple[TaskRow, task_listing.LatestRun | None]:
-            with self._app.db.session(writes=True) as session:
+            with self._app.db.session() as session:
                 if enabled is not None:
                     row = store.set_enabled(session, task_id, enabled, actor.username, now)
                     action = Action.TASK_ENABLE if enabled else Action.TASK_DISABLE

@@ -1,12 +1,19 @@
 """services.registry.db.WriteTurns: one writer at a time, and a leadership renewal waits only for
-the writer that holds the lock, not for the run batches queued behind it."""
+the writer that holds the lock, not for the run batches queued behind it; every writing transaction
+of a SQLite `Database` waits in that line, whoever opened it."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from services.registry.db import WriteTurns
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from services.registry.db import Database, WriteTurns, takes_turn
 
 
 def test_a_renewal_goes_before_the_batches_waiting_and_writers_never_overlap() -> None:
@@ -96,3 +103,118 @@ def test_a_thread_that_holds_the_turn_may_open_another_writing_transaction() -> 
     assert done.is_set()
     with turns.turn():  # and the turn is free again afterwards
         pass
+
+
+@pytest.fixture
+def sqlite(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path}/turns.db")
+    with db.session() as session:
+        session.execute(text("CREATE TABLE marks (name TEXT NOT NULL)"))
+    yield db
+    db.dispose()
+
+
+def wait_for_line(turns: WriteTurns, length: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(turns._waiting) < length and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(turns._waiting) == length
+
+
+def test_a_transaction_that_writes_waits_in_line_for_its_turn_whoever_opened_it(sqlite: Database) -> None:
+    # A plain session (no flag) writing while the lock is taken used to nap in SQLite's busy
+    # handler, and a writer that came later was handed the turn before it woke.
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with sqlite.session() as session:
+            session.execute(text("INSERT INTO marks VALUES ('first')"))
+            holding.set()
+            release.wait(5)
+
+    def plain() -> None:
+        with sqlite.session() as session:
+            session.execute(text("INSERT INTO marks VALUES ('plain')"))
+            order.append("plain")
+
+    def later() -> None:
+        with sqlite.write_turns.turn(), sqlite.session() as session:
+            session.execute(text("INSERT INTO marks VALUES ('later')"))
+            order.append("later")
+            time.sleep(0.2)  # holds the lock long enough for a napping writer to lose its turn
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    assert holding.wait(5)
+    threads.append(threading.Thread(target=plain))
+    threads[-1].start()
+    wait_for_line(sqlite.write_turns, 1)
+    threads.append(threading.Thread(target=later))
+    threads[-1].start()
+    wait_for_line(sqlite.write_turns, 2)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["plain", "later"]
+    with sqlite.session() as session:
+        assert session.execute(text("SELECT count(*) FROM marks")).scalar_one() == 3
+
+
+def test_a_transaction_that_only_reads_does_not_wait_for_a_turn(sqlite: Database) -> None:
+    counted: list[int] = []
+
+    def count() -> None:
+        with sqlite.session() as session:
+            counted.append(session.execute(text("SELECT count(*) FROM marks")).scalar_one())
+
+    with sqlite.write_turns.turn():  # a writer's turn, held by this thread
+        reader = threading.Thread(target=count)
+        reader.start()
+        reader.join(5)
+        assert counted == [0]
+
+
+def test_a_write_that_fails_gives_its_turn_back(sqlite: Database) -> None:
+    with pytest.raises(IntegrityError), sqlite.session() as session:
+        session.execute(text("INSERT INTO marks VALUES (NULL)"))
+    assert sqlite.write_turns._holder is None
+    done = threading.Event()
+
+    def write() -> None:
+        with sqlite.session() as session:
+            session.execute(text("INSERT INTO marks VALUES ('next')"))
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(5)
+    assert done.is_set()
+    assert sqlite.write_turns._holder is None
+
+
+def test_a_writing_transaction_in_a_thread_that_holds_the_turn_does_not_wait_for_itself(
+    sqlite: Database,
+) -> None:
+    with sqlite.session(serialized=True) as outer:
+        outer.execute(text("INSERT INTO marks VALUES ('outer')"))
+        with sqlite.session() as inner:  # another connection of the same thread
+            inner.execute(text("SELECT 1"))
+    assert sqlite.write_turns._holder is None
+
+
+@pytest.mark.parametrize(
+    ("statement", "writes"),
+    [
+        ("INSERT INTO marks VALUES ('a')", True),
+        ("  update marks SET name = 'b'", True),
+        ("DELETE FROM marks", True),
+        ("REPLACE INTO marks VALUES ('c')", True),
+        ("SELECT * FROM marks", False),
+        ("PRAGMA busy_timeout=30000", False),
+    ],
+)
+def test_the_statements_that_take_a_turn_are_those_sqlite_begins_a_transaction_for(
+    statement: str, writes: bool
+) -> None:
+    assert takes_turn(statement) is writes
