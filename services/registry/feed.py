@@ -5,7 +5,8 @@ of `SNAPSHOT_PAGE` tasks, keyset by id, each read in a worker thread from Core r
 together with the newest recorded planned time of that page's tasks only (for catch-up), and sent
 before the next page is read. The feed is subscribed before the first page is read, so whatever
 changes while the snapshot streams is queued and follows it (a task changed meanwhile may arrive in
-its page and again as an event: the scheduler applies an unchanged schedule as a no-op).
+its page and again as an event: the scheduler applies an unchanged schedule as a no-op). A page
+carries what scheduling needs of a task (`convert.SCHEDULING_COLUMNS`), not what only people read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import cast
 from sqlalchemy import Table, select
 
 from services.registry.app import RegistryApp
-from services.registry.convert import snapshot_event
+from services.registry.convert import SCHEDULING_COLUMNS, snapshot_event
 from services.registry.live.events import RESUBSCRIBE
 from services.registry.models import TaskRow
 from services.registry.store.calendars import DEFINITIONS
@@ -31,6 +32,7 @@ SNAPSHOT_PAGE = 1000
 FEED_HEARTBEAT_SECONDS = 5.0
 Event = internal_pb2.WatchSchedulerEventsResponse
 TASKS = cast(Table, TaskRow.__table__)
+SNAPSHOT_COLUMNS = [TASKS.c[name] for name in SCHEDULING_COLUMNS]
 
 
 def snapshot_page(app: RegistryApp, after_id: int, size: int) -> list[Event]:
@@ -39,10 +41,10 @@ def snapshot_page(app: RegistryApp, after_id: int, size: int) -> list[Event]:
         if after_id == 0:  # custom calendars as of this snapshot, for the events' definitions
             DEFINITIONS.reload(session)
         rows = session.execute(
-            select(TASKS).where(TASKS.c.id > after_id).order_by(TASKS.c.id).limit(size)
+            select(*SNAPSHOT_COLUMNS).where(TASKS.c.id > after_id).order_by(TASKS.c.id).limit(size)
         ).all()
         last_planned = last_scheduled_times(session, [row.id for row in rows])
-    # A Core row has the attributes of a TaskRow, which is all the conversion reads.
+    # A Core row has the attributes of a TaskRow that the conversion reads (SCHEDULING_COLUMNS).
     return [snapshot_event(cast(TaskRow, row), last_planned.get(row.id)) for row in rows]
 
 

@@ -130,15 +130,15 @@ class Engine:
         """Applies one feed event; `snapshot` holds the tasks seen while the snapshot lasts."""
         if event.type == Feed.EVENT_TYPE_TASK_UPSERT:
             calendar = await self._calendars.of(event)
-            self._upsert(event, calendar, live=snapshot is None)
-            if snapshot is not None:
-                self._seen_in_snapshot(event, snapshot)
+            if snapshot is None:
+                self._upsert(event, calendar)
+            else:  # an older registry's snapshot: a task per event
+                self._take_from_snapshot(event, calendar, snapshot)
         elif event.type == Feed.EVENT_TYPE_SNAPSHOT_PAGE and snapshot is not None:
             for index, upsert in enumerate(event.snapshot_tasks, 1):
                 # Awaits only for a calendar not loaded yet (once per calendar).
                 calendar = await self._calendars.of(upsert)
-                self._upsert(upsert, calendar, live=False)
-                self._seen_in_snapshot(upsert, snapshot)
+                self._take_from_snapshot(upsert, calendar, snapshot)
                 if index % SNAPSHOT_CHUNK == 0:
                     await asyncio.sleep(0)
         elif event.type == Feed.EVENT_TYPE_SNAPSHOT_DONE:
@@ -178,26 +178,52 @@ class Engine:
 
     # ---- schedule -----------------------------------------------------------------------------
 
-    def _upsert(self, event: Feed, calendar: TradingCalendar | None, *, live: bool) -> None:
-        """(Re)schedules a task: from the change's moment when live, from now for a snapshot's."""
+    def _keep(self, event: Feed, calendar: TradingCalendar | None) -> tuple[Schedule | None, bool]:
+        """Stores the task as the event has it: its schedule, and whether that changed."""
         task = event.task
         schedule = Schedule.of(task, event.schedule_anchor.ToDatetime(tzinfo=UTC), calendar)
         previous = self._tasks.get(task.id)
         self._tasks[task.id] = TaskState(task=task, schedule=schedule, calendar=calendar)
-        if previous is None or previous.schedule != schedule:
-            changed_at = _active_since(task, schedule) if live and schedule is not None else None
-            self._timetable.place(task.id, schedule, changed_at=changed_at)
+        return schedule, previous is None or previous.schedule != schedule
+
+    def _upsert(self, event: Feed, calendar: TradingCalendar | None) -> None:
+        """(Re)schedules a task changed live: it fires from the change's moment."""
+        schedule, changed = self._keep(event, calendar)
+        if changed:
+            changed_at = _active_since(event.task, schedule) if schedule is not None else None
+            self._timetable.place(event.task.id, schedule, changed_at=changed_at)
+
+    def _take_from_snapshot(self, event: Feed, calendar: TradingCalendar | None, snapshot: set[int]) -> None:
+        """A task as the snapshot has it: it fires from now on, and the planned times that passed
+        while no scheduler ran are caught up.
+
+        One schedule computation serves both (a 100,000-task snapshot makes it count): the first
+        planned time after the task's last one is either past (missed: caught up) or its next fire.
+        """
+        snapshot.add(event.task.id)
+        schedule, changed = self._keep(event, calendar)
+        upcoming = None if schedule is None else schedule.next_after(self._since(event, schedule))
+        missed = upcoming is not None and upcoming <= self._clock()
+        if changed:
+            # Under record_holidays the trigger also fires on the days next_after passes over.
+            known = schedule is not None and not missed and not schedule.record_holidays
+            self._timetable.place(event.task.id, schedule, changed_at=None, first=upcoming if known else None)
+        if missed:
+            # Concurrently (bounded): one task's missed runs must not hold up the feed.
+            self._background.spawn(self._catch_up_bounded(event))
 
     def _remove(self, task_id: int) -> None:
         self._tasks.pop(task_id, None)
         self._fire_locks.pop(task_id, None)
         self._timetable.remove(task_id)
 
-    def _seen_in_snapshot(self, event: Feed, snapshot: set[int]) -> None:
-        snapshot.add(event.task.id)
-        if self._missed(event, limit=1)[0]:
-            # Concurrently (bounded): one task's missed runs must not hold up the feed.
-            self._background.spawn(self._catch_up_bounded(event))
+    def _since(self, event: Feed, schedule: Schedule) -> datetime:
+        """Since when a snapshot's task may have missed runs: the later of when its schedule took
+        effect and its last recorded planned time."""
+        since = _active_since(event.task, schedule)
+        if event.HasField("last_scheduled_time"):
+            since = max(since, event.last_scheduled_time.ToDatetime(tzinfo=UTC))
+        return since
 
     def _missed(self, event: Feed, limit: int) -> tuple[list[datetime], int]:
         """Planned times of the snapshot's task that passed while no scheduler ran (up to `limit`),
@@ -205,10 +231,7 @@ class Engine:
         state = self._tasks[event.task.id]
         if state.schedule is None:
             return [], 0
-        since = _active_since(event.task, state.schedule)
-        if event.HasField("last_scheduled_time"):
-            since = max(since, event.last_scheduled_time.ToDatetime(tzinfo=UTC))
-        return state.schedule.planned_between(since, self._clock(), limit)
+        return state.schedule.planned_between(self._since(event, state.schedule), self._clock(), limit)
 
     async def _catch_up_bounded(self, event: Feed) -> None:
         async with self._catch_up_slots:

@@ -7,7 +7,7 @@ between the commit and its arrival here is due (or recorded as missed), never dr
 placed from a snapshot fires from now on (the engine's catch-up covers its past).
 
 Jobs are built the way APScheduler's own persistent job stores rebuild a stored job
-(`Job.__setstate__`), not through `add_job`: that checks the job function's signature and wakes
+(`Job.__setstate__`, with the function given rather than imported by name), not through `add_job`: that checks the job function's signature and wakes
 the scheduler for every job, two thirds of the time a 100,000-task snapshot took to apply (the
 function is ours and the same for every job). One wakeup per loop turn serves every job placed in
 it. The jobs are held in our SortedJobStore (job_store.py), whose placements do not move the
@@ -66,13 +66,24 @@ class Timetable:
     def shutdown(self) -> None:
         self._aps.shutdown(wait=False)
 
-    def place(self, task_id: int, schedule: Schedule | None, *, changed_at: datetime | None) -> None:
+    def place(
+        self,
+        task_id: int,
+        schedule: Schedule | None,
+        *,
+        changed_at: datetime | None,
+        first: datetime | None = None,
+    ) -> None:
         """(Re)places the task's job; `changed_at`: the live change's moment (None: from a snapshot,
-        fires from now on); no job when `schedule` is None. Call on the loop, once started."""
+        fires from now on); no job when `schedule` is None. `first`: the trigger's first fire time
+        from now, when the caller knows it already. Call on the loop, once started."""
         self.remove(task_id)
         if schedule is None:
             return
         trigger = schedule.trigger()
+        if first is not None:
+            self._add(task_id, trigger, first)
+            return
         if changed_at is None:
             first = trigger.get_next_fire_time(None, datetime.now(UTC))
         else:
@@ -86,24 +97,21 @@ class Timetable:
             self._aps.remove_job(str(task_id), _STORE)
 
     def _add(self, task_id: int, trigger: BaseTrigger, first: datetime) -> None:
+        # What Job.__setstate__ sets, with the job function given rather than imported by name.
         job = Job.__new__(Job)
-        job.__setstate__(
-            {
-                "version": 1,
-                "id": str(task_id),
-                "func": _JOB_FUNCTION,
-                "trigger": trigger,
-                "executor": "default",
-                "args": (task_id,),
-                "kwargs": {},
-                "name": _job_marker.__name__,
-                # Every due time reaches on_fire: the engine applies the task's own rules.
-                "misfire_grace_time": None,
-                "coalesce": False,
-                "max_instances": 1_000_000,
-                "next_run_time": first,
-            }
-        )
+        job.id = str(task_id)
+        job.func_ref = _JOB_FUNCTION
+        job.func = _job_marker
+        job.trigger = trigger
+        job.executor = "default"
+        job.args = (task_id,)
+        job.kwargs = {}
+        job.name = _job_marker.__name__
+        # Every due time reaches on_fire: the engine applies the task's own rules.
+        job.misfire_grace_time = None
+        job.coalesce = False
+        job.max_instances = 1_000_000
+        job.next_run_time = first
         job._scheduler = self._aps
         job._jobstore_alias = _STORE
         self._store.add_job(job)

@@ -96,6 +96,61 @@ async def test_a_snapshot_in_pages_carries_each_task_once_without_the_display_fi
     assert not any(upsert.task.HasField("next_run_time") for upsert in upserts)
 
 
+# What only people read: the snapshot leaves it out (the live events carry the whole task).
+FOR_PEOPLE = (
+    "description",
+    "created_at",
+    "created_by",
+    "updated_by",
+    "retention_days",
+    "tags",
+    "next_run_time",
+    "schedule_status",
+    "latest_execution_time",
+    "latest_execution_status",
+)
+
+
+async def test_a_snapshots_task_is_the_live_events_task_without_what_only_people_read(
+    app: RegistryApp, db: Database
+) -> None:
+    now = utcnow()
+    with db.session() as session:
+        row = task_store.create_task(
+            session,
+            {
+                "name": "feed_rich",
+                "task_type": "example_task",
+                "cron_expression": "30 18 * * 1-5",
+                "timezone": "Asia/Shanghai",
+                "description": "收盘后同步",
+                "config": {"steps": 3, "symbols": ["600000.SH"]},
+                "tags": ["daily"],
+                "max_retries": 2,
+                "retry_interval": 30,
+                "timeout_seconds": 600,
+                "concurrency_policy": "allow",
+                "misfire_policy": "skip",
+                "misfire_grace_seconds": 120,
+                "calendar": "XSHG",
+                "calendar_shift": -1,
+                "retention_days": 7,
+            },
+            "admin",
+            "UTC",
+            now,
+        )
+    events = feed.scheduler_feed(app, pages=True)
+    [page] = await until_snapshot_done(events)
+    await events.aclose()
+    [sent] = page.snapshot_tasks
+    live = task_event(row, now).task
+    assert live.description and live.tags and live.created_by  # there is something left out
+    for name in FOR_PEOPLE:
+        live.ClearField(name)
+    assert sent.task == live
+
+
 async def test_a_snapshot_that_fills_its_last_page_exactly_ends(app: RegistryApp, db: Database) -> None:
     tasks = create_tasks(db, 20)
     events = feed.scheduler_feed(app, page_size=10)

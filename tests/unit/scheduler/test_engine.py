@@ -318,3 +318,49 @@ def test_a_fire_beyond_its_calendars_data_carries_the_uncovered_note_and_one_wit
     assert Engine._uncovered(state, datetime(2026, 12, 31, 23, 30, tzinfo=UTC)).startswith("日历数据未覆盖")
     assert Engine._uncovered(state, datetime(2026, 12, 31, 9, 0, tzinfo=UTC)) == ""
     assert Engine._uncovered(TaskState(task=task, schedule=None), datetime(2027, 1, 4, tzinfo=UTC)) == ""
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"cron_expression": "30 18 * * 1-5", "timezone": "Asia/Shanghai"},
+        {"cron_expression": "0 9 * * *", "timezone": "America/New_York"},
+        {"cron_expression": "", "interval_seconds": 3637},
+        {"cron_expression": "", "run_at_in": timedelta(hours=3)},
+        {"cron_expression": "0 18 * * *", "timezone": "UTC", "calendar": "SPARSE", "calendar_shift": 1},
+        # The trigger fires on non-session days too (to record them skipped): next_after does not.
+        {
+            "cron_expression": "0 18 * * *",
+            "timezone": "UTC",
+            "calendar": "SPARSE",
+            "calendar_holidays": "record",
+        },
+    ],
+    ids=["cron", "cron-dst-zone", "interval", "run-at", "calendar-shift", "calendar-record-holidays"],
+)
+async def test_a_snapshots_task_is_placed_at_the_first_fire_its_trigger_gives_from_now(
+    fields: dict[str, Any],
+) -> None:
+    now = datetime.now(UTC)
+    # No session in the next three days: a trigger that fires on every day differs from one that
+    # fires on sessions only.
+    sessions = frozenset(now.date() + timedelta(days=n) for n in range(-60, 60) if not 0 <= n <= 3)
+    calendar = TradingCalendar(
+        "SPARSE", sessions, now.date() - timedelta(days=60), now.date() + timedelta(days=60)
+    )
+    run_at_in = fields.pop("run_at_in", None)
+    task = every_second(11, now - timedelta(days=2), **fields)
+    if run_at_in is not None:
+        task.run_at.FromDatetime(now + run_at_in)
+    event = upsert(task, now - timedelta(days=2), last_scheduled=now - timedelta(minutes=1))
+    engine = Engine(SETTINGS, FakeRegistry(), ExecutorPool((), "token"))  # type: ignore[arg-type]
+    engine._timetable.start()
+    try:
+        engine._take_from_snapshot(event, calendar if task.calendar else None, set())
+        schedule = engine._tasks[11].schedule
+        assert schedule is not None
+        job = engine._timetable._store.lookup_job("11")
+        expected = schedule.trigger().get_next_fire_time(None, datetime.now(UTC))
+        assert job is not None and job.next_run_time == expected
+    finally:
+        await engine.stop()
