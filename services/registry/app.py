@@ -9,6 +9,7 @@ from datetime import datetime
 
 from services.common.auth import TokenService
 from services.registry.alerts.secrets import SecretBox
+from services.registry.bulk_upkeep import BulkUpkeep
 from services.registry.db import Database, utcnow
 from services.registry.live.cluster import ClusterBus
 from services.registry.live.events import EventHub
@@ -32,6 +33,8 @@ class RegistryApp:
     task_names: TaskNameCache
     # Password hashing and verification, off the event loop.
     passwords: PasswordPool
+    # Vacuums the tasks table after bulk loads (PostgreSQL).
+    upkeep: BulkUpkeep
     # Shares events with the other registry replicas; None when this is the only one (SQLite, or
     # ZQ_CLUSTER_EVENTS off).
     cluster: ClusterBus | None = None
@@ -76,6 +79,7 @@ class RegistryApp:
             users=users,
             task_names=task_names,
             passwords=passwords or PasswordPool(),
+            upkeep=BulkUpkeep(db),
             cluster=cluster,
             secrets=SecretBox(settings.alert_key),
             clock=clock,

@@ -161,6 +161,7 @@ class TaskServicer:
     ) -> task_service_pb2.BatchCreateTasksResponse:
         # Up to 1,000 rows: the transaction and the conversions run off the event loop.
         response, events = await asyncio.to_thread(self._create_batch, items, actor)
+        self._app.upkeep.bulk_written(len(response.tasks))
         await publish_in_slices(self._app, events)
         return response
 

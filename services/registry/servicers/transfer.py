@@ -98,5 +98,7 @@ class TransferServicer:
             return import_response(imported, dry_run), [task_event(row, now) for row in imported.changed]
 
         response, events = await asyncio.to_thread(write)
+        if not dry_run:
+            app.upkeep.bulk_written(response.created)
         await publish_in_slices(app, events)
         return response
