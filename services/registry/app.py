@@ -54,6 +54,7 @@ class RegistryApp:
         events = EventHub()
         list_cache = TaskListCache()
         events.on_change.append(list_cache.invalidate)
+        events.on_task_change.append(list_cache.invalidate_totals)
         task_names = TaskNameCache()
         events.on_task_change.append(task_names.invalidate)
         # A run's bare heartbeats go to the other replicas at most every lease / 5 seconds: few

@@ -6,6 +6,11 @@ schedule_status). It is therefore dropped on every task change and every executi
 shows, or after `max_age` seconds at most (changes made outside any registry; changes made by other
 registry replicas arrive over the cluster bus and drop it at once).
 
+The total of a filter's matches (every task, or those of a type, a name, a tag) depends on the
+tasks only, and counting it is the costly part of an uncached page (a count over 100,000 tasks). So
+totals are kept apart from the pages, dropped on task changes only (and after `max_age`): while
+runs come and go, which drops every page, a page read again reads only its own rows.
+
 Each page also keeps its REST body (the transcoder's JSON for it, see rest_json), rendered on the
 first REST request and then served as is until the page is dropped.
 """
@@ -49,10 +54,33 @@ class TaskListCache:
         self.hits = 0
         # Bumped by every drop: a page read (in a worker thread) across a drop is not cached.
         self.generation = 0
+        self._totals: dict[Hashable, tuple[float, int]] = {}
+        # Bumped by every drop of the totals: a total counted across a task change is not kept.
+        self.task_generation = 0
 
     def invalidate(self) -> None:
         self.generation += 1
         self._pages.clear()
+
+    def invalidate_totals(self, _task_id: int | None = None) -> None:
+        """A task changed (EventHub.on_task_change): the number of matches may have."""
+        self.task_generation += 1
+        self._totals.clear()
+
+    def total(self, matches: Hashable) -> int | None:
+        entry = self._totals.get(matches)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1]
+
+    def put_total(self, matches: Hashable, total: int, task_generation: int) -> None:
+        """Keeps `total`, unless it was counted before a task change (`task_generation` is the one its
+        count began in)."""
+        if task_generation != self.task_generation:
+            return
+        if len(self._totals) >= MAX_PAGES:
+            self._totals.clear()
+        self._totals[matches] = (self._clock() + self._max_age, total)
 
     def get(self, key: Hashable) -> CachedPage | None:
         entry = self._pages.get(key)

@@ -199,10 +199,12 @@ class TaskServicer:
         if cached is not None:
             return cached
         now = self._app.clock()
+        cache = self._app.list_cache
+        known_total = cache.total(query.matches)
 
         def read() -> task_service_pb2.ListTasksResponse:
             with self._app.db.session() as session:
-                rows, total = task_listing.list_tasks(session, query)
+                rows, total = task_listing.list_tasks(session, query, known_total)
                 latest = task_listing.latest_runs(session, [row.id for row in rows])
             return task_service_pb2.ListTasksResponse(
                 tasks=[task_to_proto(row, now, latest.get(row.id)) for row in rows],
@@ -210,8 +212,11 @@ class TaskServicer:
                 next_after_id=rows[-1].id if len(rows) == query.limit and query.order_by in ("", "id") else 0,
             )
 
-        generation = self._app.list_cache.generation
-        return self._app.list_cache.put(query, await asyncio.to_thread(read), now, generation)
+        generation, task_generation = cache.generation, cache.task_generation
+        page = await asyncio.to_thread(read)
+        if known_total is None:
+            cache.put_total(query.matches, page.total, task_generation)
+        return cache.put(query, page, now, generation)
 
     async def ListTasks(
         self, request: task_service_pb2.ListTasksRequest, context: Context

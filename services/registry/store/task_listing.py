@@ -53,6 +53,11 @@ class TaskQuery:
     # Keyset paging by id (0: from the start); only in id order.
     after_id: int = 0
 
+    @property
+    def matches(self) -> tuple[str, bool | None, str, bool, str]:
+        """What decides which tasks match (so their total), whatever the page."""
+        return (self.task_type, self.enabled, self.name, self.include_children, self.tag)
+
 
 @dataclass(frozen=True, slots=True)
 class LatestRun:
@@ -96,7 +101,9 @@ def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
     return select(each.c.value).where(each.c.value == tag).exists()
 
 
-def list_tasks(session: Session, query: TaskQuery) -> tuple[list[TaskRow], int]:
+def list_tasks(session: Session, query: TaskQuery, total: int | None = None) -> tuple[list[TaskRow], int]:
+    """A page of the tasks that match, and the total of them (counted unless given: the caller may
+    know it from a page read before, see live/list_cache.py)."""
     if query.skip < 0:
         raise InvalidArgument("skip 不能为负数", reason=Reason.PAGE_INVALID)
     if not 1 <= query.limit <= 1000:
@@ -114,7 +121,8 @@ def list_tasks(session: Session, query: TaskQuery) -> tuple[list[TaskRow], int]:
     if query.after_id and query.order_by not in ("", "id"):
         raise InvalidArgument("after_id 只能用于按 id 排序", reason=Reason.PAGE_INVALID)
     statement = _filtered(session, query)
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    if total is None:
+        total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     column = ORDERABLE[query.order_by or "id"]
     ascending = query.order.lower() == "asc"
     ordering = column.asc() if ascending else column.desc()

@@ -185,3 +185,32 @@ async def test_a_trigger_reads_its_task_once_and_its_audit_entry_names_the_task(
             select(AuditRow).where(AuditRow.action == "task.trigger", AuditRow.target_id == str(task.id))
         ).one()
     assert (entry.target_name, entry.changes) == ("triggered", {"execution_id": triggered.execution_id})
+
+
+async def test_the_lists_total_is_counted_again_after_a_task_change_but_not_after_a_run_change(
+    env: Env,
+) -> None:
+    tasks = env.tasks
+    engine = env.registry.app.db.engine
+    counts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("SELECT count(*)"):
+            counts.append(statement)
+
+    async def total() -> int:
+        page = await tasks.ListTasks(task_service_pb2.ListTasksRequest(limit=5, name="totals"), metadata=AUTH)
+        return int(page.total)
+
+    first = await tasks.CreateTask(command_task("totals-1"), metadata=AUTH)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert await total() == 1 and len(counts) == 1
+        await tasks.TriggerTask(task_service_pb2.TriggerTaskRequest(task_id=first.id), metadata=AUTH)
+        assert await total() == 1 and len(counts) == 1  # a run changed: the page is read again, not counted
+        second = await tasks.CreateTask(command_task("totals-2"), metadata=AUTH)
+        assert await total() == 2 and len(counts) == 2
+        await tasks.DeleteTask(task_service_pb2.DeleteTaskRequest(task_id=second.id), metadata=AUTH)
+        assert await total() == 1 and len(counts) == 3
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

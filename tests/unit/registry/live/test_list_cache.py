@@ -130,6 +130,32 @@ def test_a_page_read_across_a_change_is_served_but_not_cached() -> None:
     assert b"read after it" in body(cache, "k")
 
 
+def test_a_total_outlives_run_changes_but_not_a_task_change() -> None:
+    cache = TaskListCache()
+    matches = ("", None, "sync", False, "")
+    cache.put_total(matches, 42, cache.task_generation)
+    cache.invalidate()  # a run changed: every page goes, the total stays
+    assert cache.total(matches) == 42
+    cache.invalidate_totals(7)  # a task changed
+    assert cache.total(matches) is None
+
+
+def test_a_total_counted_across_a_task_change_is_not_kept() -> None:
+    cache = TaskListCache()
+    began = cache.task_generation
+    cache.invalidate_totals(None)
+    cache.put_total(("",), 41, began)
+    assert cache.total(("",)) is None
+
+
+def test_a_total_expires_like_a_page() -> None:
+    clock = Clock()
+    cache = TaskListCache(max_age=5, clock=clock)
+    cache.put_total(("",), 3, cache.task_generation)
+    clock.now += 5
+    assert cache.total(("",)) is None
+
+
 def test_a_page_too_stale_to_cache_still_has_a_body() -> None:
     cache = TaskListCache()
     stale = page(task(next_run_time=to_timestamp(NOW - timedelta(seconds=1))))
