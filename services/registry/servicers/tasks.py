@@ -258,7 +258,8 @@ class TaskServicer:
     async def _update(self, task_id: int, changes: dict[str, Any], actor: Actor) -> task_pb2.Task:
         def change() -> TaskRow:
             now = self._app.clock()
-            with self._app.db.session() as session:
+            # Serialized: the change is decided on the row as read (PostgreSQL locks the row).
+            with self._app.db.session(serialized=True) as session:
                 before = task_rules.editable_values(store.get_task(session, task_id))
                 row = store.update_task(session, task_id, changes, actor.username, now)
                 audit.record(
@@ -300,7 +301,7 @@ class TaskServicer:
 
     def _delete(self, task_id: int, force: bool, actor: Actor) -> list[ExecutionRow]:
         now = self._app.clock()
-        with self._app.db.session() as session:
+        with self._app.db.session(serialized=True) as session:  # decided on the runs as read
             name = store.get_task(session, task_id).name
             active = store.delete_task(session, task_id, force)
             changes = {"force": True} if force else {}
@@ -316,7 +317,7 @@ class TaskServicer:
         now = self._app.clock()
 
         def change() -> tuple[TaskRow, task_listing.LatestRun | None]:
-            with self._app.db.session() as session:
+            with self._app.db.session(serialized=True) as session:  # as an update
                 if enabled is not None:
                     row = store.set_enabled(session, task_id, enabled, actor.username, now)
                     action = Action.TASK_ENABLE if enabled else Action.TASK_DISABLE
