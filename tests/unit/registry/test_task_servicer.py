@@ -4,6 +4,8 @@ this is how the other replicas (and their schedulers) learn of every change."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,3 +216,39 @@ async def test_the_lists_total_is_counted_again_after_a_task_change_but_not_afte
         assert await total() == 1 and len(counts) == 3
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_an_update_on_sqlite_is_decided_on_the_row_as_it_is_when_it_writes(env: Env) -> None:
+    # Another writer (here a bare connection) holds SQLite's write lock and gives the task a
+    # calendar; an update switching it to an interval meanwhile must see that calendar (refused:
+    # a calendar needs a cron), not decide on the row as it was and then write an invalid task.
+    created = await env.tasks.CreateTask(
+        task_service_pb2.CreateTaskRequest(
+            name="serialized-update",
+            task_type="common_task",
+            cron_expression="0 18 * * 1-5",
+            config=command_task("x").config,
+        ),
+        metadata=AUTH,
+    )
+    path = env.registry.app.db.url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE zq_task_scheduled_tasks SET calendar = 'XSHG' WHERE id = ?", (created.id,))
+        changes = struct_pb2.Struct()
+        changes.update({"cron_expression": None, "interval_seconds": 60})
+        update = asyncio.ensure_future(
+            env.tasks.UpdateTask(
+                task_service_pb2.UpdateTaskRequest(task_id=created.id, changes=changes), metadata=AUTH
+            )
+        )
+        await asyncio.sleep(0.5)  # the update waits for the lock (or, unserialized, has read already)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await update
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stored = await env.tasks.GetTask(task_service_pb2.GetTaskRequest(task_id=created.id), metadata=AUTH)
+    assert (stored.cron_expression, stored.interval_seconds, stored.calendar) == ("0 18 * * 1-5", 0, "XSHG")
