@@ -266,12 +266,14 @@ class Database:
                 session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
 
-    async def run(self, work: Callable[[Session], T]) -> T:
+    async def run(self, work: Callable[[Session], T], *, serialized: bool = False) -> T:
         """`work` in a transaction of its own in a worker thread: what a servicer calls so that no
-        database round trip (or the first compile of a statement) ever runs on its event loop."""
+        database round trip (or the first compile of a statement) ever runs on its event loop.
+        `serialized` as for `session`: for work that decides on rows it reads (and locks on
+        PostgreSQL)."""
 
         def in_transaction() -> T:
-            with self.session() as session:
+            with self.session(serialized=serialized) as session:
                 return work(session)
 
         return await asyncio.to_thread(in_transaction)

@@ -242,7 +242,8 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):  # type: ignore[m
             self._audit(s, actor, Action.USER_UPDATE, user.username, changes)
             return user
 
-        user = await self._app.db.run(update)
+        # Serialized: the last-admin check decides on the admins as read (locked on PostgreSQL).
+        user = await self._app.db.run(update, serialized=True)
         self._app.users.changed(request.username)
         return user_to_proto(user)
 
@@ -255,7 +256,7 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):  # type: ignore[m
             users.delete_user(s, request.username)
             self._audit(s, actor, Action.USER_DELETE, request.username)
 
-        await self._app.db.run(delete)
+        await self._app.db.run(delete, serialized=True)  # as an update: the last-admin check
         self._app.users.changed(request.username)
         return user_service_pb2.DeleteUserResponse(message=f"用户 {request.username} 已删除")
 

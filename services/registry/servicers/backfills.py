@@ -148,7 +148,7 @@ class BackfillServicer:
         def cancel(session: Session) -> tuple[BackfillRow, list[tuple[ExecutionRow, bool]]]:
             return store.cancel_backfill(session, request.backfill_id, now)
 
-        _, stopped = await self._app.db.run(cancel)
+        _, stopped = await self._app.db.run(cancel, serialized=True)  # decided on its status as read
         publish_terminations(self._app, stopped)
         # Read after the terminations committed, so the progress counts them.
         return await self._app.db.run(

@@ -82,7 +82,7 @@ class CalendarServicer:
             store.DEFINITIONS.reload(session)
             return calendar_row_to_proto(row), [task_event(task, now) for task in tasks]
 
-        calendar, events = await self._app.db.run(update)
+        calendar, events = await self._app.db.run(update, serialized=True)  # locked on PostgreSQL
         for event in events:  # after the commit, like every task change
             self._app.events.publish_scheduler(event)
         return calendar
@@ -97,7 +97,7 @@ class CalendarServicer:
             store.delete_calendar(session, request.name)
             store.DEFINITIONS.reload(session)
 
-        await self._app.db.run(delete)
+        await self._app.db.run(delete, serialized=True)  # decided on the tasks naming it as read
         return calendar_service_pb2.DeleteCalendarResponse(message="日历已删除")
 
 

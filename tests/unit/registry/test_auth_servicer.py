@@ -3,6 +3,8 @@ pool, lockout per username + address, token versions, refresh rotation, logout, 
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -375,3 +377,29 @@ async def test_only_admins_manage_users(env: Env, username: str) -> None:
 async def test_user_service_needs_a_token(env: Env) -> None:
     call = env.users.ListUsers(user_service_pb2.ListUsersRequest())
     assert await fails(call, Code.UNAUTHENTICATED) == "未提供认证令牌"
+
+
+async def test_two_admins_demoted_at_once_on_sqlite_leave_one_admin(env: Env) -> None:
+    # Another writer (here a bare connection) holds SQLite's write lock and demotes the second
+    # admin; demoting the first meanwhile must see that (refused: the last admin), not count the
+    # admins as they were and leave none.
+    admin = await access(env, "root")
+    with env.app.db.session() as s:
+        users.create_user(s, "second", FAST.hash(PASSWORD), "admin")
+    path = env.app.db.url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE zq_task_users SET role = 'viewer' WHERE username = 'second'")
+        demote = asyncio.ensure_future(
+            env.users.UpdateUser(
+                user_service_pb2.UpdateUserRequest(username="root", role="viewer"), metadata=admin
+            )
+        )
+        await asyncio.sleep(0.5)  # the update waits for the lock (or, unserialized, has counted already)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    assert await fails(demote, Code.FAILED_PRECONDITION) == users.LAST_ADMIN
+    with env.app.db.session() as s:
+        assert [user.username for user in users.list_users(s) if user.role == "admin"] == ["root"]
