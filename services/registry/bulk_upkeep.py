@@ -54,7 +54,7 @@ class BulkUpkeep:
         self._timer = loop.call_later(self._quiet_seconds, self._start_pass)
 
     async def settled(self) -> None:
-        """Waits for the pass under way, if any (for tests and shutdown)."""
+        """Waits for the pass under way, if any (what a test waits for)."""
         if self._pass is not None:
             await asyncio.wait({self._pass})
 

@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -146,12 +146,12 @@ class WriteTurns:
     PostgreSQL (row locks) a turn costs nothing.
 
     Every writing transaction takes a turn, whoever opens it: `Database` takes one before the first
-    statement that writes (`takes_turn`), and gives it back when the connection returns to the pool
-    (after its commit or rollback). A writer outside the line would nap while the turn goes from
-    one writer in line to the next, for as long as the line is never empty: in a burst, for good.
-    Writers that must hold the lock from their first read take their turn before it (`serialized`
-    sessions; `turn()`). A thread that holds the turn may write again on another connection: turns
-    are counted per thread.
+    statement that takes the lock (`takes_turn`), and gives it back when the connection returns to
+    the pool (after its commit or rollback). A writer outside the line would nap while the turn
+    goes from one writer in line to the next, for as long as the line is never empty: in a burst,
+    for good. Writers that must hold the lock from their first read take it, and so their turn,
+    before that read (`serialized` sessions: BEGIN IMMEDIATE; or `turn()`). A thread that holds the
+    turn may write again on another connection: turns are counted per thread.
     """
 
     def __init__(self, enabled: bool) -> None:
@@ -204,18 +204,16 @@ class WriteTurns:
                 self._holder = None
 
 
-# The statements before which SQLite's driver begins a transaction (and so takes the write lock at
-# once): its own rule, by the first keyword.
-_WRITE_KEYWORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-
-
 # Marks a pooled connection whose transaction holds a turn.
 _HOLDS_TURN = "zq_holds_write_turn"
+# The statements before which SQLite's driver begins a transaction (and so takes the write lock at
+# once): its own rule, by the first keyword; and a serialized session's BEGIN IMMEDIATE.
+_WRITE_KEYWORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN IMMEDIATE")
 
 
 def takes_turn(statement: str) -> bool:
-    """Whether `statement` writes, so its transaction must take a turn at the write lock."""
-    return statement.lstrip()[:7].upper().startswith(_WRITE_KEYWORDS)
+    """Whether `statement` takes SQLite's write lock, so its transaction must take a turn first."""
+    return statement.lstrip()[:15].upper().startswith(_WRITE_KEYWORDS)
 
 
 class Database:
@@ -260,8 +258,7 @@ class Database:
         read would be outside it). On PostgreSQL the caller locks the rows it decides on (SELECT
         ... FOR UPDATE). Any other transaction takes its turn at its first write.
         """
-        turn = self.write_turns.turn() if serialized else nullcontext()
-        with turn, self._sessions() as session, session.begin():
+        with self._sessions() as session, session.begin():
             if serialized and self.is_sqlite:
                 session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session

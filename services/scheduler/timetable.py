@@ -7,9 +7,10 @@ between the commit and its arrival here is due (or recorded as missed), never dr
 placed from a snapshot fires from now on (the engine's catch-up covers its past).
 
 Jobs are built the way APScheduler's own persistent job stores rebuild a stored job
-(`Job.__setstate__`, with the function given rather than imported by name), not through `add_job`: that checks the job function's signature and wakes
-the scheduler for every job, two thirds of the time a 100,000-task snapshot took to apply (the
-function is ours and the same for every job). One wakeup per loop turn serves every job placed in
+(`Job.__setstate__`, with the function given rather than imported by name), not through
+`add_job`: that checks the job function's signature and wakes the scheduler for every job, two
+thirds of the time a 100,000-task snapshot took to apply (the function is ours and the same for
+every job). One wakeup per loop turn serves every job placed in
 it. The jobs are held in our SortedJobStore (job_store.py), whose placements do not move the
 whole list.
 """

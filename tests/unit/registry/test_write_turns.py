@@ -211,6 +211,8 @@ def test_a_writing_transaction_in_a_thread_that_holds_the_turn_does_not_wait_for
         ("DELETE FROM marks", True),
         ("REPLACE INTO marks VALUES ('c')", True),
         ("SELECT * FROM marks", False),
+        ("BEGIN IMMEDIATE", True),
+        ("BEGIN", False),
         ("PRAGMA busy_timeout=30000", False),
     ],
 )
