@@ -213,6 +213,14 @@ class ProgressBuffer:
         now = self._clock()
         return [run for run in self._runs.values() if now - run.last_seen > lease_seconds]
 
+    def seconds_until_silence(self, lease_seconds: float) -> float:
+        """How long until the first tracked run could turn silent: a whole lease when none is
+        tracked, since a run tracked meanwhile starts with a full lease. The reaper sleeps that long."""
+        if not self._runs:
+            return lease_seconds
+        last_seen = min(run.last_seen for run in self._runs.values())
+        return max(0.0, last_seen + lease_seconds - self._clock())
+
     def flush_due(self, force: bool = False) -> int:
         """Writes the due results now (blocking: on stop); returns how many runs it wrote."""
         due = self._take_due(force)
@@ -249,10 +257,13 @@ class ProgressBuffer:
                 run.dirty = True
 
     async def run_flusher(self) -> None:
-        """Writes due results every second at most, in a worker thread: one statement per run."""
-        interval = min(1.0, self._flush_seconds)
+        """Writes due results every second at most, in a worker thread: one statement per run.
+        With no run tracked it sleeps a whole flush period: a run tracked meanwhile counts its
+        writes from then (`track`), so none of its results can fall due before the flusher wakes,
+        and an idle registry is not woken every second."""
+        busy_interval = min(1.0, self._flush_seconds)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(busy_interval if self._runs else self._flush_seconds)
             due = self._take_due(force=False)
             if not due:
                 continue

@@ -50,9 +50,19 @@ class LeaseReaper:
         LOST_EXECUTOR_RUNS.labels("lease_expired").inc(reaped)
         return reaped
 
+    def seconds_to_sleep(self) -> float:
+        """Until the first tracked run could turn silent, checked at most every REAP_INTERVAL_SECONDS
+        (an idle registry, or one whose runs all reported lately, is not woken every second); every
+        second while the cluster bus reconnects."""
+        cluster = self._app.cluster
+        if cluster is not None and not cluster.listening:
+            return REAP_INTERVAL_SECONDS
+        lease = self._app.settings.lease_seconds
+        return max(REAP_INTERVAL_SECONDS, self._app.progress.seconds_until_silence(lease))
+
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(REAP_INTERVAL_SECONDS)
+            await asyncio.sleep(self.seconds_to_sleep())
             try:
                 if reaped := await self.reap():
                     log.warning("failed %d runs whose executor went silent", reaped)

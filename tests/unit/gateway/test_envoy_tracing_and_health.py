@@ -65,3 +65,13 @@ def test_envoy_health_checks_the_registries_readiness() -> None:
     clusters = {c["name"]: c for c in rendered()["static_resources"]["clusters"]}
     (check,) = clusters["registry"]["health_checks"]
     assert check["grpc_health_check"] == {"service_name": READINESS_SERVICE}
+
+
+def test_the_watchdogs_let_an_idle_gateway_sleep() -> None:
+    """Every Envoy thread wakes at half its watchdog's smallest budget to report in: Envoy's default
+    (200 ms) woke an idle gateway's four threads 40 times a second."""
+    watchdogs = rendered()["watchdogs"]
+    for watchdog in ("main_thread_watchdog", "worker_watchdog"):
+        budgets = watchdogs[watchdog]
+        assert set(budgets) == {"miss_timeout", "megamiss_timeout"}  # no kill: misses are stats only
+        assert min(float(budget.rstrip("s")) for budget in budgets.values()) >= 5

@@ -105,3 +105,39 @@ def test_live_progress_taken_before_a_read_outlives_the_run_ending_meanwhile(
     assert buffer.live_results() == {}
     assert struct_to_dict(live[row.id]) == {"current_step": 23, "total_steps": 30}
     assert list(live) == [row.id]
+
+
+def test_the_reaper_may_sleep_a_whole_lease_while_no_run_is_tracked_and_until_the_first_could_turn_silent(
+    db: Database,
+) -> None:
+    now = [1000.0]
+    buffer = ProgressBuffer(db, EventHub(), flush_seconds=25, clock=lambda: now[0])
+    assert buffer.seconds_until_silence(15) == 15  # a run tracked meanwhile starts with a full lease
+    first, second = claimed(db), claimed(db)
+    buffer.track(execution_to_proto(first), first.attempt)
+    now[0] += 4
+    buffer.track(execution_to_proto(second), second.attempt)
+    assert buffer.seconds_until_silence(15) == 11  # the first, tracked 4 s earlier
+    now[0] += 10
+    buffer.report(first.id, first.attempt, None)  # a heartbeat renews the first's lease
+    assert buffer.seconds_until_silence(15) == 5  # now the second is the first to fall silent
+    now[0] += 6
+    assert buffer.seconds_until_silence(15) == 0
+    assert [run.snapshot.id for run in buffer.silent_runs(15)] == [second.id]
+
+
+def test_a_run_tracked_while_the_flusher_sleeps_a_whole_period_is_not_due_before_it_wakes(
+    db: Database,
+) -> None:
+    """The idle flusher sleeps flush_seconds: what a run tracked meanwhile reports is due no sooner
+    than flush_seconds after it was tracked, so nothing waits longer than with a busy flusher."""
+    now = [1000.0]
+    buffer = ProgressBuffer(db, EventHub(), flush_seconds=25, clock=lambda: now[0])
+    row = claimed(db)
+    now[0] += 10  # the flusher went to sleep at 1000 with no run tracked; it wakes at 1025
+    buffer.track(execution_to_proto(row), row.attempt)
+    buffer.report(row.id, row.attempt, dict_to_struct({"current_step": 1}))
+    now[0] = 1025.0
+    assert buffer.flush_due() == 0
+    now[0] = 1035.0
+    assert buffer.flush_due() == 1
