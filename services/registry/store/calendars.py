@@ -163,17 +163,35 @@ def resolve(name: str) -> TradingCalendar | None:
 
 def resolve_or_refuse(session: Session, name: str) -> TradingCalendar:
     """The calendar a task names, re-reading custom calendars once when the name is unknown here;
-    else 400 CALENDAR_UNKNOWN."""
+    else 400 CALENDAR_UNKNOWN. A custom calendar's row is read FOR SHARE in the task's transaction
+    (`_hold`), whatever this replica has loaded: a delete of the calendar then waits for the task to
+    commit and finds it using the calendar, or commits first and the task is refused. Without the
+    lock both could commit, leaving a task that names no calendar."""
     calendar = resolve(name)
     if calendar is None:
         DEFINITIONS.reload(session)
         calendar = resolve(name)
+    if calendar is not None and DEFINITIONS.get(name) is not None and not _hold(session, name):
+        calendar = None  # deleted since this replica loaded it
     if calendar is None:
         raise InvalidArgument(
             f"未知的交易日历: {shown(name)}（可用: GET /api/v1/scheduler/calendars）",
             reason=Reason.CALENDAR_UNKNOWN,
         )
     return calendar
+
+
+def _hold(session: Session, name: str) -> bool:
+    """Locks the custom calendar's row against a delete until the session's transaction ends (a
+    shared lock: tasks naming it do not wait for each other); False when it does not exist. Once
+    per calendar and transaction (an import of many tasks naming one calendar asks once)."""
+    held: set[str] = session.info.setdefault("zq_calendars_held", set())
+    if name not in held:
+        locked = select(CalendarRow.id).where(CalendarRow.name == name).with_for_update(read=True)
+        if session.scalar(locked) is None:
+            return False
+        held.add(name)
+    return True
 
 
 # ---- validation -------------------------------------------------------------------------------
@@ -258,7 +276,9 @@ def update_calendar(
 
 
 def delete_calendar(session: Session, name: str) -> None:
-    row = session.scalar(select(CalendarRow).where(CalendarRow.name == name))
+    # Locked first (PostgreSQL): a task naming the calendar in a transaction still open holds it
+    # (`_hold`); once that commits, the check below sees the task.
+    row = session.scalar(select(CalendarRow).where(CalendarRow.name == name).with_for_update())
     if row is None:
         raise calendar_not_found(name)
     users = session.scalars(select(TaskRow.name).where(TaskRow.calendar == name).limit(5)).all()
