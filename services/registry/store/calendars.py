@@ -87,6 +87,8 @@ class Definitions:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_name: dict[str, CalendarDefinition] = {}
+        # The custom calendars' names (rows of zq_task_calendars), as opposed to synced library ones.
+        self._custom: frozenset[str] = frozenset()
         self._derived: dict[CalendarDefinition, TradingCalendar] = {}
         # What the last reload read (a reload that reads the same skips the work).
         self._read: object = None
@@ -119,6 +121,7 @@ class Definitions:
         kept = set(by_name.values())
         with self._lock:
             self._by_name = by_name
+            self._custom = frozenset(row.name for row in rows)
             self._read = read
             # Sessions of definitions no calendar has any more (an earlier sync's) are dropped.
             self._derived = {key: value for key, value in self._derived.items() if key in kept}
@@ -126,6 +129,10 @@ class Definitions:
     def get(self, name: str) -> CalendarDefinition | None:
         """The definition a task naming `name` uses; None for a library calendar without synced data."""
         return self._by_name.get(name)
+
+    def is_custom(self, name: str) -> bool:
+        """Whether `name` was a custom calendar (a row of its own) when this process last read them."""
+        return name in self._custom
 
     def calendar(self, definition: CalendarDefinition) -> TradingCalendar:
         """The definition's sessions (derived once per definition; loads the base the first time)."""
@@ -171,7 +178,7 @@ def resolve_or_refuse(session: Session, name: str) -> TradingCalendar:
     if calendar is None:
         DEFINITIONS.reload(session)
         calendar = resolve(name)
-    if calendar is not None and DEFINITIONS.get(name) is not None and not _hold(session, name):
+    if calendar is not None and DEFINITIONS.is_custom(name) and not _hold(session, name):
         calendar = None  # deleted since this replica loaded it
     if calendar is None:
         raise InvalidArgument(
