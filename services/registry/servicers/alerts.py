@@ -138,7 +138,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             )
             return row
 
-        return self._channel(await app.db.run(save))
+        return self._channel(await app.db.run(save, serialized=True))  # decides on the names it reads
 
     async def DeleteAlertChannel(
         self, request: pb2.DeleteAlertChannelRequest, context: Context
@@ -154,7 +154,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
                 session, actor, Action.ALERT_CHANNEL_DELETE, Target.ALERT_CHANNEL, request.id, now, name=name
             )
 
-        await app.db.run(remove)
+        await app.db.run(remove, serialized=True)  # decides on the rules it reads
         return pb2.DeleteAlertChannelResponse(message=f"告警渠道 {request.id} 已删除")
 
     async def TestAlertChannel(
@@ -235,7 +235,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             )
             return row
 
-        return rule_to_proto(await app.db.run(save))
+        return rule_to_proto(await app.db.run(save, serialized=True))  # decides on the channels it reads
 
     async def DeleteAlertRule(
         self, request: pb2.DeleteAlertRuleRequest, context: Context

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Reason
@@ -20,8 +21,8 @@ from services.common.input_checks import check_text
 from services.common.vocabulary import AlertChannelType, AlertEvent, listed, word_of
 from services.registry.alerts.channels import SECRET_FIELDS, channel_type, check_config
 from services.registry.alerts.secrets import SecretBox
-from services.registry.models import AlertChannelRow, AlertRuleRow
-from services.registry.store.tasks import get_task
+from services.registry.models import AlertChannelRow, AlertRuleRow, TaskRow
+from services.registry.store.tasks import task_not_found
 
 MAX_NAME = 100
 MAX_RATE_LIMIT_SECONDS = 7 * 24 * 3600
@@ -83,7 +84,10 @@ def save_channel(
     row.secret = box.seal(secrets)
     if not channel_id:
         session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the same name committed meanwhile (the check above read before)
+        raise AlreadyExists(f"告警渠道名称已存在: {name}", reason=Reason.ALERT_CHANNEL_NAME_TAKEN) from exc
     return row
 
 
@@ -113,7 +117,10 @@ def secret_fields_set(box: SecretBox, row: AlertChannelRow) -> list[str]:
 
 
 def delete_channel(session: Session, channel_id: int) -> None:
-    get_channel(session, channel_id)
+    # Locked first (PostgreSQL): a rule naming the channel in a transaction still open holds it
+    # (`_check_rule`); once that commits, the check below sees the rule.
+    if session.get(AlertChannelRow, channel_id, with_for_update=True) is None:
+        raise channel_not_found(channel_id)
     users = [rule.name for rule in session.scalars(select(AlertRuleRow)) if channel_id in rule.channel_ids]
     if users:
         raise Conflict(
@@ -153,12 +160,16 @@ def _check_rule(session: Session, rule: RuleInput) -> None:
         raise _rule_invalid(f"未知的告警事件: {', '.join(map(str, bad))}，支持: {listed(AlertEvent)}")
     if not rule.channel_ids:
         raise _rule_invalid("channel_ids 至少需要一个告警渠道")
-    known = set(session.scalars(select(AlertChannelRow.id).where(AlertChannelRow.id.in_(rule.channel_ids))))
+    # The channels and the task are read FOR SHARE (PostgreSQL): a delete of one waits for this
+    # rule to commit (and then finds the rule using the channel, or deletes the task's rules with
+    # it), or commits first and the rule is refused. Never a rule naming a channel that is gone.
+    shared = select(AlertChannelRow.id).where(AlertChannelRow.id.in_(rule.channel_ids))
+    known = set(session.scalars(shared.with_for_update(read=True)))
     missing = [str(channel) for channel in rule.channel_ids if channel not in known]
     if missing:
         raise _rule_invalid(f"告警渠道不存在: {', '.join(missing)}")
-    if rule.task_id:
-        get_task(session, rule.task_id)
+    if rule.task_id and session.get(TaskRow, rule.task_id, with_for_update={"read": True}) is None:
+        raise task_not_found(rule.task_id)
     if AlertEvent.SLOW in rule.events and rule.slow_seconds <= 0:
         raise _rule_invalid("slow 事件需要 slow_seconds（正整数，秒）")
     if rule.slow_seconds < 0:
@@ -202,7 +213,10 @@ def save_rule(session: Session, rule: RuleInput, now: datetime, rule_id: int = 0
     row.enabled = rule.enabled
     if not rule_id:
         session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the same name committed meanwhile (its task is held: not a key)
+        raise AlreadyExists(f"告警规则名称已存在: {name}", reason=Reason.ALERT_RULE_NAME_TAKEN) from exc
     return row
 
 
