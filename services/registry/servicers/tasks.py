@@ -23,6 +23,7 @@ from services.common.run_params import check_params, parse_logical_date
 from services.common.server import current_principal
 from services.common.structs import struct_to_dict
 from services.common.tracing import current_traceparent
+from services.common.vocabulary import TaskType
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
 from services.registry.live.list_cache import CachedPage
@@ -131,9 +132,12 @@ class TaskServicer:
         return await self._create(fields, actor)
 
     async def _create(self, fields: dict[str, Any], actor: Actor) -> task_pb2.Task:
+        # A workflow decides on the sub-tasks it reads: on SQLite its check and insert are one turn.
+        serialized = fields.get("task_type") == TaskType.WORKFLOW
+
         def create() -> TaskRow:
             now = self._app.clock()
-            with self._app.db.session() as session:
+            with self._app.db.session(serialized=serialized) as session:
                 row = store.create_task(
                     session, fields, actor.username, self._app.settings.default_timezone, now
                 )
@@ -169,7 +173,8 @@ class TaskServicer:
         self, items: list[dict[str, Any]], actor: Actor
     ) -> tuple[task_service_pb2.BatchCreateTasksResponse, list[internal_pb2.WatchSchedulerEventsResponse]]:
         now = self._app.clock()
-        with self._app.db.session() as session:
+        serialized = any(item.get("task_type") == TaskType.WORKFLOW for item in items)  # as `_create`
+        with self._app.db.session(serialized=serialized) as session:
             rows = task_batches.create_tasks(
                 session,
                 items,

@@ -122,7 +122,11 @@ def active_executions(session: Session, task_id: int) -> list[ExecutionRow]:
 
 def delete_task(session: Session, task_id: int, force: bool) -> list[ExecutionRow]:
     """Deletes the task and its history; returns the runs that were still active (to be stopped)."""
-    row = get_task(session, task_id)
+    # Locked first (PostgreSQL): a workflow being saved with this task holds it (validate_workflow);
+    # once that commits, the check below sees the workflow.
+    row = session.get(TaskRow, task_id, with_for_update=True)
+    if row is None:
+        raise task_not_found(task_id)
     referencing = workflows_referencing(session, task_id)
     active = active_executions(session, task_id)
     if not force:

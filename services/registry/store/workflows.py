@@ -25,7 +25,10 @@ def validate_workflow(session: Session, config: Mapping[str, Any], workflow_id: 
     (self-reference and cycles included), nested cycles. Raises InvalidArgument (PlanInvalid)."""
     plan = Plan.parse(config)
     ids = plan.task_ids
-    rows = {row.id: row for row in session.scalars(select(TaskRow).where(TaskRow.id.in_(ids)))}
+    # FOR SHARE (PostgreSQL): a delete or disable of a sub-task waits for this save to commit (and
+    # then finds the workflow using it), or commits first and this save is refused.
+    held = select(TaskRow).where(TaskRow.id.in_(ids)).with_for_update(read=True)
+    rows = {row.id: row for row in session.scalars(held)}
     missing = sorted(set(ids) - set(rows))
     if missing:
         raise PlanInvalid(f"以下任务不存在: {{{', '.join(map(str, missing))}}}", task_ids=tuple(missing))

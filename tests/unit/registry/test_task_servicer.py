@@ -252,3 +252,38 @@ async def test_an_update_on_sqlite_is_decided_on_the_row_as_it_is_when_it_writes
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     stored = await env.tasks.GetTask(task_service_pb2.GetTaskRequest(task_id=created.id), metadata=AUTH)
     assert (stored.cron_expression, stored.interval_seconds, stored.calendar) == ("0 18 * * 1-5", 0, "XSHG")
+
+
+async def test_a_workflow_created_on_sqlite_is_decided_on_its_sub_tasks_as_they_are_when_it_writes(
+    env: Env,
+) -> None:
+    # Another writer (here a bare connection) holds SQLite's write lock and deletes the sub-task; a
+    # workflow created with it meanwhile must see it gone (refused), not check it before the delete
+    # commits and then store a workflow naming a task that does not exist.
+    step = await env.tasks.CreateTask(command_task("serialized-step"), metadata=AUTH)
+    config = struct_pb2.Struct()
+    config.update({"workflow_type": "serial", "tasks": [{"task_id": step.id}]})
+    path = env.registry.app.db.url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("DELETE FROM zq_task_scheduled_tasks WHERE id = ?", (step.id,))
+        create = asyncio.ensure_future(
+            env.tasks.CreateTask(
+                task_service_pb2.CreateTaskRequest(
+                    name="serialized-flow", task_type="workflow", config=config
+                ),
+                metadata=AUTH,
+            )
+        )
+        await asyncio.sleep(0.5)  # the create waits for the lock (or, unserialized, has checked already)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await create
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    page = await env.tasks.ListTasks(
+        task_service_pb2.ListTasksRequest(name="serialized-flow", include_children=True), metadata=AUTH
+    )
+    assert list(page.tasks) == []
