@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,28 @@ async def test_the_lists_total_is_counted_again_after_a_task_change_but_not_afte
         event.remove(engine, "before_cursor_execute", count)
 
 
+async def refusal_beside_a_bare_writer(
+    env: Env, statement: tuple[str, int], call: Callable[[], Awaitable[Any]]
+) -> grpc.StatusCode:
+    """The code `call` is refused with when it is made while another writer (a bare connection)
+    holds SQLite's write lock and runs `statement` (SQL and its one parameter), committed half a
+    second later: a serialized call waits for the lock and decides on the rows as they are then; an
+    unserialized one has read them before (and is not refused: the test fails)."""
+    path = env.registry.app.db.url.split("///", 1)[1]
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(statement[0], (statement[1],))
+        answer = asyncio.ensure_future(call())
+        await asyncio.sleep(0.5)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await answer
+    return raised.value.code()
+
+
 async def test_an_update_on_sqlite_is_decided_on_the_row_as_it_is_when_it_writes(env: Env) -> None:
     # Another writer (here a bare connection) holds SQLite's write lock and gives the task a
     # calendar; an update switching it to an interval meanwhile must see that calendar (refused:
@@ -231,25 +253,14 @@ async def test_an_update_on_sqlite_is_decided_on_the_row_as_it_is_when_it_writes
         ),
         metadata=AUTH,
     )
-    path = env.registry.app.db.url.split("///", 1)[1]
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("UPDATE zq_task_scheduled_tasks SET calendar = 'XSHG' WHERE id = ?", (created.id,))
-        changes = struct_pb2.Struct()
-        changes.update({"cron_expression": None, "interval_seconds": 60})
-        update = asyncio.ensure_future(
-            env.tasks.UpdateTask(
-                task_service_pb2.UpdateTaskRequest(task_id=created.id, changes=changes), metadata=AUTH
-            )
-        )
-        await asyncio.sleep(0.5)  # the update waits for the lock (or, unserialized, has read already)
-        other.execute("COMMIT")
-    finally:
-        other.close()
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await update
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    changes = struct_pb2.Struct()
+    changes.update({"cron_expression": None, "interval_seconds": 60})
+    update = task_service_pb2.UpdateTaskRequest(task_id=created.id, changes=changes)
+    calendar_given = ("UPDATE zq_task_scheduled_tasks SET calendar = 'XSHG' WHERE id = ?", created.id)
+    refused = await refusal_beside_a_bare_writer(
+        env, calendar_given, lambda: env.tasks.UpdateTask(update, metadata=AUTH)
+    )
+    assert refused == grpc.StatusCode.INVALID_ARGUMENT
     stored = await env.tasks.GetTask(task_service_pb2.GetTaskRequest(task_id=created.id), metadata=AUTH)
     assert (stored.cron_expression, stored.interval_seconds, stored.calendar) == ("0 18 * * 1-5", 0, "XSHG")
 
@@ -263,26 +274,12 @@ async def test_a_workflow_created_on_sqlite_is_decided_on_its_sub_tasks_as_they_
     step = await env.tasks.CreateTask(command_task("serialized-step"), metadata=AUTH)
     config = struct_pb2.Struct()
     config.update({"workflow_type": "serial", "tasks": [{"task_id": step.id}]})
-    path = env.registry.app.db.url.split("///", 1)[1]
-    other = sqlite3.connect(path, isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("DELETE FROM zq_task_scheduled_tasks WHERE id = ?", (step.id,))
-        create = asyncio.ensure_future(
-            env.tasks.CreateTask(
-                task_service_pb2.CreateTaskRequest(
-                    name="serialized-flow", task_type="workflow", config=config
-                ),
-                metadata=AUTH,
-            )
-        )
-        await asyncio.sleep(0.5)  # the create waits for the lock (or, unserialized, has checked already)
-        other.execute("COMMIT")
-    finally:
-        other.close()
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await create
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    create = task_service_pb2.CreateTaskRequest(name="serialized-flow", task_type="workflow", config=config)
+    step_deleted = ("DELETE FROM zq_task_scheduled_tasks WHERE id = ?", step.id)
+    refused = await refusal_beside_a_bare_writer(
+        env, step_deleted, lambda: env.tasks.CreateTask(create, metadata=AUTH)
+    )
+    assert refused == grpc.StatusCode.INVALID_ARGUMENT
     page = await env.tasks.ListTasks(
         task_service_pb2.ListTasksRequest(name="serialized-flow", include_children=True), metadata=AUTH
     )
