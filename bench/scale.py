@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, func, select
 
-from bench.common import percentile, process_cpu_seconds
+from bench.common import percentile, process_run_seconds
 from bench.seed import HealthProbe, seed, seed_tasks
 from services.registry.db import normalize_url
 from services.registry.models import ExecutionRow
@@ -204,11 +204,15 @@ TRIGGERS = 20
 def measure_idle(stack: Stack, url: str) -> None:
     """The whole stack's CPU while nothing is due, and trigger -> running on that idle stack (the
     run's created_at -> start_time as the registry recorded them)."""
-    pids = [pid for name in stack.config.names if (pid := stack.pid(name)) is not None]
-    before = sum(process_cpu_seconds(pid) for pid in pids)
+    pids = {name: pid for name in stack.config.names if (pid := stack.pid(name)) is not None}
+    before = {name: process_run_seconds(pid) for name, pid in pids.items()}
     time.sleep(IDLE_SECONDS)
-    idle = (sum(process_cpu_seconds(pid) for pid in pids) - before) / IDLE_SECONDS
-    print(f"  idle stack CPU: {idle * 1000:.1f} ms per second, {len(pids)} processes (goal <= 5)")
+    each = {name: (process_run_seconds(pid) - before[name]) / IDLE_SECONDS for name, pid in pids.items()}
+    shares = ", ".join(f"{name} {seconds * 1000:.1f}" for name, seconds in each.items())
+    print(
+        f"  idle stack CPU: {sum(each.values()) * 1000:.1f} ms per second, {len(pids)} processes "
+        f"({shares}) (goal <= 5)"
+    )
     rest = Rest(stack.http_url)
     task = rest.client.post(
         "/scheduler/tasks", json={"name": "idle-trigger", "task_type": "example_task", "config": BURST_CONFIG}

@@ -106,6 +106,28 @@ _NOTIFY = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"
 P = TypeVar("P", bound=ProtoMessage)
 
 
+async def _readable(fd: int, seconds: float) -> bool:
+    """Whether `fd` has data to read within `seconds`. One registration with the loop for the whole
+    wait: psycopg's `notifies(timeout=...)` registers the socket anew every 0.1 s until it times
+    out, which woke an idle registry ten times a second."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        async with asyncio.timeout(seconds):
+            await ready
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+
+
 def channel_for(schema: str | None) -> str:
     if not schema or schema == "public":
         return CHANNEL
@@ -351,10 +373,12 @@ class ClusterBus:
                     backoff = RECONNECT_MIN_SECONDS
                     log.info("cluster bus listening", extra={"channel": channel, "replica": self.replica_id})
                     while True:
-                        async for notify in conn.notifies(timeout=IDLE_CHECK_SECONDS):
+                        # What arrived, also while a query ran: at once, without waiting.
+                        async for notify in conn.notifies(timeout=0):
                             self._receive(notify.payload)
-                        # A quiet channel: prove the connection alive (and not idle to the server).
-                        await conn.execute("SELECT 1")
+                        if not await _readable(conn.fileno(), IDLE_CHECK_SECONDS):
+                            # A quiet channel: prove the connection alive (and not idle to the server).
+                            await conn.execute("SELECT 1")
             except Exception as exc:  # the connection, or the resynchronising reads
                 log.warning(
                     "cluster bus listener disconnected; reconnecting",
