@@ -24,6 +24,7 @@ from services.common.db_url import normalize_url as normalize_url  # re-exported
 from services.registry import db_metrics
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -209,6 +210,14 @@ _HOLDS_TURN = "zq_holds_write_turn"
 # The statements before which SQLite's driver begins a transaction (and so takes the write lock at
 # once): its own rule, by the first keyword; and a serialized session's BEGIN IMMEDIATE.
 _WRITE_KEYWORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN IMMEDIATE")
+
+
+def locked(session: Session, model: type[M], key: int, *, shared: bool = False) -> M | None:
+    """Row `key` of `model`, locked until the transaction ends (PostgreSQL: FOR UPDATE, or FOR SHARE
+    when `shared`; on SQLite a serialized transaction holds the whole database) and read as it is
+    once locked. A row the session read before is overwritten: the ORM would otherwise keep the
+    first read's values, and a writer that committed in between would go unseen."""
+    return session.get(model, key, with_for_update={"read": True} if shared else True, populate_existing=True)
 
 
 def takes_turn(statement: str) -> bool:

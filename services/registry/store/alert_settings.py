@@ -21,6 +21,7 @@ from services.common.input_checks import check_text
 from services.common.vocabulary import AlertChannelType, AlertEvent, listed, word_of
 from services.registry.alerts.channels import SECRET_FIELDS, channel_type, check_config
 from services.registry.alerts.secrets import SecretBox
+from services.registry.db import locked
 from services.registry.models import AlertChannelRow, AlertRuleRow, TaskRow
 from services.registry.store.tasks import task_not_found
 
@@ -119,7 +120,7 @@ def secret_fields_set(box: SecretBox, row: AlertChannelRow) -> list[str]:
 def delete_channel(session: Session, channel_id: int) -> None:
     # Locked first (PostgreSQL): a rule naming the channel in a transaction still open holds it
     # (`_check_rule`); once that commits, the check below sees the rule.
-    if session.get(AlertChannelRow, channel_id, with_for_update=True) is None:
+    if locked(session, AlertChannelRow, channel_id) is None:
         raise channel_not_found(channel_id)
     users = [rule.name for rule in session.scalars(select(AlertRuleRow)) if channel_id in rule.channel_ids]
     if users:
@@ -168,7 +169,7 @@ def _check_rule(session: Session, rule: RuleInput) -> None:
     missing = [str(channel) for channel in rule.channel_ids if channel not in known]
     if missing:
         raise _rule_invalid(f"告警渠道不存在: {', '.join(missing)}")
-    if rule.task_id and session.get(TaskRow, rule.task_id, with_for_update={"read": True}) is None:
+    if rule.task_id and locked(session, TaskRow, rule.task_id, shared=True) is None:
         raise task_not_found(rule.task_id)
     if AlertEvent.SLOW in rule.events and rule.slow_seconds <= 0:
         raise _rule_invalid("slow 事件需要 slow_seconds（正整数，秒）")

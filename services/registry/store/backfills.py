@@ -31,6 +31,7 @@ from services.common.run_params import check_params, logical_date_of, parse_logi
 from services.common.schedule import planned_times_on_dates
 from services.common.vocabulary import FAILED_STATUSES, LIVE_STATUSES, BackfillStatus, Trigger
 from services.common.vocabulary import ExecutionStatus as Status
+from services.registry.db import locked
 from services.registry.models import BackfillRow, ExecutionRow
 from services.registry.store.executions import NewExecution, create_executions, execution_values
 from services.registry.store.manual_runs import check_params_fit, terminate_with_children
@@ -228,7 +229,7 @@ def cancel_backfill(
     """Stops a running backfill: no run starts any more, its live runs are terminated (pending
     ones at once, running ones flagged). Returns it and each terminated run with whether an
     executor must be told to stop it."""
-    row = session.get(BackfillRow, backfill_id, with_for_update=True)
+    row = locked(session, BackfillRow, backfill_id)
     if row is None:
         raise backfill_not_found(backfill_id)
     if row.status != BackfillStatus.RUNNING:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -268,11 +268,21 @@ def create_calendar(
     return row
 
 
+def _locked_calendar(name: str) -> Select[CalendarRow]:
+    """The custom calendar `name`, locked and read as it is once locked (as `db.locked`)."""
+    return (
+        select(CalendarRow)
+        .where(CalendarRow.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
 def update_calendar(
     session: Session, name: str, change: CalendarChange, actor: str, now: datetime
 ) -> tuple[CalendarRow, list[TaskRow]]:
     """The changed calendar and the tasks naming it (to re-send to the scheduler)."""
-    row = session.scalar(select(CalendarRow).where(CalendarRow.name == name).with_for_update())
+    row = session.scalar(_locked_calendar(name))
     if row is None:
         raise calendar_not_found(name)
     for field, value in _fields(change).items():
@@ -285,7 +295,7 @@ def update_calendar(
 def delete_calendar(session: Session, name: str) -> None:
     # Locked first (PostgreSQL): a task naming the calendar in a transaction still open holds it
     # (`_hold`); once that commits, the check below sees the task.
-    row = session.scalar(select(CalendarRow).where(CalendarRow.name == name).with_for_update())
+    row = session.scalar(_locked_calendar(name))
     if row is None:
         raise calendar_not_found(name)
     users = session.scalars(select(TaskRow.name).where(TaskRow.calendar == name).limit(5)).all()

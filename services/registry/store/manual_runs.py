@@ -29,6 +29,7 @@ from services.common.vocabulary import (
 )
 from services.common.vocabulary import ExecutionStatus as Status
 from services.common.workflow_plan import Plan, PlanInvalid
+from services.registry.db import locked
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store.executions import (
     TERMINATED_BY_USER,
@@ -76,7 +77,7 @@ def trigger_execution(
     The check and the insert must not interleave with another trigger's: the task row is locked
     (PostgreSQL), and the caller's session is `serialized` (SQLite takes the write lock at BEGIN).
     """
-    task = session.get(TaskRow, task_id, with_for_update=True)
+    task = locked(session, TaskRow, task_id)
     if task is None:
         raise task_not_found(task_id)
     if task.concurrency_policy == ConcurrencyPolicy.FORBID:

@@ -24,6 +24,7 @@ from services.common.errors import AlreadyExists, Conflict, InvalidArgument, Not
 from services.common.input_checks import shown
 from services.common.vocabulary import LIVE_STATUSES, ExecutionStatus, TaskType, Trigger
 from services.common.workflow_plan import referenced_task_ids
+from services.registry.db import locked
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store.task_rules import (
     EDITABLE,
@@ -73,7 +74,7 @@ def update_task(
     session: Session, task_id: int, changes: Mapping[str, Any], actor: str, now: datetime
 ) -> TaskRow:
     # Locked (PostgreSQL): a delete racing this update waits for it, or wins and this answers 404.
-    row = session.get(TaskRow, task_id, with_for_update=True)
+    row = locked(session, TaskRow, task_id)
     if row is None:
         raise task_not_found(task_id)
     refused = sorted(set(changes) - EDITABLE)
@@ -124,7 +125,7 @@ def delete_task(session: Session, task_id: int, force: bool) -> list[ExecutionRo
     """Deletes the task and its history; returns the runs that were still active (to be stopped)."""
     # Locked first (PostgreSQL): a workflow being saved with this task holds it (validate_workflow);
     # once that commits, the check below sees the workflow.
-    row = session.get(TaskRow, task_id, with_for_update=True)
+    row = locked(session, TaskRow, task_id)
     if row is None:
         raise task_not_found(task_id)
     referencing = workflows_referencing(session, task_id)

@@ -28,6 +28,7 @@ def validate_workflow(session: Session, config: Mapping[str, Any], workflow_id: 
     # FOR SHARE (PostgreSQL): a delete or disable of a sub-task waits for this save to commit (and
     # then finds the workflow using it), or commits first and this save is refused.
     held = select(TaskRow).where(TaskRow.id.in_(ids)).with_for_update(read=True)
+    held = held.execution_options(populate_existing=True)  # as locked, not as read before
     rows = {row.id: row for row in session.scalars(held)}
     missing = sorted(set(ids) - set(rows))
     if missing:
