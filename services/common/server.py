@@ -27,6 +27,7 @@ work that grows with the data belongs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
@@ -175,6 +176,34 @@ def _refuse_undecodable(request: Any) -> None:
         raise InvalidArgument("请求无法解析（格式错误或嵌套过深）")
 
 
+@contextlib.asynccontextmanager
+async def _streaming(
+    method: str, context: grpc.aio.ServicerContext[Any, Any], authenticate: Authenticator
+) -> AsyncIterator[None]:
+    """Around a streaming call: its caller authenticated first, its domain errors turned into
+    statuses, and the stream counted and timed."""
+    started = time.perf_counter()
+    code = "OK"
+    STREAMS_ACTIVE.labels(method).inc()
+    try:
+        metadata = _metadata(context)
+        REQUEST_ID.set(metadata.get(REQUEST_ID_HEADER, "")[:MAX_REQUEST_ID_LENGTH])
+        _principal.set(authenticate(method, metadata))
+        yield
+    except asyncio.CancelledError:
+        code = "CANCELLED"  # the caller went away (or the server stops)
+        raise
+    except Exception as exc:
+        if type(exc).__name__ == "AbortError":
+            code = "ABORTED_BY_HANDLER"
+            raise
+        code = exc.code.name if isinstance(exc, DomainError) else "INTERNAL"
+        await _abort(context, exc, method)
+    finally:
+        STREAMS_ACTIVE.labels(method).dec()
+        STREAM_DURATION.labels(method, code).observe(time.perf_counter() - started)
+
+
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates every call and turns domain errors into gRPC statuses (never a stack trace)."""
 
@@ -242,37 +271,39 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             async def stream_wrapper(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                code = "OK"
-                STREAMS_ACTIVE.labels(method).inc()
-                try:
-                    metadata = _metadata(context)
-                    REQUEST_ID.set(metadata.get(REQUEST_ID_HEADER, "")[:MAX_REQUEST_ID_LENGTH])
-                    _principal.set(authenticate(method, metadata))
+                async with _streaming(method, context, authenticate):
                     _refuse_undecodable(request)
                     if check_request is not None:
                         check_request(method, request)
                     async for item in stream(request, context):
                         yield item
-                except (DomainError, Exception) as exc:
-                    if isinstance(exc, asyncio.CancelledError):
-                        code = "CANCELLED"  # the caller went away (or the server stops)
-                        raise
-                    if type(exc).__name__ == "AbortError":
-                        code = "ABORTED_BY_HANDLER"
-                        raise
-                    code = exc.code.name if isinstance(exc, DomainError) else "INTERNAL"
-                    await _abort(context, exc, method)
-                finally:
-                    STREAMS_ACTIVE.labels(method).dec()
-                    STREAM_DURATION.labels(method, code).observe(time.perf_counter() - started)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream_wrapper,
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_stream is not None:
+            conversation: grpc.RpcMethodHandler[Any, Any] = self._guard_conversation(handler, method)
+            return conversation
         return handler
+
+    def _guard_conversation(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> Any:
+        """A bidirectional stream whose handler reads and writes through its context (a coroutine,
+        not a generator): authenticated before the handler starts, its domain errors turned into
+        statuses."""
+        converse: Any = handler.stream_stream
+        authenticate = self._authenticate
+
+        async def guarded(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            async with _streaming(method, context, authenticate):
+                await converse(requests, context)
+
+        return grpc.stream_stream_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     def _guard_reflection(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> Any:
         reflect: Any = handler.stream_stream

@@ -41,7 +41,9 @@ from services.common.input_checks import check_request
 from services.common.server import Authenticator, ServiceServer
 from services.registry.app import RegistryApp
 from services.registry.db import Database, check_schema, migrate
+from services.registry.housekeeping import Housekeeping
 from services.registry.live.cluster import ClusterBus
+from services.registry.live.leadership import LeadershipHolds
 from services.registry.runs.reaper import LeaseReaper
 from services.registry.runs.recorder import RunRecorder
 from services.registry.servicers import alerts as alert_servicers
@@ -261,7 +263,12 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
         watch_cluster_bus(server, app.cluster)
     await app.db.run(load_task_calendars)  # trading calendars, for tasks' next run times
     runs = RunRecorder(app)
-    internal = InternalServicer(app, runs)
+    housekeeping = Housekeeping(app)
+    holds = LeadershipHolds(app, housekeeping, settings.housekeeping_seconds)
+    if app.cluster is not None:
+        holds.on_release.append(app.cluster.leadership_released)
+        app.cluster.on_leadership_released.append(holds.released)
+    internal = InternalServicer(app, runs, holds, housekeeping)
     grpc_server: grpc.aio.Server = server.server
     task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), grpc_server)
     execution_service_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(app), grpc_server)

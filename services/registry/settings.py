@@ -52,6 +52,9 @@ class RegistrySettings:
     # Ended runs are purged after this many days (a task's retention_days overrides; 0 = forever),
     # by the leader's housekeeping: at most purge_batches batches of purge_batch runs per pass.
     retention_days: int = 30
+    # ZQ_HOUSEKEEPING_SECONDS: the leader's housekeeping (alert deliveries, purge, sealing) runs this
+    # often, on the registry that holds the leader's stream (live/leadership.py).
+    housekeeping_seconds: float = 5.0
     purge_batch: int = 500
     purge_batches: int = 10
     # ZQ_REGISTRY_INTERNAL_PORT: a second listener, only for the services (service token only), so
@@ -103,6 +106,7 @@ class RegistrySettings:
             alert_max_attempts=env_int(env, "ZQ_ALERT_MAX_ATTEMPTS", 20),
             calendar_warn_days=env_int(env, "ZQ_CALENDAR_WARN_DAYS", 30),
             retention_days=env_int(env, "ZQ_RETENTION_DAYS", 30),
+            housekeeping_seconds=env_float(env, "ZQ_HOUSEKEEPING_SECONDS", 5.0),
             purge_batch=env_int(env, "ZQ_PURGE_BATCH", 500),
             purge_batches=env_int(env, "ZQ_PURGE_BATCHES", 10),
             internal_port=env_int(env, "ZQ_REGISTRY_INTERNAL_PORT", 0),

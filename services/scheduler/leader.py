@@ -1,16 +1,20 @@
 """Leader election among scheduler replicas: only the leader runs an engine.
 
-Every replica asks the registry every `renew_seconds` to acquire or renew a term of `ttl_seconds`.
-A standby becomes leader once the old term expires (killed leader: within ttl + renew seconds); a
-leader that cannot renew in time stops its engine before its term can have passed to someone else.
-The database uniqueness of task + planned time stays the last guard against duplicates.
+Every replica holds a leadership stream to the registry (HoldLeadership): the registry that holds it
+renews the leader's term of `ttl_seconds` every `renew_seconds`, tries a standby again when the
+term ends or is released, and releases the leadership as soon as the stream ends (registry's
+live/leadership.py). So a killed leader is replaced within moments, and an idle stack makes no
+call a second for it.
 
-A leader reports its executors' loads with its renewals, asking the executors for them every
-EXECUTOR_LOADS_SECONDS (the renewals in between repeat the last answer).
+A replica leads only while its stream is up: the registry releases the leadership when the stream
+breaks, so the replica stops its engine at once, and also when it has had no word for
+`ttl_seconds - renew_seconds` (its term may be about to pass to someone else). It acknowledges every
+state it gets; a replica whose loop is stuck does not, and its term runs out. The database
+uniqueness of task + planned time stays the last guard against duplicates.
 
-While leading, a replica also drives the registry's housekeeping (RunHousekeeping: the alert
-outbox's deliveries, the purge of old history) every `housekeeping_seconds`; the registry does the work only for the leader of
-the current term, so several replicas never alert twice.
+The leader's acknowledgements carry its executors' loads, which it asks the executors for every
+EXECUTOR_LOADS_SECONDS; the registry stores them with the renewals (for GET /status). The leader's
+housekeeping (alert deliveries, the purge of old history) is run by the registry holding its stream.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -33,10 +38,13 @@ from zquant.scheduler.v1 import status_service_pb2
 
 log = logging.getLogger(__name__)
 
-# A pass sends a batch of alerts in parallel, each within its channel's timeout (at most 20 s).
-HOUSEKEEPING_TIMEOUT_SECONDS = 60.0
 # How stale the executors' loads in the registry's status may be (GET /status).
 EXECUTOR_LOADS_SECONDS = 5.0
+# A broken stream is opened again after this pause, doubled after each failure up to the maximum.
+RECONNECT_MIN_SECONDS = 0.2
+RECONNECT_MAX_SECONDS = 5.0
+# What a stream's read() returns once the registry has ended it.
+_END: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 
 def candidate_id() -> str:
@@ -48,24 +56,24 @@ class LeaderElection:
         self,
         registry: RegistryClient,
         make_engine: Callable[[], Engine],
-        ttl_seconds: int = 3,
-        renew_seconds: float = 1.0,
+        ttl_seconds: int = 15,
+        renew_seconds: float = 5.0,
         executor_loads: Callable[[float], Awaitable[list[status_service_pb2.ExecutorState]]] | None = None,
-        housekeeping_seconds: float = 5.0,
     ) -> None:
         self._registry = registry
         self._make_engine = make_engine
         self._ttl = ttl_seconds
         self._renew = renew_seconds
-        # The leader reports the executors' loads with each renewal (the registry's status shows them).
+        # The leader reports the executors' loads with each acknowledgement (the registry's status
+        # shows them).
         self._executor_loads = executor_loads
         self._last_loads: list[status_service_pb2.ExecutorState] = []
         self._loads_at = -math.inf
         self.candidate = candidate_id()
         self.engine: Engine | None = None
         self._engine_task: asyncio.Task[None] | None = None
-        self._housekeeping_seconds = housekeeping_seconds
-        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._call: Any = None
+        self._stopping = False
         self.term = 0
 
     @property
@@ -73,38 +81,60 @@ class LeaderElection:
         return self.engine is not None
 
     async def run(self) -> None:
-        last_confirmed = 0.0
-        while True:
+        """Holds a leadership stream for as long as this replica runs, opening it again when it
+        breaks."""
+        pause = RECONNECT_MIN_SECONDS
+        while not self._stopping:
+            heard = False
             try:
-                executors = await self._loads() if self.is_leader else []
-                response: internal_pb2.AcquireLeadershipResponse = (
-                    await self._registry.internal.AcquireLeadership(
-                        internal_pb2.AcquireLeadershipRequest(
-                            candidate=self.candidate, ttl_seconds=self._ttl, executors=executors
-                        ),
-                        metadata=self._registry.metadata,
-                        timeout=self._renew,
-                    )
-                )
-                if response.leader:
-                    last_confirmed = time.monotonic()
-                    if not self.is_leader:
-                        await self._lead(response.term)
-                elif self.is_leader:
-                    log.warning(
-                        "lost the leadership", extra={"holder": response.holder, "term": response.term}
-                    )
-                    await self._step_down()
+                heard = await self._hold()
             except grpc.aio.AioRpcError as exc:
-                # Unconfirmed for most of a term: stop before another replica may lead.
-                if self.is_leader and time.monotonic() - last_confirmed > self._ttl - self._renew:
-                    log.warning("cannot renew the leadership; stepping down", extra={"code": exc.code().name})
-                    await self._step_down()
-            await asyncio.sleep(self._renew)
+                log.warning("the leadership stream broke", extra={"code": exc.code().name})
+            except TimeoutError:
+                log.warning("no word from the registry for most of a term; stepping down")
+            if self.is_leader:
+                # The registry releases the leadership when the stream ends: never lead without one.
+                await self._step_down()
+            self._close_stream()
+            pause = RECONNECT_MIN_SECONDS if heard else min(pause * 2, RECONNECT_MAX_SECONDS)
+            await asyncio.sleep(pause)
+
+    async def _hold(self) -> bool:
+        """One stream, until it ends; True when it carried at least one state."""
+        call = self._registry.internal.HoldLeadership(metadata=self._registry.metadata)
+        self._call = call
+        await call.write(
+            internal_pb2.HoldLeadershipRequest(
+                candidate=self.candidate, ttl_seconds=self._ttl, renew_seconds=self._renew
+            )
+        )
+        heard = False
+        confirmed = time.monotonic()
+        while True:
+            # Leading, a term unconfirmed for ttl - renew seconds may be about to pass to another.
+            patience = confirmed + self._ttl - self._renew - time.monotonic() if self.is_leader else None
+            async with asyncio.timeout(patience):
+                state = await call.read()
+            if state is _END:
+                return heard
+            assert isinstance(state, internal_pb2.HoldLeadershipResponse)
+            heard = True
+            await self._follow(state)
+            if state.leader:
+                confirmed = time.monotonic()
+            executors = await self._loads() if self.is_leader else []
+            await call.write(internal_pb2.HoldLeadershipRequest(executors=executors))
+
+    async def _follow(self, state: internal_pb2.HoldLeadershipResponse) -> None:
+        if self.is_leader and (not state.leader or state.term != self.term):
+            log.warning("lost the leadership", extra={"holder": state.holder, "term": state.term})
+            await self._step_down()
+        if state.leader and not self.is_leader:
+            self._lead(state.term)
 
     async def _loads(self) -> list[status_service_pb2.ExecutorState]:
         """The executors' loads to report, asked of them every EXECUTOR_LOADS_SECONDS, not with
-        every renewal: an idle stack then makes no call per second to each executor."""
+        every acknowledgement."""
         if self._executor_loads is None:
             return []
         if time.monotonic() - self._loads_at >= EXECUTOR_LOADS_SECONDS:
@@ -112,57 +142,28 @@ class LeaderElection:
             self._loads_at = time.monotonic()
         return self._last_loads
 
-    async def _lead(self, term: int) -> None:
+    def _lead(self, term: int) -> None:
         self.term = term
         self.engine = self._make_engine()
         self._engine_task = asyncio.create_task(self.engine.run(), name="scheduler-engine")
-        self._housekeeping_task = asyncio.create_task(self._housekeep(term), name="housekeeping")
         log.info("leading", extra={"candidate": self.candidate, "term": term})
-
-    async def _housekeep(self, term: int) -> None:
-        """Asks the registry for a housekeeping pass now and then, as the leader of `term`."""
-        request = internal_pb2.RunHousekeepingRequest(candidate=self.candidate, term=term)
-        while True:
-            try:
-                response: internal_pb2.RunHousekeepingResponse = (
-                    await self._registry.internal.RunHousekeeping(
-                        request, metadata=self._registry.metadata, timeout=HOUSEKEEPING_TIMEOUT_SECONDS
-                    )
-                )
-                if response.alerts_sent or response.alerts_failed or response.runs_purged:
-                    log.info(
-                        "housekeeping",
-                        extra={
-                            "alerts_sent": response.alerts_sent,
-                            "alerts_failed": response.alerts_failed,
-                            "runs_purged": response.runs_purged,
-                        },
-                    )
-            except grpc.aio.AioRpcError as exc:
-                log.warning("housekeeping pass failed", extra={"code": exc.code().name})
-            await asyncio.sleep(self._housekeeping_seconds)
 
     async def _step_down(self) -> None:
         engine, task = self.engine, self._engine_task
         self.engine, self._engine_task = None, None
-        if self._housekeeping_task is not None:
-            self._housekeeping_task.cancel()
-            self._housekeeping_task = None
         if task is not None:
             task.cancel()
         if engine is not None:
             await engine.stop()
 
     async def stop(self) -> None:
-        """Graceful stop: hand the leadership over at once instead of letting it expire."""
-        was_leader = self.is_leader
+        """Graceful stop: the engine first, then the stream, whose end hands the leadership over
+        at once instead of letting it expire."""
+        self._stopping = True
         await self._step_down()
-        if was_leader:
-            try:
-                await self._registry.internal.ReleaseLeadership(
-                    internal_pb2.ReleaseLeadershipRequest(candidate=self.candidate),
-                    metadata=self._registry.metadata,
-                    timeout=2,
-                )
-            except grpc.aio.AioRpcError:
-                log.warning("could not release the leadership; it expires by itself")
+        self._close_stream()
+
+    def _close_stream(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None

@@ -37,8 +37,8 @@ class SchedulerServer:
         return self.election.engine
 
     async def stop(self, grace: float = 5.0) -> None:
-        self.election_task.cancel()
         await self.election.stop()
+        self.election_task.cancel()
         await self.server.stop(grace)
         await self.registry.close()
         await self.executors.close()
@@ -53,7 +53,6 @@ async def create_server(settings: SchedulerSettings) -> SchedulerServer:
         ttl_seconds=settings.leader_ttl_seconds,
         renew_seconds=settings.leader_renew_seconds,
         executor_loads=executors.loads,
-        housekeeping_seconds=settings.housekeeping_seconds,
     )
     # A standby is healthy too: it is ready to take over.
     server = ServiceServer("scheduler", service_only(settings.service_token))

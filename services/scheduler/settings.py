@@ -21,11 +21,10 @@ class SchedulerSettings:
     lost_executor_seconds: float
     # Runs missed while no scheduler was up are recorded one by one up to this many per task.
     max_missed_records: int
-    # Leader election: a term lasts this long unless renewed; renewals every leader_renew_seconds.
+    # Leader election: a term lasts this long unless renewed; the registry holding the leader's
+    # stream renews it every leader_renew_seconds (leader.py).
     leader_ttl_seconds: int
     leader_renew_seconds: float
-    # The leader asks the registry for a housekeeping pass (alert deliveries) this often.
-    housekeeping_seconds: float
     log_level: str
     # Prometheus /metrics port; 0 = off.
     metrics_port: int
@@ -52,9 +51,8 @@ class SchedulerSettings:
             service_token=token,
             lost_executor_seconds=env_float(env, "ZQ_LOST_EXECUTOR_SECONDS", 15.0),
             max_missed_records=env_int(env, "ZQ_MAX_MISSED_RECORDS", 100),
-            leader_ttl_seconds=env_int(env, "ZQ_LEADER_TTL_SECONDS", 3),
-            leader_renew_seconds=env_float(env, "ZQ_LEADER_RENEW_SECONDS", 1.0),
-            housekeeping_seconds=env_float(env, "ZQ_HOUSEKEEPING_SECONDS", 5.0),
+            leader_ttl_seconds=env_int(env, "ZQ_LEADER_TTL_SECONDS", 15),
+            leader_renew_seconds=env_float(env, "ZQ_LEADER_RENEW_SECONDS", 5.0),
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
             metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
             registry_internal_address=env_str(env, "ZQ_REGISTRY_INTERNAL_ADDR", ""),

@@ -20,7 +20,8 @@ protobuf messages as base64 of their binary encoding (compact and exact):
   `s` scheduler event (`e`) · `x` execution state change (`e`, attempt `a`) · `p` report of a
   running execution (`i`, `a`, and its snapshot `e` unless it is a bare heartbeat) · `t` / `X` a
   task change / an execution state change too big to send: receivers read the row themselves ·
-  `u` a user changed (`n`): receivers drop its cached state (user_states.py).
+  `u` a user changed (`n`): receivers drop its cached state (user_states.py) · `l` the scheduler
+  leadership was released: receivers' standbys try at once (live/leadership.py).
 Receivers ignore their own notifications (`o`): the listening connection hears everything.
 
 Size: PostgreSQL refuses payloads of 8000 bytes or more. A snapshot that does not fit is sent
@@ -222,6 +223,8 @@ class ClusterBus:
         self._tasks: list[asyncio.Task[None]] = []
         # User changes heard from other replicas (`u`); None after a resync: anything may have changed.
         self.on_user_change: list[Callable[[str | None], None]] = []
+        # Releases of the leadership heard from other replicas (`l`), and after a resync.
+        self.on_leadership_released: list[Callable[[], None]] = []
         # Called with True when the listener has connected (and resynchronised), False when it lost
         # its connection.
         self.on_listening: list[Callable[[bool], None]] = []
@@ -281,6 +284,9 @@ class ClusterBus:
 
     def user_changed(self, username: str) -> None:
         self._enqueue(("u", username), _dump({"k": "u", "n": username}))
+
+    def leadership_released(self) -> None:
+        self._enqueue("l", _dump({"k": "l"}))
 
     def _enqueue(self, key: Hashable, message: str) -> None:
         # Assigning an existing key replaces the queued report in its place.
@@ -414,6 +420,11 @@ class ClusterBus:
         self._events.end_scheduler_feeds()
         for callback in self.on_user_change:
             callback(None)
+        self._leadership_released()  # a release may have been missed
+
+    def _leadership_released(self) -> None:
+        for callback in self.on_leadership_released:
+            callback()
 
     def _read_executions(self, execution_ids: list[int]) -> tuple[list[ExecutionRow], dict[int, str]]:
         with self._db.session() as session:
@@ -466,6 +477,8 @@ class ClusterBus:
         elif kind == "u":
             for callback in self.on_user_change:
                 callback(message["n"])
+        elif kind == "l":
+            self._leadership_released()
         else:
             log.warning("ignored a cluster event of unknown kind", extra={"kind": kind})
 

@@ -6,10 +6,8 @@ Proto in → `runs` / `feed` / `store.leadership` → proto out; the rules live 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
@@ -17,17 +15,21 @@ import grpc
 from services.common.errors import FailedPrecondition, Reason
 from services.common.server import current_principal
 from services.registry import convert, feed
-from services.registry.alerts import delivery
 from services.registry.app import RegistryApp
+from services.registry.housekeeping import Housekeeping
+from services.registry.live.leadership import HoldTerms, LeadershipHolds
 from services.registry.runs.model import LogAppend
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import backfills as backfill_store
-from services.registry.store import leadership, retention
+from services.registry.store import leadership
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
+from zquant.scheduler.v1 import status_service_pb2
 
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# What a stream's context.read() returns once the caller has finished writing.
+_END: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 
 def _require_service() -> None:
@@ -36,15 +38,13 @@ def _require_service() -> None:
 
 
 class InternalServicer:
-    def __init__(self, app: RegistryApp, runs: RunRecorder) -> None:
+    def __init__(
+        self, app: RegistryApp, runs: RunRecorder, holds: LeadershipHolds, housekeeping: Housekeeping
+    ) -> None:
         self._app = app
         self._runs = runs
-        self._calendar_endings = delivery.CalendarEndings()
-        self._sealing = retention.Sealing(app.db)
-        # The leader's renewals get a thread of their own: in the shared worker threads they would
-        # queue behind a burst's run batches, miss the renewal's deadline, and the leader would step
-        # down in the middle of the burst (dropping every run it was driving).
-        self._leadership_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadership")
+        self._holds = holds
+        self._housekeeping = housekeeping
 
     async def WatchSchedulerEvents(
         self, request: pb2.WatchSchedulerEventsRequest, context: Context
@@ -125,29 +125,42 @@ class InternalServicer:
         page = await self._runs.active(request.limit or 1000, request.after_id)
         return pb2.ListActiveExecutionsResponse(executions=page)
 
+    async def HoldLeadership(
+        self, requests: AsyncIterator[pb2.HoldLeadershipRequest], context: Context
+    ) -> None:
+        _require_service()
+        first = await context.read()
+        if first is _END:
+            return
+        assert isinstance(first, pb2.HoldLeadershipRequest)
+        terms = HoldTerms.of(first.candidate, first.ttl_seconds, first.renew_seconds)
+
+        async def acknowledged() -> list[dict[str, Any]] | None:
+            ack = await context.read()
+            if ack is _END:
+                return None
+            assert isinstance(ack, pb2.HoldLeadershipRequest)
+            return _executors(ack.executors)
+
+        async def send(state: leadership.Leadership) -> None:
+            await context.write(pb2.HoldLeadershipResponse(**_state_fields(state)))
+
+        await self._holds.hold(terms, _executors(first.executors), acknowledged, send)
+
     async def AcquireLeadership(
         self, request: pb2.AcquireLeadershipRequest, context: Context
     ) -> pb2.AcquireLeadershipResponse:
         _require_service()
-        # In a worker thread: the leader row's lock may be held by a competing candidate a while,
-        # and nothing else on this loop should wait for that.
-        executors = [convert.executor_state_dict(state) for state in request.executors]
-        state = await asyncio.get_running_loop().run_in_executor(
-            self._leadership_thread,
-            functools.partial(self._acquire, request.candidate, request.ttl_seconds or 3, executors),
+        state = await self._holds.acquire(
+            request.candidate, request.ttl_seconds or 3, _executors(request.executors)
         )
-        return pb2.AcquireLeadershipResponse(
-            leader=state.leader,
-            holder=state.holder,
-            term=state.term,
-            expires_at=convert.to_timestamp(state.expires_at),
-        )
+        return pb2.AcquireLeadershipResponse(**_state_fields(state))
 
     async def ReleaseLeadership(
         self, request: pb2.ReleaseLeadershipRequest, context: Context
     ) -> pb2.ReleaseLeadershipResponse:
         _require_service()
-        await asyncio.to_thread(self._release, request.candidate)
+        await self._holds.release(request.candidate)
         return pb2.ReleaseLeadershipResponse()
 
     async def RunHousekeeping(
@@ -155,46 +168,26 @@ class InternalServicer:
     ) -> pb2.RunHousekeepingResponse:
         _require_service()
         # Alert sends wait on networks and mail servers: a worker thread, never this loop.
-        result = await asyncio.to_thread(self._housekeeping, request.candidate, request.term)
+        result = await asyncio.to_thread(self._housekeeping.run_pass, request.candidate, request.term)
         if result is None:
             return pb2.RunHousekeepingResponse(done=False)
-        alerts, purged = result
         return pb2.RunHousekeepingResponse(
             done=True,
-            alerts_sent=alerts.sent,
-            alerts_failed=alerts.failed,
-            alerts_suppressed=alerts.suppressed,
-            runs_purged=purged,
+            alerts_sent=result.alerts.sent,
+            alerts_failed=result.alerts.failed,
+            alerts_suppressed=result.alerts.suppressed,
+            runs_purged=result.runs_purged,
         )
 
-    def _housekeeping(self, candidate: str, term: int) -> tuple[delivery.PassResult, int] | None:
-        """A pass for the leader of this term only: several schedulers never alert twice."""
-        app = self._app
-        with app.db.session() as session:
-            leader = leadership.current_leader(session, app.clock())
-        if leader is None or leader.holder != candidate or leader.term != term:
-            return None
-        try:
-            self._calendar_endings.check(app)
-        except Exception:  # the deliveries and the purge go on
-            log.exception("checking where calendars' data ends failed")
-        alerts = delivery.deliver_due(app)
-        settings = app.settings
-        purged = retention.purge_pass(
-            app.db, app.clock(), settings.retention_days, settings.purge_batch, settings.purge_batches
-        )
-        sealed = self._sealing.run()
-        if sealed:
-            log.debug("runs sealed into the daily aggregates", extra={"runs": sealed})
-        return alerts, purged
 
-    def _acquire(
-        self, candidate: str, ttl_seconds: int, executors: list[dict[str, Any]]
-    ) -> leadership.Leadership:
-        db = self._app.db
-        with db.write_turns.turn(urgent=True), db.session() as session:  # ahead of the run batches
-            return leadership.acquire(session, candidate, ttl_seconds, self._app.clock(), executors)
+def _state_fields(state: leadership.Leadership) -> dict[str, Any]:
+    return {
+        "leader": state.leader,
+        "holder": state.holder,
+        "term": state.term,
+        "expires_at": convert.to_timestamp(state.expires_at),
+    }
 
-    def _release(self, candidate: str) -> None:
-        with self._app.db.session() as session:
-            leadership.release(session, candidate, self._app.clock())
+
+def _executors(states: Iterable[status_service_pb2.ExecutorState]) -> list[dict[str, Any]]:
+    return [convert.executor_state_dict(state) for state in states]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -98,12 +98,20 @@ def _create_row(session: Session, now: datetime) -> None:
     )
 
 
-def release(session: Session, candidate: str, now: datetime) -> None:
-    session.execute(
-        update(SchedulerLeaderRow)
-        .where(SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.holder == candidate)
-        .values(holder="", expires_at=now, executors=[])
+def release(session: Session, candidate: str, now: datetime, renewed_until: datetime | None = None) -> bool:
+    """Frees the leadership if `candidate` holds it; with `renewed_until`, only if the term still
+    ends then: a hold that ended (live/leadership.py) does not free a term that another hold of the
+    same candidate renewed since. True when it was freed."""
+    conditions = [SchedulerLeaderRow.id == ROW_ID, SchedulerLeaderRow.holder == candidate]
+    if renewed_until is not None:
+        conditions.append(SchedulerLeaderRow.expires_at == renewed_until)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(SchedulerLeaderRow).where(*conditions).values(holder="", expires_at=now, executors=[])
+        ),
     )
+    return result.rowcount > 0
 
 
 def current_leader(session: Session, now: datetime) -> Leadership | None:

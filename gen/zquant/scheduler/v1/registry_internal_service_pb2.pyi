@@ -269,6 +269,30 @@ class AcquireLeadershipResponse(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     def __init__(self, leader: _Optional[bool] = ..., holder: _Optional[str] = ..., term: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class HoldLeadershipRequest(_message.Message):
+    __slots__ = ("candidate", "ttl_seconds", "renew_seconds", "executors")
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RENEW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTORS_FIELD_NUMBER: _ClassVar[int]
+    candidate: str
+    ttl_seconds: int
+    renew_seconds: float
+    executors: _containers.RepeatedCompositeFieldContainer[_status_service_pb2.ExecutorState]
+    def __init__(self, candidate: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., renew_seconds: _Optional[float] = ..., executors: _Optional[_Iterable[_Union[_status_service_pb2.ExecutorState, _Mapping]]] = ...) -> None: ...
+
+class HoldLeadershipResponse(_message.Message):
+    __slots__ = ("leader", "holder", "term", "expires_at")
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    leader: bool
+    holder: str
+    term: int
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, leader: _Optional[bool] = ..., holder: _Optional[str] = ..., term: _Optional[int] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ReleaseLeadershipRequest(_message.Message):
     __slots__ = ("candidate",)
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]

@@ -87,6 +87,11 @@ class RegistryInternalServiceStub:
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.SerializeToString,
                 response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsResponse.FromString,
                 _registered_method=True)
+        self.HoldLeadership = channel.stream_stream(
+                '/zquant.scheduler.v1.RegistryInternalService/HoldLeadership',
+                request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.HoldLeadershipRequest.SerializeToString,
+                response_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.HoldLeadershipResponse.FromString,
+                _registered_method=True)
         self.AcquireLeadership = channel.unary_unary(
                 '/zquant.scheduler.v1.RegistryInternalService/AcquireLeadership',
                 request_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.AcquireLeadershipRequest.SerializeToString,
@@ -199,10 +204,36 @@ class RegistryInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HoldLeadership(self, request_iterator, context):
+        """Scheduler leader election, held by a stream: the leadership lasts as long as the candidate's
+        stream, renewed in the database by the registry that holds the stream.
+
+        The candidate's first message names it (candidate, ttl_seconds, renew_seconds); the registry
+        answers with the state (leader or not, holder, term, expiry: AcquireLeadership's answer) at
+        once and after every attempt.
+        The candidate acknowledges each state with a message (the leader's carries its executors):
+        a state not acknowledged is not renewed, so a candidate whose loop is stuck loses the
+        leadership within ttl_seconds. While leading, the registry renews every renew_seconds and runs
+        the leader's housekeeping every ZQ_HOUSEKEEPING_SECONDS (the alert outbox's deliveries, the
+        purge of old history, sealing runs into the daily aggregates); a standby is tried again when
+        the term expires or as soon as the leadership is released on any replica.
+
+        When the stream ends (the candidate stopped, was killed, or its connection broke) the registry
+        releases the leadership at once, unless another stream has renewed it since: a standby takes
+        over within moments, not a term. The candidate therefore stops leading as soon as its stream
+        breaks, and when it has had no state for ttl_seconds - renew_seconds.
+        INVALID_ARGUMENT (LEADERSHIP_INVALID) for a missing or over-long candidate, or a renewal period
+        not shorter than the term.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AcquireLeadership(self, request, context):
-        """Scheduler leader election, held in the database: acquires the leadership when it is free or
-        expired, renews it when the candidate already holds it. One leader at a time; the term grows
-        with every change of holder (a fencing token).
+        """One attempt of the leader election, for schedulers of the previous release during a rolling
+        upgrade (this release's hold the leadership with HoldLeadership): acquires the leadership when
+        it is free or expired, renews it when the candidate already holds it. One leader at a time;
+        the term grows with every change of holder (a fencing token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,10 +247,12 @@ class RegistryInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RunHousekeeping(self, request, context):
-        """One pass of the leader's housekeeping: delivers the due alerts of the outbox (a batch, each
-        send bounded by its channel's timeout), then purges ended runs past their retention (at most
-        ZQ_PURGE_BATCHES batches of ZQ_PURGE_BATCH, each a short transaction of its own). Only the current leader's call does anything: a
-        candidate that does not hold the leadership in this term gets done = false.
+        """One pass of the leader's housekeeping, for schedulers of the previous release (a leader that
+        holds its leadership with HoldLeadership has it run by the registry): delivers the due alerts of
+        the outbox (a batch, each send bounded by its channel's timeout), then purges ended runs past
+        their retention (at most ZQ_PURGE_BATCHES batches of ZQ_PURGE_BATCH, each a short transaction
+        of its own). Only the current leader's call does anything: a candidate that does not hold the
+        leadership in this term gets done = false.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -277,6 +310,11 @@ def add_RegistryInternalServiceServicer_to_server(servicer, server):
                     servicer.ListActiveExecutions,
                     request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.FromString,
                     response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsResponse.SerializeToString,
+            ),
+            'HoldLeadership': grpc.stream_stream_rpc_method_handler(
+                    servicer.HoldLeadership,
+                    request_deserializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.HoldLeadershipRequest.FromString,
+                    response_serializer=zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.HoldLeadershipResponse.SerializeToString,
             ),
             'AcquireLeadership': grpc.unary_unary_rpc_method_handler(
                     servicer.AcquireLeadership,
@@ -567,6 +605,33 @@ class RegistryInternalService:
             '/zquant.scheduler.v1.RegistryInternalService/ListActiveExecutions',
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsRequest.SerializeToString,
             zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.ListActiveExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldLeadership(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/zquant.scheduler.v1.RegistryInternalService/HoldLeadership',
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.HoldLeadershipRequest.SerializeToString,
+            zquant_dot_scheduler_dot_v1_dot_registry__internal__service__pb2.HoldLeadershipResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,172 @@
+"""Scheduler leadership held by a stream (HoldLeadership, registry_internal_service.proto).
+
+Why a stream: the leadership used to be a unary renewal every second from each scheduler, for a
+3 s term. On an idle stack those calls were half of all CPU (each woke the scheduler, the
+registry, their gRPC threads and a database write), and a killed leader left no scheduler until
+its term ran out. Held by a stream, the registry renews the term in the database every
+renew_seconds (5) for ttl_seconds (15), and the stream's end releases it at once: a standby, or
+the killed leader's own restart, leads within moments.
+
+A hold, for one candidate, repeats:
+- one attempt (acquire or renew: one atomic statement, store/leadership.py), whose state it sends;
+- then it waits for the candidate to acknowledge that state. A candidate whose loop is stuck does
+  not acknowledge: its term is not renewed and runs out, and a standby takes over;
+- then, leading, until renew_seconds after the last attempt (at once when the acknowledgement
+  carries executors that changed: the renewal stores them for the status page); standing by, until
+  the holder's term ends or the leadership is released on this replica or another (the cluster bus
+  tells them).
+While it leads, the leader's housekeeping runs every housekeeping_seconds (housekeeping.py).
+When the hold ends (the stream closed or broke) it releases the leadership, if the term it renewed
+last is still current: a newer hold of the same candidate, reconnected through another replica,
+keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.common.errors import InvalidArgument, Reason
+from services.registry.app import RegistryApp
+from services.registry.housekeeping import Housekeeping
+from services.registry.store import leadership
+from services.registry.store.leadership import Leadership
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 15
+# A standby tries a little after the holder's term ends, not at the very instant.
+TAKEOVER_MARGIN_SECONDS = 0.05
+
+Executors = list[dict[str, Any]]
+# The executors of the candidate's next acknowledgement; None when its stream has ended.
+Acknowledgement = Callable[[], Awaitable[Executors | None]]
+Send = Callable[[Leadership], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldTerms:
+    candidate: str
+    ttl_seconds: int
+    renew_seconds: float
+
+    @classmethod
+    def of(cls, candidate: str, ttl_seconds: int, renew_seconds: float) -> HoldTerms:
+        """The terms a candidate asks for, with the defaults (15 s, renewed every third of it)."""
+        ttl = ttl_seconds or DEFAULT_TTL_SECONDS
+        renew = renew_seconds or ttl / 3
+        if not 1 <= ttl <= 3600 or not 0.1 <= renew < ttl:
+            raise InvalidArgument(
+                "ttl_seconds 须在1到3600之间，renew_seconds 须不小于0.1且小于 ttl_seconds",
+                reason=Reason.LEADERSHIP_INVALID,
+            )
+        return cls(candidate, ttl, renew)
+
+
+class LeadershipHolds:
+    def __init__(self, app: RegistryApp, housekeeping: Housekeeping, housekeeping_seconds: float) -> None:
+        self._app = app
+        self._housekeeping = housekeeping
+        self._housekeeping_seconds = housekeeping_seconds
+        # Attempts get a thread of their own: in the shared worker threads they would queue behind
+        # a burst's run batches, miss the leader's deadline, and it would step down mid-burst.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadership")
+        self._released = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        # Told when this replica released the leadership (the cluster bus tells the others).
+        self.on_release: list[Callable[[], None]] = []
+
+    def released(self) -> None:
+        """The leadership was released, here or on another replica: standbys try at once."""
+        self._released.set()
+        self._released = asyncio.Event()
+
+    async def acquire(self, candidate: str, ttl_seconds: int, executors: Executors) -> Leadership:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, functools.partial(self._acquire, candidate, ttl_seconds, executors)
+        )
+
+    async def release(self, candidate: str, renewed_until: datetime | None = None) -> bool:
+        """Frees the leadership if `candidate` holds it (and its term still ends at
+        `renewed_until`, when given); True when it did."""
+        freed = await asyncio.to_thread(self._release, candidate, renewed_until)
+        if freed:
+            self.released()
+            for callback in self.on_release:
+                callback()
+        return freed
+
+    async def hold(
+        self, terms: HoldTerms, executors: Executors, acknowledged: Acknowledgement, send: Send
+    ) -> None:
+        """Holds or waits for the leadership for as long as the candidate's stream lasts."""
+        renewed_until: datetime | None = None
+        housekeeping: tuple[int, asyncio.Task[None]] | None = None
+        try:
+            while True:
+                attempted = time.monotonic()
+                released = self._released  # a release during the attempt wakes the wait below
+                state = await self.acquire(terms.candidate, terms.ttl_seconds, executors)
+                renewed_until = state.expires_at if state.leader else None
+                if housekeeping is not None and (not state.leader or housekeeping[0] != state.term):
+                    housekeeping[1].cancel()
+                    housekeeping = None
+                if state.leader and housekeeping is None:
+                    housekeeping = (state.term, self._spawn(self._housekeep(terms.candidate, state.term)))
+                await send(state)
+                acknowledgement = await acknowledged()
+                if acknowledgement is None:
+                    return
+                changed, executors = acknowledgement != executors, acknowledgement
+                if state.leader and changed:
+                    continue  # stored now: the status page shows the leader's executors as they are
+                if state.leader:
+                    await asyncio.sleep(max(0.0, attempted + terms.renew_seconds - time.monotonic()))
+                else:
+                    await self._until_free(state, released, terms.ttl_seconds)
+        finally:
+            if housekeeping is not None:
+                housekeeping[1].cancel()
+            if renewed_until is not None:
+                # In the background: this hold may be ending because its task is being cancelled.
+                self._spawn(self.release(terms.candidate, renewed_until))
+
+    async def _until_free(self, state: Leadership, released: asyncio.Event, ttl_seconds: int) -> None:
+        """Until the holder's term ends, or a release anywhere, whichever comes first."""
+        remaining = (state.expires_at - self._app.clock()).total_seconds() + TAKEOVER_MARGIN_SECONDS
+        try:
+            async with asyncio.timeout(min(max(remaining, TAKEOVER_MARGIN_SECONDS), ttl_seconds)):
+                await released.wait()
+        except TimeoutError:
+            pass
+
+    async def _housekeep(self, candidate: str, term: int) -> None:
+        while True:
+            try:
+                # A worker thread: alert sends wait on networks and mail servers.
+                await asyncio.to_thread(self._housekeeping.run_pass, candidate, term)
+            except Exception:
+                log.exception("housekeeping pass failed")
+            await asyncio.sleep(self._housekeeping_seconds)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _acquire(self, candidate: str, ttl_seconds: int, executors: Executors) -> Leadership:
+        db = self._app.db
+        with db.write_turns.turn(urgent=True), db.session() as session:  # ahead of the run batches
+            return leadership.acquire(session, candidate, ttl_seconds, self._app.clock(), executors)
+
+    def _release(self, candidate: str, renewed_until: datetime | None) -> bool:
+        with self._app.db.session() as session:
+            return leadership.release(session, candidate, self._app.clock(), renewed_until)

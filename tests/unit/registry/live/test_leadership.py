@@ -1,0 +1,194 @@
+"""Leadership held by a stream (HoldLeadership), over a real in-process registry on SQLite: the
+leader is renewed while it acknowledges, a standby takes over as soon as the leader's stream ends
+(not a term later), a leader that stops acknowledging loses the leadership when its term runs out,
+and an ended stream does not free a term that a newer stream of the same candidate renewed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+
+from services.common.errors import Reason, reason_of
+from services.registry.server import RegistryServer, create_server
+from services.registry.settings import RegistrySettings
+from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
+from zquant.scheduler.v1 import registry_internal_service_pb2_grpc as pb2_grpc
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TOKEN = "test-service-token"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+# Long enough that a takeover within it can only come from the release, not from the term's end.
+LONG_TERM = 60
+
+
+class Candidate:
+    """One scheduler's side of a HoldLeadership stream."""
+
+    def __init__(self, stub: pb2_grpc.RegistryInternalServiceStub, name: str) -> None:
+        self.name = name
+        self.call: Any = stub.HoldLeadership(metadata=AUTH)
+
+    async def open(
+        self, ttl_seconds: int = LONG_TERM, renew_seconds: float = 0.0
+    ) -> pb2.HoldLeadershipResponse:
+        await self.call.write(
+            pb2.HoldLeadershipRequest(
+                candidate=self.name, ttl_seconds=ttl_seconds, renew_seconds=renew_seconds
+            )
+        )
+        return await self.state()
+
+    async def state(self, within: float = 10.0) -> pb2.HoldLeadershipResponse:
+        async with asyncio.timeout(within):
+            state = await self.call.read()
+        assert isinstance(state, pb2.HoldLeadershipResponse), state
+        return state
+
+    async def acknowledge(self) -> None:
+        await self.call.write(pb2.HoldLeadershipRequest())
+
+    def close(self) -> None:
+        self.call.cancel()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def registry(tmp_path: Path) -> AsyncIterator[RegistryServer]:
+    settings = RegistrySettings.from_env(
+        {"ZQ_SERVICE_TOKEN": TOKEN, "ZQ_DATA_DIR": str(tmp_path), "ZQ_REGISTRY_PORT": "0"}
+    )
+    server = await create_server(settings)
+    yield server
+    await server.stop(0)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def stub(registry: RegistryServer) -> AsyncIterator[pb2_grpc.RegistryInternalServiceStub]:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{registry.port}")
+    yield pb2_grpc.RegistryInternalServiceStub(channel)
+    await channel.close(grace=None)
+
+
+def holder(registry: RegistryServer) -> str:
+    with registry.app.db.session() as session:
+        return str(
+            session.execute(text("SELECT holder FROM zq_task_scheduler_leader WHERE id = 1")).scalar_one()
+        )
+
+
+async def test_a_lone_candidate_leads_at_once_and_is_renewed_while_it_acknowledges(
+    stub: pb2_grpc.RegistryInternalServiceStub,
+) -> None:
+    leader = Candidate(stub, "lone")
+    try:
+        first = await leader.open(ttl_seconds=3, renew_seconds=0.2)
+        assert first.leader and first.holder == "lone"
+        await leader.acknowledge()
+        second = await leader.state(within=2)
+        assert second.leader and second.term == first.term
+        assert second.expires_at.ToDatetime() > first.expires_at.ToDatetime()
+    finally:
+        leader.close()
+
+
+async def test_a_standby_takes_over_as_soon_as_the_leaders_stream_ends(
+    registry: RegistryServer, stub: pb2_grpc.RegistryInternalServiceStub
+) -> None:
+    leader, standby = Candidate(stub, "first"), Candidate(stub, "second")
+    try:
+        leading = await leader.open()
+        await leader.acknowledge()
+        waiting = await standby.open()
+        assert leading.leader and not waiting.leader and waiting.holder == "first"
+        await standby.acknowledge()
+        leader.close()
+        ended = time.monotonic()
+        taken = await standby.state(within=LONG_TERM / 4)
+        assert taken.leader and taken.term == leading.term + 1
+        assert time.monotonic() - ended < LONG_TERM / 4
+        assert holder(registry) == "second"
+    finally:
+        leader.close()
+        standby.close()
+
+
+async def test_a_leader_that_stops_acknowledging_loses_the_leadership_when_its_term_ends(
+    stub: pb2_grpc.RegistryInternalServiceStub,
+) -> None:
+    stuck, standby = Candidate(stub, "stuck"), Candidate(stub, "patient")
+    try:
+        leading = await stuck.open(ttl_seconds=2, renew_seconds=0.2)
+        assert leading.leader  # and never acknowledged: its loop is stuck
+        waiting = await standby.open(ttl_seconds=2, renew_seconds=0.2)
+        assert not waiting.leader
+        await standby.acknowledge()
+        started = time.monotonic()
+        taken = await standby.state(within=10)
+        assert taken.leader and taken.holder == "patient"
+        assert time.monotonic() - started >= 1.0  # the stuck leader's term ran out first
+    finally:
+        stuck.close()
+        standby.close()
+
+
+async def test_an_ended_stream_does_not_free_a_term_a_newer_stream_of_the_candidate_renewed(
+    registry: RegistryServer, stub: pb2_grpc.RegistryInternalServiceStub
+) -> None:
+    # A scheduler cut off from its stream opens another (in a cluster, through another registry)
+    # and goes on leading; the old stream, ending later, must not hand the leadership to a standby.
+    old, new, standby = Candidate(stub, "same"), Candidate(stub, "same"), Candidate(stub, "other")
+    try:
+        first = await old.open()
+        assert first.leader
+        renewed = await new.open()
+        assert renewed.leader and renewed.term == first.term
+        await new.acknowledge()
+        waiting = await standby.open()
+        assert not waiting.leader
+        await standby.acknowledge()
+        old.close()
+        await asyncio.sleep(1.0)
+        assert holder(registry) == "same"
+        new.close()  # the current stream's end does free it
+        taken = await standby.state(within=LONG_TERM / 4)
+        assert taken.leader
+    finally:
+        for candidate in (old, new, standby):
+            candidate.close()
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pb2.HoldLeadershipRequest(candidate="", ttl_seconds=10),
+        pb2.HoldLeadershipRequest(candidate="x" * 201, ttl_seconds=10),
+        pb2.HoldLeadershipRequest(candidate="renews-too-late", ttl_seconds=10, renew_seconds=10),
+        pb2.HoldLeadershipRequest(candidate="endless", ttl_seconds=100_000),
+    ],
+)
+async def test_bad_terms_are_refused_with_their_reason(
+    stub: pb2_grpc.RegistryInternalServiceStub, request_: pb2.HoldLeadershipRequest
+) -> None:
+    call: Any = stub.HoldLeadership(metadata=AUTH)
+    await call.write(request_)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call.read()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(refused.value) == Reason.LEADERSHIP_INVALID
+
+
+async def test_a_stream_without_the_service_token_is_refused(registry: RegistryServer) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{registry.port}") as channel:
+        call: Any = pb2_grpc.RegistryInternalServiceStub(channel).HoldLeadership()
+        await call.write(pb2.HoldLeadershipRequest(candidate="anonymous"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call.read()
+    assert refused.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
