@@ -289,15 +289,18 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return handler
 
     def _guard_conversation(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> Any:
-        """A bidirectional stream whose handler reads and writes through its context (a coroutine,
-        not a generator): authenticated before the handler starts, its domain errors turned into
+        """A bidirectional stream (its handler an async generator, as tracing's interceptor
+        expects): authenticated before the handler starts, its domain errors turned into
         statuses."""
         converse: Any = handler.stream_stream
         authenticate = self._authenticate
 
-        async def guarded(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        async def guarded(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
             async with _streaming(method, context, authenticate):
-                await converse(requests, context)
+                async for item in converse(requests, context):
+                    yield item
 
         return grpc.stream_stream_rpc_method_handler(
             guarded,

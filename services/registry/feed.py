@@ -29,7 +29,8 @@ from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PAGE = 1000
-FEED_HEARTBEAT_SECONDS = 5.0
+# A quiet feed's sign of life: its writes fail once the scheduler is gone. Rare: each wakes both.
+FEED_HEARTBEAT_SECONDS = 30.0
 Event = internal_pb2.WatchSchedulerEventsResponse
 TASKS = cast(Table, TaskRow.__table__)
 SNAPSHOT_COLUMNS = [TASKS.c[name] for name in SCHEDULING_COLUMNS]

@@ -24,13 +24,29 @@ from zquant.scheduler.v1 import (
 
 log = logging.getLogger(__name__)
 
-# Keepalives notice a dead peer (executor killed, network cut) on an idle stream.
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 5000),
-    ("grpc.keepalive_timeout_ms", 5000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-]
+
+def _channel_options(ping_without_calls: bool) -> list[tuple[str, int]]:
+    """Keepalives notice a dead peer (executor killed, network cut) on an idle stream. The
+    registry's feed and leadership streams are always open; an executor's only while it runs
+    something: between runs it is not pinged (an idle stack would wake it every 5 s for nothing),
+    and a dead one is noticed by the next call to it.
+
+    A peer that could not be reached is tried again after 0.1 s, backing off to 1 s at most (gRPC's
+    default goes from 1 s to 2 minutes): a call to an executor or registry that has just started
+    or restarted is not refused for seconds by a channel still waiting out its backoff."""
+    return [
+        ("grpc.keepalive_time_ms", 5000),
+        ("grpc.keepalive_timeout_ms", 5000),
+        ("grpc.keepalive_permit_without_calls", int(ping_without_calls)),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
+REGISTRY_CHANNEL_OPTIONS = _channel_options(ping_without_calls=True)
+EXECUTOR_CHANNEL_OPTIONS = _channel_options(ping_without_calls=False)
 # A call to the registry that has not answered by then has failed.
 REGISTRY_TIMEOUT_SECONDS = 30
 
@@ -38,7 +54,7 @@ REGISTRY_TIMEOUT_SECONDS = 30
 class RegistryClient:
     def __init__(self, address: str, service_token: str) -> None:
         self.channel = grpc.aio.insecure_channel(
-            address, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+            address, options=REGISTRY_CHANNEL_OPTIONS, interceptors=client_interceptors()
         )
         self.internal = registry_internal_service_pb2_grpc.RegistryInternalServiceStub(self.channel)
         self.executions = execution_service_pb2_grpc.ExecutionServiceStub(self.channel)
@@ -70,7 +86,7 @@ class ExecutorHandle:
     @classmethod
     def open(cls, address: str) -> ExecutorHandle:
         channel = grpc.aio.insecure_channel(
-            address, options=CHANNEL_OPTIONS, interceptors=client_interceptors()
+            address, options=EXECUTOR_CHANNEL_OPTIONS, interceptors=client_interceptors()
         )
         return cls(
             address=address, channel=channel, stub=executor_service_pb2_grpc.ExecutorServiceStub(channel)
@@ -137,6 +153,11 @@ class ExecutorPool:
         place = self._places.pop(key, None)
         if place is not None and not place.done():
             place.set_result(None)
+
+    @property
+    def runs_out(self) -> bool:
+        """Whether any run counted on an executor has not ended yet."""
+        return any(handle.reserved for handle in self._handles + self._retired)
 
     @staticmethod
     def reserve(handle: ExecutorHandle) -> None:

@@ -13,8 +13,9 @@ state it gets; a replica whose loop is stuck does not, and its term runs out. Th
 uniqueness of task + planned time stays the last guard against duplicates.
 
 The leader's acknowledgements carry its executors' loads, which it asks the executors for every
-EXECUTOR_LOADS_SECONDS; the registry stores them with the renewals (for GET /status). The leader's
-housekeeping (alert deliveries, the purge of old history) is run by the registry holding its stream.
+EXECUTOR_LOADS_SECONDS (a minute while all is quiet); the registry stores them with the renewals
+(for GET /status). The leader's housekeeping (alert deliveries, the purge of old history) is run by
+the registry holding its stream.
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ from zquant.scheduler.v1 import status_service_pb2
 
 log = logging.getLogger(__name__)
 
-# How stale the executors' loads in the registry's status may be (GET /status).
+# How stale the executors' loads in the registry's status may be (GET /status): while runs are out
+# or an executor was last seen busy, draining or unreachable; and while all is quiet.
 EXECUTOR_LOADS_SECONDS = 5.0
-# A broken stream is opened again after this pause, doubled after each failure up to the maximum.
+EXECUTOR_LOADS_QUIET_SECONDS = 60.0
+# A broken stream is opened again after this pause, doubled after each failure up to the maximum:
+# a registry that is starting (or restarting) is led by this replica within a second of it serving.
 RECONNECT_MIN_SECONDS = 0.2
-RECONNECT_MAX_SECONDS = 5.0
+RECONNECT_MAX_SECONDS = 1.0
 # What a stream's read() returns once the registry has ended it.
 _END: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
@@ -59,6 +63,7 @@ class LeaderElection:
         ttl_seconds: int = 15,
         renew_seconds: float = 5.0,
         executor_loads: Callable[[float], Awaitable[list[status_service_pb2.ExecutorState]]] | None = None,
+        runs_out: Callable[[], bool] = lambda: False,
     ) -> None:
         self._registry = registry
         self._make_engine = make_engine
@@ -67,6 +72,7 @@ class LeaderElection:
         # The leader reports the executors' loads with each acknowledgement (the registry's status
         # shows them).
         self._executor_loads = executor_loads
+        self._runs_out = runs_out
         self._last_loads: list[status_service_pb2.ExecutorState] = []
         self._loads_at = -math.inf
         self.candidate = candidate_id()
@@ -133,11 +139,16 @@ class LeaderElection:
             self._lead(state.term)
 
     async def _loads(self) -> list[status_service_pb2.ExecutorState]:
-        """The executors' loads to report, asked of them every EXECUTOR_LOADS_SECONDS, not with
-        every acknowledgement."""
+        """The executors' loads to report, asked of them every EXECUTOR_LOADS_SECONDS (every
+        EXECUTOR_LOADS_QUIET_SECONDS while nothing runs and all were idle), not with every
+        acknowledgement."""
         if self._executor_loads is None:
             return []
-        if time.monotonic() - self._loads_at >= EXECUTOR_LOADS_SECONDS:
+        quiet = not self._runs_out() and all(
+            state.reachable and not state.draining and not state.active_runs for state in self._last_loads
+        )
+        every = EXECUTOR_LOADS_QUIET_SECONDS if quiet else EXECUTOR_LOADS_SECONDS
+        if time.monotonic() - self._loads_at >= every:
             self._last_loads = await self._executor_loads(self._renew / 2)
             self._loads_at = time.monotonic()
         return self._last_loads

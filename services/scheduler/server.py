@@ -53,6 +53,7 @@ async def create_server(settings: SchedulerSettings) -> SchedulerServer:
         ttl_seconds=settings.leader_ttl_seconds,
         renew_seconds=settings.leader_renew_seconds,
         executor_loads=executors.loads,
+        runs_out=lambda: executors.runs_out,
     )
     # A standby is healthy too: it is ready to take over.
     server = ServiceServer("scheduler", service_only(settings.service_token))

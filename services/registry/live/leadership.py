@@ -27,7 +27,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +48,6 @@ TAKEOVER_MARGIN_SECONDS = 0.05
 Executors = list[dict[str, Any]]
 # The executors of the candidate's next acknowledgement; None when its stream has ended.
 Acknowledgement = Callable[[], Awaitable[Executors | None]]
-Send = Callable[[Leadership], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +103,10 @@ class LeadershipHolds:
         return freed
 
     async def hold(
-        self, terms: HoldTerms, executors: Executors, acknowledged: Acknowledgement, send: Send
-    ) -> None:
-        """Holds or waits for the leadership for as long as the candidate's stream lasts."""
+        self, terms: HoldTerms, executors: Executors, acknowledged: Acknowledgement
+    ) -> AsyncGenerator[Leadership, None]:
+        """The states to send the candidate, for as long as its stream lasts (it ends when the
+        stream does, or is closed)."""
         renewed_until: datetime | None = None
         housekeeping: tuple[int, asyncio.Task[None]] | None = None
         try:
@@ -120,7 +120,7 @@ class LeadershipHolds:
                     housekeeping = None
                 if state.leader and housekeeping is None:
                     housekeeping = (state.term, self._spawn(self._housekeep(terms.candidate, state.term)))
-                await send(state)
+                yield state
                 acknowledgement = await acknowledged()
                 if acknowledgement is None:
                     return
@@ -135,7 +135,8 @@ class LeadershipHolds:
             if housekeeping is not None:
                 housekeeping[1].cancel()
             if renewed_until is not None:
-                # In the background: this hold may be ending because its task is being cancelled.
+                # In the background: this hold may be ending because its task is being cancelled,
+                # or closed by the generator's finalizer.
                 self._spawn(self.release(terms.candidate, renewed_until))
 
     async def _until_free(self, state: Leadership, released: asyncio.Event, ttl_seconds: int) -> None:

@@ -28,8 +28,6 @@ from zquant.scheduler.v1 import status_service_pb2
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
-# What a stream's context.read() returns once the caller has finished writing.
-_END: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 
 def _require_service() -> None:
@@ -127,25 +125,23 @@ class InternalServicer:
 
     async def HoldLeadership(
         self, requests: AsyncIterator[pb2.HoldLeadershipRequest], context: Context
-    ) -> None:
+    ) -> AsyncIterator[pb2.HoldLeadershipResponse]:
         _require_service()
-        first = await context.read()
-        if first is _END:
+        first = await anext(requests, None)
+        if first is None:
             return
-        assert isinstance(first, pb2.HoldLeadershipRequest)
         terms = HoldTerms.of(first.candidate, first.ttl_seconds, first.renew_seconds)
 
         async def acknowledged() -> list[dict[str, Any]] | None:
-            ack = await context.read()
-            if ack is _END:
-                return None
-            assert isinstance(ack, pb2.HoldLeadershipRequest)
-            return _executors(ack.executors)
+            ack = await anext(requests, None)
+            return None if ack is None else _executors(ack.executors)
 
-        async def send(state: leadership.Leadership) -> None:
-            await context.write(pb2.HoldLeadershipResponse(**_state_fields(state)))
-
-        await self._holds.hold(terms, _executors(first.executors), acknowledged, send)
+        holding = self._holds.hold(terms, _executors(first.executors), acknowledged)
+        try:
+            async for state in holding:
+                yield pb2.HoldLeadershipResponse(**_state_fields(state))
+        finally:
+            await holding.aclose()  # at once, not when the generator is collected: releases the term
 
     async def AcquireLeadership(
         self, request: pb2.AcquireLeadershipRequest, context: Context
