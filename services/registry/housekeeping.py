@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 class PassResult:
     alerts: delivery.PassResult
     runs_purged: int
+    runs_sealed: int = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether the pass did anything or left a send to retry: more may be due soon."""
+        alerts = self.alerts
+        done = alerts.sent + alerts.failed + alerts.suppressed + alerts.retrying
+        return bool(done or self.runs_purged or self.runs_sealed)
 
 
 class Housekeeping:
@@ -58,4 +66,4 @@ class Housekeeping:
                 "housekeeping",
                 extra={"alerts_sent": alerts.sent, "alerts_failed": alerts.failed, "runs_purged": purged},
             )
-        return PassResult(alerts=alerts, runs_purged=purged)
+        return PassResult(alerts=alerts, runs_purged=purged, runs_sealed=sealed)

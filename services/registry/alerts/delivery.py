@@ -46,8 +46,11 @@ HOLD = timedelta(seconds=120)
 @dataclass(frozen=True, slots=True)
 class PassResult:
     sent: int = 0
+    # Given up after their last try.
     failed: int = 0
     suppressed: int = 0
+    # Failed this time, tried again later.
+    retrying: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,7 @@ def deliver_due(app: RegistryApp) -> PassResult:
             pool.map(lambda job: send_payload(app, job.kind, job.config, job.secrets, job.payload), jobs)
         )
     done = app.clock()
-    sent = failed = 0
+    sent = failed = retrying = 0
     with app.db.session() as session:
         for job, error in zip(jobs, errors, strict=True):
             retry_at = None
@@ -135,9 +138,10 @@ def deliver_due(app: RegistryApp) -> PassResult:
             store.record_attempt(session, job.delivery_id, done, error, retry_at)
             sent += not error
             failed += bool(error) and retry_at is None
+            retrying += retry_at is not None
             if error:
                 log.warning("alert delivery failed", extra={"delivery": job.delivery_id, "error": error})
-    return PassResult(sent=sent, failed=failed, suppressed=suppressed)
+    return PassResult(sent=sent, failed=failed, suppressed=suppressed, retrying=retrying)
 
 
 def _admit(app: RegistryApp, session: Any, claimed: list[AlertDeliveryRow]) -> tuple[list[_Job], int]:

@@ -15,7 +15,10 @@ A hold, for one candidate, repeats:
   carries executors that changed: the renewal stores them for the status page); standing by, until
   the holder's term ends or the leadership is released on this replica or another (the cluster bus
   tells them).
-While it leads, the leader's housekeeping runs every housekeeping_seconds (housekeeping.py).
+While it leads, the leader's housekeeping runs (housekeeping.py): every housekeeping_seconds
+while there is work (the last pass did something, or left a send to retry), and otherwise once a
+task or run changes on any replica, or after QUIET_HOUSEKEEPING_SECONDS (purges and digests are
+due by the clock): an idle registry does not query the outbox every few seconds.
 When the hold ends (the stream closed or broke) it releases the leadership, if the term it renewed
 last is still current: a newer hold of the same candidate, reconnected through another replica,
 keeps it.
@@ -24,6 +27,7 @@ keeps it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 15
 # A standby tries a little after the holder's term ends, not at the very instant.
 TAKEOVER_MARGIN_SECONDS = 0.05
+# The longest pause between two housekeeping passes while nothing changes.
+QUIET_HOUSEKEEPING_SECONDS = 20.0
 
 Executors = list[dict[str, Any]]
 # The executors of the candidate's next acknowledgement; None when its stream has ended.
@@ -78,6 +84,9 @@ class LeadershipHolds:
         # a burst's run batches, miss the leader's deadline, and it would step down mid-burst.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadership")
         self._released = asyncio.Event()
+        # Set by any change of a task or a run (here or heard from another replica).
+        self._changes = asyncio.Event()
+        app.events.on_change.append(self._changes.set)
         self._background: set[asyncio.Task[Any]] = set()
         # Told when this replica released the leadership (the cluster bus tells the others).
         self.on_release: list[Callable[[], None]] = []
@@ -150,12 +159,21 @@ class LeadershipHolds:
 
     async def _housekeep(self, candidate: str, term: int) -> None:
         while True:
+            self._changes.clear()
+            busy = True
             try:
                 # A worker thread: alert sends wait on networks and mail servers.
-                await asyncio.to_thread(self._housekeeping.run_pass, candidate, term)
+                result = await asyncio.to_thread(self._housekeeping.run_pass, candidate, term)
+                busy = result is not None and result.busy
             except Exception:
                 log.exception("housekeeping pass failed")
             await asyncio.sleep(self._housekeeping_seconds)
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(
+                        max(0.0, QUIET_HOUSEKEEPING_SECONDS - self._housekeeping_seconds)
+                    ):
+                        await self._changes.wait()
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(work)
