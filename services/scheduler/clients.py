@@ -26,16 +26,18 @@ log = logging.getLogger(__name__)
 
 
 def _channel_options(ping_without_calls: bool) -> list[tuple[str, int]]:
-    """Keepalives notice a dead peer (executor killed, network cut) on an idle stream. The
-    registry's feed and leadership streams are always open; an executor's only while it runs
-    something: between runs it is not pinged (an idle stack would wake it every 5 s for nothing),
-    and a dead one is noticed by the next call to it.
+    """Keepalives notice a dead peer (executor killed, network cut) on an idle stream. An
+    executor's streams are open only while it runs something: they are pinged every 5 s, and
+    between runs it is not pinged at all (an idle stack would wake it every 5 s for nothing); a
+    dead one is noticed by the next call to it. The registry's feed and leadership streams are
+    always open: pinged every 20 s, as the leadership stream carries a message every few seconds
+    anyway (a leader steps down when they stop: leader.py).
 
     A peer that could not be reached is tried again after 0.1 s, backing off to 1 s at most (gRPC's
     default goes from 1 s to 2 minutes): a call to an executor or registry that has just started
     or restarted is not refused for seconds by a channel still waiting out its backoff."""
     return [
-        ("grpc.keepalive_time_ms", 5000),
+        ("grpc.keepalive_time_ms", 20000 if ping_without_calls else 5000),
         ("grpc.keepalive_timeout_ms", 5000),
         ("grpc.keepalive_permit_without_calls", int(ping_without_calls)),
         ("grpc.http2.max_pings_without_data", 0),
