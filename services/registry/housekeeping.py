@@ -29,7 +29,7 @@ class PassResult:
 
     @property
     def busy(self) -> bool:
-        """Whether the pass did anything or left a send to retry: more may be due soon."""
+        """Whether the pass did anything: more may be due soon."""
         alerts = self.alerts
         done = alerts.sent + alerts.failed + alerts.suppressed + alerts.retrying
         return bool(done or self.runs_purged or self.runs_sealed)

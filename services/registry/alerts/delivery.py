@@ -25,7 +25,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.vocabulary import AlertChannelType
@@ -51,6 +51,8 @@ class PassResult:
     suppressed: int = 0
     # Failed this time, tried again later.
     retrying: int = 0
+    # When the earliest pending delivery falls due after this pass (None: none is pending).
+    next_due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ def deliver_due(app: RegistryApp) -> PassResult:
         claimed = store.claim_due(session, now, BATCH, HOLD)
         jobs, suppressed = _admit(app, session, claimed)
     if not jobs:
-        return PassResult(suppressed=suppressed)
+        return PassResult(suppressed=suppressed, next_due_at=_next_due(app))
     with ThreadPoolExecutor(max_workers=min(SENDERS, len(jobs)), thread_name_prefix="alert-send") as pool:
         errors = list(
             pool.map(lambda job: send_payload(app, job.kind, job.config, job.secrets, job.payload), jobs)
@@ -141,7 +143,14 @@ def deliver_due(app: RegistryApp) -> PassResult:
             retrying += retry_at is not None
             if error:
                 log.warning("alert delivery failed", extra={"delivery": job.delivery_id, "error": error})
-    return PassResult(sent=sent, failed=failed, suppressed=suppressed, retrying=retrying)
+    return PassResult(
+        sent=sent, failed=failed, suppressed=suppressed, retrying=retrying, next_due_at=_next_due(app)
+    )
+
+
+def _next_due(app: RegistryApp) -> datetime | None:
+    with app.db.session() as session:
+        return store.next_due(session)
 
 
 def _admit(app: RegistryApp, session: Any, claimed: list[AlertDeliveryRow]) -> tuple[list[_Job], int]:

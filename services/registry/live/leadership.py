@@ -16,9 +16,10 @@ A hold, for one candidate, repeats:
   the holder's term ends or the leadership is released on this replica or another (the cluster bus
   tells them).
 While it leads, the leader's housekeeping runs (housekeeping.py): every housekeeping_seconds
-while there is work (the last pass did something, or left a send to retry), and otherwise once a
-task or run changes on any replica, or after QUIET_HOUSEKEEPING_SECONDS (purges and digests are
-due by the clock): an idle registry does not query the outbox every few seconds.
+while there is work (the last pass did something), and otherwise once a task or run changes on any
+replica, when the next pending alert delivery (a retry) falls due, or after
+QUIET_HOUSEKEEPING_SECONDS (purges and digests are due by the clock): an idle registry does not
+query the outbox every few seconds.
 When the hold ends (the stream closed or broke) it releases the leadership, if the term it renewed
 last is still current: a newer hold of the same candidate, reconnected through another replica,
 keeps it.
@@ -39,7 +40,7 @@ from typing import Any
 
 from services.common.errors import InvalidArgument, Reason
 from services.registry.app import RegistryApp
-from services.registry.housekeeping import Housekeeping
+from services.registry.housekeeping import Housekeeping, PassResult
 from services.registry.store import leadership
 from services.registry.store.leadership import Leadership
 
@@ -49,7 +50,7 @@ DEFAULT_TTL_SECONDS = 15
 # A standby tries a little after the holder's term ends, not at the very instant.
 TAKEOVER_MARGIN_SECONDS = 0.05
 # The longest pause between two housekeeping passes while nothing changes.
-QUIET_HOUSEKEEPING_SECONDS = 20.0
+QUIET_HOUSEKEEPING_SECONDS = 60.0
 
 Executors = list[dict[str, Any]]
 # The executors of the candidate's next acknowledgement; None when its stream has ended.
@@ -160,19 +161,21 @@ class LeadershipHolds:
     async def _housekeep(self, candidate: str, term: int) -> None:
         while True:
             self._changes.clear()
-            busy = True
+            result: PassResult | None = None
             try:
                 # A worker thread: alert sends wait on networks and mail servers.
                 result = await asyncio.to_thread(self._housekeeping.run_pass, candidate, term)
-                busy = result is not None and result.busy
             except Exception:
                 log.exception("housekeeping pass failed")
+            passed = time.monotonic()
             await asyncio.sleep(self._housekeeping_seconds)
-            if not busy:
+            if result is not None and not result.busy:
+                deadline = passed + QUIET_HOUSEKEEPING_SECONDS
+                if result.alerts.next_due_at is not None:  # a retry falls due
+                    due_in = (result.alerts.next_due_at - self._app.clock()).total_seconds()
+                    deadline = min(deadline, time.monotonic() + due_in)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(
-                        max(0.0, QUIET_HOUSEKEEPING_SECONDS - self._housekeeping_seconds)
-                    ):
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                         await self._changes.wait()
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

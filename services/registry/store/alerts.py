@@ -274,6 +274,15 @@ def claim_due(session: Session, now: datetime, limit: int, hold: timedelta) -> l
     return claimed
 
 
+def next_due(session: Session) -> datetime | None:
+    """When the earliest pending delivery falls due (a retry, or one held by a pass); None when
+    none is pending."""
+    due: datetime | None = session.scalar(
+        select(func.min(AlertDeliveryRow.next_attempt_at)).where(AlertDeliveryRow.state == PENDING)
+    )
+    return due
+
+
 def sent_recently(session: Session, rule_id: int, channel_id: int, since: datetime) -> int:
     return (
         session.scalar(

@@ -1,13 +1,19 @@
 """Leadership held by a stream (HoldLeadership), over a real in-process registry on SQLite: the
 leader is renewed while it acknowledges, a standby takes over as soon as the leader's stream ends
 (not a term later), a leader that stops acknowledging loses the leadership when its term runs out,
-and an ended stream does not free a term that a newer stream of the same candidate renewed."""
+and an ended stream does not free a term that a newer stream of the same candidate renewed.
+
+The leader's housekeeping (both backends), run by the registry that holds its stream: while idle it
+waits for a change or a retry that falls due instead of passing every few seconds."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +22,17 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
+from services.common.auth import TokenService, load_or_create_keys
 from services.common.errors import Reason, reason_of
+from services.registry.alerts import delivery
+from services.registry.app import RegistryApp
+from services.registry.db import Database
+from services.registry.housekeeping import Housekeeping, PassResult
+from services.registry.live import leadership as live_leadership
+from services.registry.live.leadership import HoldTerms
 from services.registry.server import RegistryServer, create_server
 from services.registry.settings import RegistrySettings
+from services.registry.store.leadership import Leadership
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2_grpc as pb2_grpc
 
@@ -26,6 +40,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 TOKEN = "test-service-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
+TASK_DELETE = pb2.WatchSchedulerEventsResponse.EVENT_TYPE_TASK_DELETE
 # Long enough that a takeover within it can only come from the release, not from the term's end.
 LONG_TERM = 60
 
@@ -192,3 +207,84 @@ async def test_a_stream_without_the_service_token_is_refused(registry: RegistryS
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await call.read()
     assert refused.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+# ---- the leader's housekeeping, in the registry that holds the leader's stream -------------------
+
+
+class CountedHousekeeping(Housekeeping):
+    """The real pass's place taken by one that counts its calls and says what it was told to."""
+
+    def __init__(self, app: RegistryApp) -> None:
+        super().__init__(app)
+        self.passes = 0
+        self.next_result = PassResult(alerts=delivery.PassResult(), runs_purged=0)
+        self._passed = threading.Condition()
+
+    def run_pass(self, candidate: str, term: int) -> PassResult | None:
+        with self._passed:
+            self.passes += 1
+            self._passed.notify_all()
+        return self.next_result
+
+    async def passed(self, count: int, within: float) -> bool:
+        """Whether `count` passes have run, waiting up to `within` seconds for them."""
+
+        def wait() -> bool:
+            with self._passed:
+                return self._passed.wait_for(lambda: self.passes >= count, within)
+
+        return await asyncio.to_thread(wait)
+
+
+@dataclass
+class Leader:
+    app: RegistryApp
+    housekeeping: CountedHousekeeping
+    holding: AsyncGenerator[Leadership, None] | None = None
+
+    async def lead(self) -> None:
+        """Holds the leadership, never acknowledging (the term outlasts the test)."""
+        holds = live_leadership.LeadershipHolds(self.app, self.housekeeping, housekeeping_seconds=0.05)
+
+        async def never_acknowledged() -> list[dict[str, Any]] | None:
+            await asyncio.Event().wait()
+            return None
+
+        self.holding = holds.hold(HoldTerms.of("keeper", 60, 20), [], never_acknowledged)
+        assert (await anext(self.holding)).leader
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def leader(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Leader]:
+    monkeypatch.setattr(live_leadership, "QUIET_HOUSEKEEPING_SECONDS", 30.0)
+    settings = RegistrySettings.from_env({"ZQ_SERVICE_TOKEN": TOKEN, "ZQ_DATA_DIR": str(tmp_path)})
+    keys = load_or_create_keys(settings.jwt_key_path, settings.jwks_path)
+    app = RegistryApp.create(settings, db, TokenService(keys, 3600, 3600))
+    leader = Leader(app, CountedHousekeeping(app))
+    yield leader
+    if leader.holding is not None:
+        await leader.holding.aclose()
+
+
+async def test_an_idle_leaders_housekeeping_waits_for_a_change_instead_of_polling(leader: Leader) -> None:
+    await leader.lead()
+    assert await leader.housekeeping.passed(1, 5)
+    await asyncio.sleep(1.0)  # 20 periods of 0.05 s: nothing changed, nothing was due
+    assert leader.housekeeping.passes == 1
+    leader.app.events.deliver_scheduler(pb2.WatchSchedulerEventsResponse(type=TASK_DELETE, task_id=1))
+    assert await leader.housekeeping.passed(2, 5)
+
+
+async def test_a_busy_pass_is_followed_by_the_next_one_period_later(leader: Leader) -> None:
+    leader.housekeeping.next_result = PassResult(alerts=delivery.PassResult(sent=1), runs_purged=0)
+    await leader.lead()
+    assert await leader.housekeeping.passed(5, 5)
+
+
+async def test_an_idle_pass_comes_back_when_a_retry_falls_due(leader: Leader) -> None:
+    due = leader.app.clock() + timedelta(seconds=1)
+    leader.housekeeping.next_result = PassResult(alerts=delivery.PassResult(next_due_at=due), runs_purged=0)
+    await leader.lead()
+    assert await leader.housekeeping.passed(2, 10)
+    assert leader.app.clock() >= due - timedelta(milliseconds=20)  # the loop's and the wall clock
