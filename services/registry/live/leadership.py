@@ -20,6 +20,8 @@ while there is work (the last pass did something), and otherwise once a task or 
 replica, when the next pending alert delivery (a retry) falls due, or after
 QUIET_HOUSEKEEPING_SECONDS (purges and digests are due by the clock): an idle registry does not
 query the outbox every few seconds.
+An attempt that fails (the database out of reach) is made again a second later, the stream kept:
+its end would stop the leader's engine at once, while the leader can ride out a short outage.
 When the hold ends (the stream closed or broke) it releases the leadership, if the term it renewed
 last is still current: a newer hold of the same candidate, reconnected through another replica,
 keeps it.
@@ -38,6 +40,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from services.common.errors import InvalidArgument, Reason
 from services.registry.app import RegistryApp
 from services.registry.housekeeping import Housekeeping, PassResult
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 15
 # A standby tries a little after the holder's term ends, not at the very instant.
 TAKEOVER_MARGIN_SECONDS = 0.05
+# A failed attempt (the database out of reach) is made again after this pause.
+ATTEMPT_RETRY_SECONDS = 1.0
 # The longest pause between two housekeeping passes while nothing changes.
 QUIET_HOUSEKEEPING_SECONDS = 60.0
 
@@ -105,7 +111,11 @@ class LeadershipHolds:
     async def release(self, candidate: str, renewed_until: datetime | None = None) -> bool:
         """Frees the leadership if `candidate` holds it (and its term still ends at
         `renewed_until`, when given); True when it did."""
-        freed = await asyncio.to_thread(self._release, candidate, renewed_until)
+        try:
+            freed = await asyncio.to_thread(self._release, candidate, renewed_until)
+        except SQLAlchemyError:
+            log.warning("could not release the leadership; its term runs out by itself", exc_info=True)
+            return False
         if freed:
             self.released()
             for callback in self.on_release:
@@ -123,7 +133,15 @@ class LeadershipHolds:
             while True:
                 attempted = time.monotonic()
                 released = self._released  # a release during the attempt wakes the wait below
-                state = await self.acquire(terms.candidate, terms.ttl_seconds, executors)
+                try:
+                    state = await self.acquire(terms.candidate, terms.ttl_seconds, executors)
+                except SQLAlchemyError:
+                    # The database is out of reach: try again soon, the stream stays. The leader
+                    # goes on leading until its term could have passed (leader.py), as it would
+                    # through any other registry; a stream ended here would stop its engine at once.
+                    log.warning("leadership attempt failed; trying again", exc_info=True)
+                    await asyncio.sleep(ATTEMPT_RETRY_SECONDS)
+                    continue
                 renewed_until = state.expires_at if state.leader else None
                 if housekeeping is not None and (not state.leader or housekeeping[0] != state.term):
                     housekeeping[1].cancel()

@@ -21,6 +21,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from services.common.auth import TokenService, load_or_create_keys
 from services.common.errors import Reason, reason_of
@@ -288,3 +289,29 @@ async def test_an_idle_pass_comes_back_when_a_retry_falls_due(leader: Leader) ->
     await leader.lead()
     assert await leader.housekeeping.passed(2, 10)
     assert leader.app.clock() >= due - timedelta(milliseconds=20)  # the loop's and the wall clock
+
+
+async def test_a_renewal_that_fails_is_made_again_and_the_stream_stays(
+    leader: Leader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_leadership, "ATTEMPT_RETRY_SECONDS", 0.05)
+    holds = live_leadership.LeadershipHolds(leader.app, leader.housekeeping, housekeeping_seconds=60)
+    attempts = 0
+    acquire = holds._acquire
+
+    def second_attempt_fails(candidate: str, ttl_seconds: int, executors: list[dict[str, Any]]) -> Leadership:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            raise OperationalError("UPDATE zq_task_scheduler_leader", {}, Exception("connection lost"))
+        return acquire(candidate, ttl_seconds, executors)
+
+    monkeypatch.setattr(holds, "_acquire", second_attempt_fails)
+    acknowledgements: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue()
+    leader.holding = holds.hold(HoldTerms.of("steady", 60, 0.1), [], acknowledgements.get)
+    first = await anext(leader.holding)
+    acknowledgements.put_nowait([])
+    async with asyncio.timeout(5):
+        renewed = await anext(leader.holding)
+    assert first.leader and renewed.leader and renewed.term == first.term
+    assert renewed.expires_at > first.expires_at and attempts == 3
