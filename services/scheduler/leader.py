@@ -168,11 +168,23 @@ class LeaderElection:
             await engine.stop()
 
     async def stop(self) -> None:
-        """Graceful stop: the engine first, then the stream, whose end hands the leadership over
-        at once instead of letting it expire."""
+        """Graceful stop: the engine first, then the stream, and the leadership handed over at once
+        instead of letting it expire. The registry releases it when the stream ends too, but in
+        the background: a registry stopped right after this scheduler (a restart of both) may not
+        get to it, and the next scheduler would wait out the term."""
+        was_leader = self.is_leader
         self._stopping = True
         await self._step_down()
         self._close_stream()
+        if was_leader:
+            try:
+                await self._registry.internal.ReleaseLeadership(
+                    internal_pb2.ReleaseLeadershipRequest(candidate=self.candidate),
+                    metadata=self._registry.metadata,
+                    timeout=2,
+                )
+            except grpc.aio.AioRpcError:
+                log.warning("could not release the leadership; it expires by itself")
 
     def _close_stream(self) -> None:
         if self._call is not None:

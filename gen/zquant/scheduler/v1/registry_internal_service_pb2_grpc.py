@@ -240,7 +240,8 @@ class RegistryInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseLeadership(self, request, context):
-        """Gives the leadership up at once (graceful stop), if the candidate holds it.
+        """Gives the leadership up at once (graceful stop, after the candidate's stream is closed), if the
+        candidate holds it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
