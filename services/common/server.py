@@ -204,6 +204,19 @@ async def _streaming(
         STREAM_DURATION.labels(method, code).observe(time.perf_counter() - started)
 
 
+def _caller_required(authenticate: Authenticator) -> Authenticator:
+    """`authenticate` for reflection, which is never an open method: None (open) counts as no
+    caller."""
+
+    def strict(method: str, metadata: dict[str, str]) -> Principal | None:
+        principal = authenticate(method, metadata)
+        if principal is None:
+            raise Unauthenticated("未提供认证令牌")
+        return principal
+
+    return strict
+
+
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates every call and turns domain errors into gRPC statuses (never a stack trace)."""
 
@@ -235,7 +248,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         authenticate, check_request = self._authenticate, self._check_request
         if method.startswith("/grpc.reflection.") and handler.stream_stream is not None:
-            guarded: grpc.RpcMethodHandler[Any, Any] = self._guard_reflection(handler, method)
+            guarded: grpc.RpcMethodHandler[Any, Any] = self._guard_conversation(
+                handler, method, _caller_required(authenticate)
+            )
             return guarded
 
         if handler.unary_unary is not None:
@@ -288,12 +303,17 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return conversation
         return handler
 
-    def _guard_conversation(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> Any:
+    def _guard_conversation(
+        self,
+        handler: grpc.RpcMethodHandler[Any, Any],
+        method: str,
+        authenticate: Authenticator | None = None,
+    ) -> Any:
         """A bidirectional stream (its handler an async generator, as tracing's interceptor
-        expects): authenticated before the handler starts, its domain errors turned into
-        statuses."""
+        expects): authenticated before the handler starts (by `authenticate`, the server's own by
+        default), its domain errors turned into statuses."""
         converse: Any = handler.stream_stream
-        authenticate = self._authenticate
+        authenticate = authenticate or self._authenticate
 
         async def guarded(
             requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
@@ -301,26 +321,6 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             async with _streaming(method, context, authenticate):
                 async for item in converse(requests, context):
                     yield item
-
-        return grpc.stream_stream_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-    def _guard_reflection(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> Any:
-        reflect: Any = handler.stream_stream
-        authenticate = self._authenticate
-
-        async def guarded(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            try:
-                # Reflection is never an open method: None (open) counts as no caller.
-                if authenticate(method, _metadata(context)) is None:
-                    raise Unauthenticated("未提供认证令牌")
-            except DomainError as exc:
-                await _abort(context, exc, method)
-            async for item in reflect(requests, context):
-                yield item
 
         return grpc.stream_stream_rpc_method_handler(
             guarded,
