@@ -230,6 +230,13 @@ def test_a_run_adopted_by_the_next_leader_after_a_failover_stays_in_its_triggers
     )
     trace_id = started["trace_id"]
     assert len(trace_id) == 32, started
+    # `running` is recorded when the run is claimed, a moment before the executor gets it: mid-run
+    # means once the executor has said it started (its first line in the run's log).
+    wait_for(
+        lambda: "开始执行" in admin.ok("GET", f"/executions/{execution_id}/log")["text"],
+        20,
+        "the executor to start the run",
+    )
 
     # The leader dies mid-run (its own span of the run never ends, so it is never exported); the
     # scheduler started next leads once the old term expires and re-attaches to the run.
