@@ -7,10 +7,12 @@
   `registry` cluster (parsed by :func:`unhealthy_registries` from admin `/clusters`).
 
 After a registry restarts, "healthy" in `/clusters` may still be Envoy's verdict on the dead process:
-a health check that started before the new process answered can still fail afterwards and flip the
-host to unhealthy. So a restarted registry counts as routed only once Envoy's own health checks have
-succeeded against it (:func:`health_check_successes` grew since it said SERVING), and Envoy's
-worker threads, not only its admin view, route to it (:func:`registries_answer_through_gateway`).
+a health check that started before the new process answered (one that will time out, say) can still
+fail afterwards and flip the host to unhealthy. So a restarted registry counts as routed only once no
+health check that began before it said SERVING is still in flight (:func:`health_checks_in_flight`,
+from Envoy's counters: every check started has ended), and Envoy's worker threads, not only its admin
+view, route to it (:func:`registries_answer_through_gateway`). Waiting for a check that starts after
+it came back would cost up to a whole health-check interval.
 """
 
 from __future__ import annotations
@@ -105,17 +107,29 @@ def registries_answer_through_gateway(http_port: int) -> str | None:
     return None
 
 
-HEALTH_CHECK_SUCCESS_STAT = "cluster.registry.health_check.success"
+HEALTH_CHECK_STATS = "cluster.registry.health_check."
 
 
-def health_check_successes(admin_url: str) -> int | None:
-    """How many of Envoy's health checks on the `registry` cluster have succeeded; None if unknown."""
+def health_checks_in_flight(admin_url: str) -> int | None:
+    """How many of Envoy's health checks on the `registry` cluster have started and not ended; None
+    if unknown."""
     try:
-        pattern = urllib.parse.quote("^" + re.escape(HEALTH_CHECK_SUCCESS_STAT) + "$")
+        pattern = urllib.parse.quote("^" + re.escape(HEALTH_CHECK_STATS) + "(attempt|success|failure)$")
         status, body = http_get(f"{admin_url}/stats?filter={pattern}")
     except OSError:
         return None
-    return parse_counter(body, HEALTH_CHECK_SUCCESS_STAT) if status == 200 else None
+    return checks_in_flight(body) if status == 200 else None
+
+
+def checks_in_flight(stats: str) -> int | None:
+    """From admin `/stats` text: health checks started and not yet ended (each ends as a success or a
+    failure, timeouts and refused connections included); None if a counter is missing."""
+    attempts, successes, failures = (
+        parse_counter(stats, HEALTH_CHECK_STATS + name) for name in ("attempt", "success", "failure")
+    )
+    if attempts is None or successes is None or failures is None:
+        return None
+    return attempts - successes - failures
 
 
 def parse_counter(stats: str, name: str) -> int | None:

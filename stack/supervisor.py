@@ -38,7 +38,7 @@ from stack.processes import Child, Spawner, terminate
 from stack.readiness import (
     envoy_live,
     grpc_health,
-    health_check_successes,
+    health_checks_in_flight,
     http_ok,
     registries_answer_through_gateway,
     registries_routed,
@@ -296,18 +296,16 @@ class Stack:
             )
 
     def _wait_routed(self, child: Child, deadline: float) -> None:
-        """After a registry comes back (SERVING): until Envoy routes to it again, judged by health
-        checks Envoy ran after that moment (one per registry, so the new process had its turn)."""
+        """After a registry comes back (SERVING): until Envoy routes to it again, judged once no health
+        check Envoy began before that moment is still in flight (stack/readiness.py says why)."""
         envoy = self._units.get("envoy")
         if child.spec.group != "registry" or envoy is None or not envoy.child.running:
             return
         admin_url, required = self.config.admin_url, self._registries_running()
-        before = health_check_successes(admin_url)
 
         def routed() -> str | None:
-            now = health_check_successes(admin_url)
-            if before is not None and (now is None or now < before + len(required)):
-                return "waiting for Envoy's health checks on the restarted registry"
+            if health_checks_in_flight(admin_url):  # None (unknown) does not hold the start up
+                return "waiting for Envoy's health check in flight to end"
             return registries_routed(admin_url, required) or registries_answer_through_gateway(
                 self.config.ports.http
             )

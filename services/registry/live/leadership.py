@@ -4,7 +4,7 @@ Why a stream: the leadership used to be a unary renewal every second from each s
 3 s term. On an idle stack those calls were half of all CPU (each woke the scheduler, the
 registry, their gRPC threads and a database write), and a killed leader left no scheduler until
 its term ran out. Held by a stream, the registry renews the term in the database every
-renew_seconds (5) for ttl_seconds (15), and the stream's end releases it at once: a standby, or
+renew_seconds (10) for ttl_seconds (30), and the stream's end releases it at once: a standby, or
 the killed leader's own restart, leads within moments.
 
 A hold, for one candidate, repeats:
@@ -50,7 +50,7 @@ from services.registry.store.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 15
+DEFAULT_TTL_SECONDS = 30
 # A standby tries a little after the holder's term ends, not at the very instant.
 TAKEOVER_MARGIN_SECONDS = 0.05
 # A failed attempt (the database out of reach) is made again after this pause.
@@ -71,7 +71,7 @@ class HoldTerms:
 
     @classmethod
     def of(cls, candidate: str, ttl_seconds: int, renew_seconds: float) -> HoldTerms:
-        """The terms a candidate asks for, with the defaults (15 s, renewed every third of it)."""
+        """The terms a candidate asks for, with the defaults (30 s, renewed every third of it)."""
         ttl = ttl_seconds or DEFAULT_TTL_SECONDS
         renew = renew_seconds or ttl / 3
         if not 1 <= ttl <= 3600 or not 0.1 <= renew < ttl:

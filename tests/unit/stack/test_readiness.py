@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stack.readiness import parse_counter, unhealthy_registries
+from stack.readiness import checks_in_flight, parse_counter, unhealthy_registries
 
 CLUSTERS = """\
 registry::observability_name::registry
@@ -48,3 +48,17 @@ def test_a_counter_is_read_by_its_exact_name_from_admin_stats() -> None:
 
 def test_a_counter_missing_from_admin_stats_is_unknown() -> None:
     assert parse_counter(STATS, "cluster.registry.health_check.failure") is None
+
+
+def test_a_health_check_started_and_not_yet_answered_is_in_flight() -> None:
+    stats = "cluster.registry.health_check.attempt: 43\ncluster.registry.health_check.success: 40\n"
+    assert checks_in_flight(stats + "cluster.registry.health_check.failure: 2\n") == 1
+
+
+def test_with_every_health_check_answered_none_is_in_flight() -> None:
+    stats = "cluster.registry.health_check.attempt: 43\ncluster.registry.health_check.success: 41\n"
+    assert checks_in_flight(stats + "cluster.registry.health_check.failure: 2\n") == 0
+
+
+def test_health_checks_in_flight_are_unknown_without_every_counter() -> None:
+    assert checks_in_flight(STATS) is None
