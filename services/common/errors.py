@@ -31,6 +31,9 @@ class Reason(StrEnum):
     # Generic, when nothing more specific applies.
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     INTERNAL = "INTERNAL"
+    # The change collided with another saved at the same moment (the database aborted one of the
+    # two, e.g. a deadlock); nothing of it was stored, and trying again is safe (HTTP 409).
+    CONCURRENT_CHANGE = "CONCURRENT_CHANGE"
     # Tasks.
     TASK_NOT_FOUND = "TASK_NOT_FOUND"
     TASK_NAME_TAKEN = "TASK_NAME_TAKEN"

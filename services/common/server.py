@@ -62,6 +62,14 @@ log = logging.getLogger(__name__)
 Authenticator = Callable[[str, dict[str, str]], Principal | None]
 # Refuses a request of `method` no handler may see (raises a DomainError); runs before the handler.
 RequestCheck = Callable[[str, Any], None]
+# The DomainError a failure that is not one stands for (a service's own knowledge, e.g. the
+# registry's of database errors); None leaves it an internal error.
+ErrorTranslator = Callable[[Exception], DomainError | None]
+
+
+def _untranslated(exc: Exception) -> DomainError | None:
+    return None
+
 
 SLOW_CALLBACK_ENV = "ZQ_SLOW_CALLBACK_MS"
 # A request id is Envoy's UUID; anything longer from a direct caller is cut, not logged whole.
@@ -84,14 +92,26 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
-    if isinstance(exc, DomainError):
-        details = status_details(exc.code, exc.message, exc.reason, exc.details)
-        code, message = exc.code, exc.message
-    else:
-        log.exception("unhandled error in %s", method)
-        code, message = grpc.StatusCode.INTERNAL, "内部错误，请查看服务日志"
-        details = status_details(code, message, Reason.INTERNAL)
+Status = tuple[grpc.StatusCode, str, bytes]
+
+
+def _status_of(exc: Exception, method: str, translate: ErrorTranslator) -> Status:
+    """The status a failed call ends with: a domain error's own (with its reason), or the one
+    `translate` finds for it; anything else is logged and answered INTERNAL (never a stack trace)."""
+    domain = exc if isinstance(exc, DomainError) else translate(exc)
+    if domain is not None:
+        return (
+            domain.code,
+            domain.message,
+            status_details(domain.code, domain.message, domain.reason, domain.details),
+        )
+    log.error("unhandled error in %s", method, exc_info=exc)
+    code, message = grpc.StatusCode.INTERNAL, "内部错误，请查看服务日志"
+    return code, message, status_details(code, message, Reason.INTERNAL)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: Status) -> None:
+    code, message, details = status
     await context.abort(code, message, trailing_metadata=((STATUS_DETAILS_KEY, details),))
 
 
@@ -178,7 +198,10 @@ def _refuse_undecodable(request: Any) -> None:
 
 @contextlib.asynccontextmanager
 async def _streaming(
-    method: str, context: grpc.aio.ServicerContext[Any, Any], authenticate: Authenticator
+    method: str,
+    context: grpc.aio.ServicerContext[Any, Any],
+    authenticate: Authenticator,
+    translate: ErrorTranslator,
 ) -> AsyncIterator[None]:
     """Around a streaming call: its caller authenticated first, its domain errors turned into
     statuses, and the stream counted and timed."""
@@ -197,8 +220,9 @@ async def _streaming(
         if type(exc).__name__ == "AbortError":
             code = "ABORTED_BY_HANDLER"
             raise
-        code = exc.code.name if isinstance(exc, DomainError) else "INTERNAL"
-        await _abort(context, exc, method)
+        status = _status_of(exc, method, translate)
+        code = status[0].name
+        await _abort(context, status)
     finally:
         STREAMS_ACTIVE.labels(method).dec()
         STREAM_DURATION.labels(method, code).observe(time.perf_counter() - started)
@@ -220,9 +244,15 @@ def _caller_required(authenticate: Authenticator) -> Authenticator:
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates every call and turns domain errors into gRPC statuses (never a stack trace)."""
 
-    def __init__(self, authenticate: Authenticator, check_request: RequestCheck | None = None) -> None:
+    def __init__(
+        self,
+        authenticate: Authenticator,
+        check_request: RequestCheck | None = None,
+        translate_error: ErrorTranslator = _untranslated,
+    ) -> None:
         self._authenticate = authenticate
         self._check_request = check_request
+        self._translate = translate_error
         # The guarded handler of each method, built on its first call: building one per call cost
         # more than many a call's own work.
         self._guarded: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
@@ -246,7 +276,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _guard(
         self, handler: grpc.RpcMethodHandler[Any, Any], method: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
-        authenticate, check_request = self._authenticate, self._check_request
+        authenticate, check_request, translate = self._authenticate, self._check_request, self._translate
         if method.startswith("/grpc.reflection.") and handler.stream_stream is not None:
             guarded: grpc.RpcMethodHandler[Any, Any] = self._guard_conversation(
                 handler, method, _caller_required(authenticate)
@@ -270,8 +300,9 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 except (DomainError, Exception) as exc:
                     if isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "AbortError":
                         raise
-                    code = exc.code.name if isinstance(exc, DomainError) else "INTERNAL"
-                    await _abort(context, exc, method)
+                    status = _status_of(exc, method, translate)
+                    code = status[0].name
+                    await _abort(context, status)
                 finally:
                     RPC_DURATION.labels(method, code).observe(time.perf_counter() - started)
 
@@ -286,7 +317,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             async def stream_wrapper(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                async with _streaming(method, context, authenticate):
+                async with _streaming(method, context, authenticate, translate):
                     _refuse_undecodable(request)
                     if check_request is not None:
                         check_request(method, request)
@@ -318,7 +349,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def guarded(
             requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            async with _streaming(method, context, authenticate):
+            async with _streaming(method, context, authenticate, self._translate):
                 async for item in converse(requests, context):
                     yield item
 
@@ -333,12 +364,19 @@ class ServiceServer:
     """A grpc.aio server with health and reflection that stops gracefully on SIGTERM."""
 
     def __init__(
-        self, name: str, authenticate: Authenticator, check_request: RequestCheck | None = None
+        self,
+        name: str,
+        authenticate: Authenticator,
+        check_request: RequestCheck | None = None,
+        translate_error: ErrorTranslator = _untranslated,
     ) -> None:
         self.name = name
         self.server = grpc.aio.server(
             # With tracing on, the instrumentation's span encloses the whole call (tracing.py).
-            interceptors=[*server_interceptors(), GuardInterceptor(authenticate, check_request)],
+            interceptors=[
+                *server_interceptors(),
+                GuardInterceptor(authenticate, check_request, translate_error),
+            ],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 4 * 1024 * 1024),

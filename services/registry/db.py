@@ -17,10 +17,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from services.common.db_url import normalize_url as normalize_url  # re-exported: callers import it from here
+from services.common.errors import Conflict, DomainError, Reason
 from services.registry import db_metrics
 
 T = TypeVar("T")
@@ -286,3 +288,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# PostgreSQL's SQLSTATEs for a transaction it aborted because another one collided with it:
+# deadlock_detected (two saves each locking the row the other holds, e.g. two workflows saved at
+# once, each naming the other) and serialization_failure.
+_COLLISION_STATES = frozenset({"40P01", "40001"})
+
+
+def concurrent_change(exc: Exception) -> DomainError | None:
+    """A failure the database caused by aborting the transaction in favour of another: answered
+    409 CONCURRENT_CHANGE, not an internal error (nothing of it was stored; trying again is
+    safe, and then meets the other change). The registry's servers translate errors with this."""
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _COLLISION_STATES:
+        return Conflict("与同时保存的另一修改冲突，未保存；请重试", reason=Reason.CONCURRENT_CHANGE)
+    return None

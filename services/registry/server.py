@@ -40,7 +40,7 @@ from services.common.errors import AlreadyExists, PermissionDenied, Reason, Unau
 from services.common.input_checks import check_request
 from services.common.server import Authenticator, ServiceServer
 from services.registry.app import RegistryApp
-from services.registry.db import Database, check_schema, migrate
+from services.registry.db import Database, check_schema, concurrent_change, migrate
 from services.registry.housekeeping import Housekeeping
 from services.registry.live.cluster import ClusterBus
 from services.registry.live.leadership import LeadershipHolds
@@ -257,7 +257,10 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
     if app.cluster is not None:
         await app.cluster.start()
     server = ServiceServer(
-        "registry", make_authenticator(app.tokens, settings.service_token, app.users), check_public_request
+        "registry",
+        make_authenticator(app.tokens, settings.service_token, app.users),
+        check_public_request,
+        translate_error=concurrent_change,
     )
     if app.cluster is not None:
         watch_cluster_bus(server, app.cluster)
@@ -300,7 +303,11 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
     )
     internal_server, internal_port = None, 0
     if settings.internal_port:
-        internal_server = ServiceServer("registry-internal", internal_authenticator(settings.service_token))
+        internal_server = ServiceServer(
+            "registry-internal",
+            internal_authenticator(settings.service_token),
+            translate_error=concurrent_change,
+        )
         internal_grpc: grpc.aio.Server = internal_server.server
         # The same servicer objects: one recorder, one feed, whichever port a call came in on.
         registry_internal_service_pb2_grpc.add_RegistryInternalServiceServicer_to_server(

@@ -56,9 +56,10 @@ def method_missing(error: grpc.aio.AioRpcError) -> bool:
 
 
 def registry_hiccup(error: grpc.aio.AioRpcError) -> bool:
-    """Worth trying again: the registry was unreachable, or failed inside (a cut database
-    connection, a restart) rather than refusing the update."""
-    return network_failure(error) or reason_of(error) == Reason.INTERNAL
+    """Worth trying again: the registry was unreachable, failed inside (a cut database
+    connection, a restart) or had its database abort the update for another (a deadlock), rather
+    than refusing the update."""
+    return network_failure(error) or reason_of(error) in (Reason.INTERNAL, Reason.CONCURRENT_CHANGE)
 
 
 def try_another_executor(error: grpc.aio.AioRpcError) -> bool:

@@ -96,3 +96,8 @@ def test_the_registry_failing_inside_is_a_hiccup_and_a_refused_update_is_not() -
 def test_a_method_is_missing_only_when_the_runtime_says_so() -> None:
     assert method_missing(transport(Code.UNIMPLEMENTED))
     assert not method_missing(answered(Code.UNIMPLEMENTED, Reason.INTERNAL))
+
+
+def test_an_update_the_database_aborted_for_a_colliding_one_is_a_hiccup_worth_retrying() -> None:
+    assert registry_hiccup(answered(Code.ABORTED, Reason.CONCURRENT_CHANGE))
+    assert not registry_hiccup(answered(Code.ABORTED, Reason.RUN_ALREADY_ACTIVE))
