@@ -12,6 +12,7 @@ status codes: a code says only how an error maps to HTTP, a reason says what hap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -120,6 +121,12 @@ class Reason(StrEnum):
     GATEWAY_ERROR = "GATEWAY_ERROR"
 
 
+# ErrorInfo metadata keys (DomainError.metadata), part of the contract between our services.
+# EXECUTION_NOT_FOUND from an executor asked to re-attach: since when (RFC 3339, UTC) the executor
+# process has been up, so a run assigned to it before then and unknown to it never reached it.
+EXECUTOR_UP_SINCE = "executor_up_since"
+
+
 class DomainError(Exception):
     """An error for the caller. Subclasses fix the status code; ``reason`` defaults per class."""
 
@@ -128,10 +135,14 @@ class DomainError(Exception):
     # More google.rpc details sent after the ErrorInfo, e.g. a BadRequest naming each invalid item.
     details: tuple[Message, ...] = ()
 
-    def __init__(self, message: str, reason: Reason | None = None) -> None:
+    def __init__(
+        self, message: str, reason: Reason | None = None, metadata: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
+        # Facts a caller may decide on, sent in the ErrorInfo (`error_metadata` reads them).
+        self.metadata = dict(metadata or {})
 
 
 class InvalidArgument(DomainError):
@@ -185,12 +196,17 @@ class Unavailable(DomainError):
 
 
 def status_details(
-    code: grpc.StatusCode, message: str, reason: str, extra: tuple[Message, ...] = ()
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    extra: tuple[Message, ...] = (),
+    metadata: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The binary ``google.rpc.Status`` carrying ``reason`` as an ErrorInfo (then ``extra``), for
-    trailing metadata."""
+    """The binary ``google.rpc.Status`` carrying ``reason`` (and ``metadata``) as an ErrorInfo, then
+    ``extra``, for trailing metadata."""
     packed = []
-    for detail in (error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN), *extra):
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata or {})
+    for detail in (info, *extra):
         wrapped = any_pb2.Any()
         wrapped.Pack(detail)
         packed.append(wrapped)
@@ -199,21 +215,35 @@ def status_details(
     return wire
 
 
-def reason_in(details: bytes | None) -> str:
-    """The ErrorInfo reason inside a binary ``google.rpc.Status``; "" when there is none."""
+def _error_info(details: bytes | None) -> error_details_pb2.ErrorInfo | None:
+    """Our ErrorInfo inside a binary ``google.rpc.Status``; None when there is none."""
     if not details:
-        return ""
+        return None
     status = status_pb2.Status()
     try:
         status.ParseFromString(details)
     except DecodeError:
-        return ""
+        return None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
-            reason: str = info.reason
-            return reason
-    return ""
+            return info
+    return None
+
+
+def reason_in(details: bytes | None) -> str:
+    """The ErrorInfo reason inside a binary ``google.rpc.Status``; "" when there is none."""
+    info = _error_info(details)
+    return info.reason if info is not None else ""
+
+
+def _details_of(error: grpc.aio.AioRpcError) -> bytes | None:
+    # grpc.aio gives a Metadata object (pairs when iterated); the type stubs say a tuple of pairs.
+    pairs: Any = error.trailing_metadata() or ()
+    for key, value in pairs:
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            return value
+    return None
 
 
 def reason_of(error: grpc.aio.AioRpcError) -> str:
@@ -222,12 +252,13 @@ def reason_of(error: grpc.aio.AioRpcError) -> str:
     Transport failures (UNAVAILABLE from a dead connection, DEADLINE_EXCEEDED) carry no reason:
     branch on those codes only where the failure is the network's, not the peer's answer.
     """
-    # grpc.aio gives a Metadata object (pairs when iterated); the type stubs say a tuple of pairs.
-    pairs: Any = error.trailing_metadata() or ()
-    for key, value in pairs:
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            return reason_in(value)
-    return ""
+    return reason_in(_details_of(error))
+
+
+def error_metadata(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The facts the peer sent with its reason (DomainError.metadata); empty when none."""
+    info = _error_info(_details_of(error))
+    return dict(info.metadata) if info is not None else {}
 
 
 def rpc_error(code: grpc.StatusCode, message: str, reason: str) -> grpc.aio.AioRpcError:

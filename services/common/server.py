@@ -103,7 +103,7 @@ def _status_of(exc: Exception, method: str, translate: ErrorTranslator) -> Statu
         return (
             domain.code,
             domain.message,
-            status_details(domain.code, domain.message, domain.reason, domain.details),
+            status_details(domain.code, domain.message, domain.reason, domain.details, domain.metadata),
         )
     log.error("unhandled error in %s", method, exc_info=exc)
     code, message = grpc.StatusCode.INTERNAL, "内部错误，请查看服务日志"

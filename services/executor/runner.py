@@ -17,9 +17,11 @@ import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from services.common.errors import (
+    EXECUTOR_UP_SINCE,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -190,6 +192,9 @@ class Runner:
         # Outcomes being stored and published, and file removals under way.
         self._pending: set[asyncio.Task[Any]] = set()
         self._draining = False
+        # Every run this process accepted is in _active or _kept until acknowledged; one assigned to
+        # it before this moment that it does not know never reached it (`attach`).
+        self._up_since = datetime.now(UTC)
 
     async def restore(self) -> int:
         """Before serving: the outcomes a previous run of this executor stored and nobody
@@ -272,7 +277,7 @@ class Runner:
     def attach(self, execution_id: int, attempt: int) -> ActiveRun | KeptOutcome:
         """The run of `execution_id` this executor has (running, or finished and kept, also from
         before a restart), now owned by `attempt`; NotFound when it has none (it never ran here, or
-        its outcome was acknowledged or forgotten)."""
+        its outcome was acknowledged or forgotten), saying since when this process is up."""
         run = self._active.get(execution_id)
         if run is not None:
             run.attempt = attempt
@@ -280,7 +285,11 @@ class Runner:
             return run
         kept = self._kept.get(execution_id)
         if kept is None:
-            raise NotFound(f"执行器上没有执行记录 {execution_id}", reason=Reason.EXECUTION_NOT_FOUND)
+            raise NotFound(
+                f"执行器上没有执行记录 {execution_id}",
+                reason=Reason.EXECUTION_NOT_FOUND,
+                metadata={EXECUTOR_UP_SINCE: self._up_since.isoformat()},
+            )
         if kept.attempt != attempt:
             kept.attempt = attempt
             if self._store is not None:  # its acknowledgement will name this attempt, also after a restart

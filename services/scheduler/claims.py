@@ -12,6 +12,7 @@ False and the dispatcher drops the run without a word (`reasons.run_is_gone`).
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
 import grpc
 
@@ -20,6 +21,7 @@ from services.scheduler.ledger import RunLedger
 from services.scheduler.reasons import describe, run_is_gone
 from services.scheduler.run_handle import Claim, RunHandle
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
+from zquant.scheduler.v1 import task_pb2
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,11 @@ class Claims:
             raise
         return Claim(handle, started.attempt, started.task)
 
-    async def adopt(self, execution_id: int, handle: ExecutorHandle) -> Claim | None:
+    async def adopt(self, execution: task_pb2.Execution, handle: ExecutorHandle) -> Claim | None:
         """Takes a running run over (a new attempt: the old one's late reports are refused), to
         re-attach to it on `handle`; None when the registry does not give it (logged unless the
         run is gone)."""
+        execution_id = execution.id
         try:
             started = await self._start(execution_id, handle, adopt=True)
         except grpc.aio.AioRpcError as exc:
@@ -53,7 +56,10 @@ class Claims:
                 )
             return None
         log.info("adopting a running run", extra={"execution_id": execution_id, "executor": handle.address})
-        return Claim(handle, started.attempt, started.task, attach=True)
+        assigned_at = (
+            execution.start_time.ToDatetime(tzinfo=UTC) if execution.HasField("start_time") else None
+        )
+        return Claim(handle, started.attempt, started.task, attach=True, assigned_at=assigned_at)
 
     async def requeue(self, run: RunHandle) -> bool:
         """Back to pending after an executor declined; False when the run is gone meanwhile."""

@@ -174,7 +174,7 @@ class Dispatcher:
             return
         # In the run's trace: the takeover shows between the two schedulers' spans of the run.
         with tracing.span("adopt run", execution.traceparent, execution_id=execution.id):
-            claim = await self._claims.adopt(execution.id, handle)
+            claim = await self._claims.adopt(execution, handle)
         if claim is not None:
             self._executors.reserve(handle)  # it runs there: it takes room (launch hands it the run)
             self.launch(execution, claim)

@@ -8,7 +8,9 @@ it). The scheduler ends the attempt itself, failed as lost, when the executor go
 `lost_executor_seconds`, its stream ends without an outcome, or the call breaks; a job that may
 still run there is then stopped (`Cancels.stop_abandoned`). An executor that declines before
 accepting (busy, draining) is cooled down and the attempt returns as declined, for the dispatcher to
-put the run back to pending. A report the registry refuses means the attempt is no longer this
+put the run back to pending; so does a run adopted from a previous leader that never reached the
+executor it was claimed for (the executor does not know it and was up since before the claim:
+`reasons.never_reached_executor`), where the lost executor's story would be untrue. A report the registry refuses means the attempt is no longer this
 scheduler's: the stream is dropped without a word.
 
 A termination requested while the Run was on its way is sent again when the executor accepts, and
@@ -41,6 +43,7 @@ from services.scheduler.reasons import (
     describe,
     method_missing,
     network_failure,
+    never_reached_executor,
     run_is_gone,
     try_another_executor,
 )
@@ -77,7 +80,8 @@ class ExecutorStream:
 
     async def follow(self, run: RunHandle, claim: Claim) -> bool:
         """Runs the claimed attempt on its executor until it ends; True when the executor declined
-        it before accepting (the run is to go back to pending)."""
+        it before accepting, or a run re-attached to never reached it (the run is to go back to
+        pending)."""
         run.handle, run.attempt = claim.handle, claim.attempt
         log.info(
             "run sent to an executor",
@@ -165,6 +169,17 @@ class ExecutorStream:
         except grpc.aio.AioRpcError as exc:
             if not accepted and not claim.attach and try_another_executor(exc):
                 self._executors.cool_down(claim.handle, cool_down_seconds(exc))
+                return True
+            if claim.attach and never_reached_executor(exc, claim.assigned_at):
+                log.info(
+                    "adopted run never reached its executor: back to pending",
+                    extra={"execution_id": run.execution_id},
+                )
+                run_log.system(
+                    f"执行器 {claim.handle.address} 从未收到此运行（上一调度器认领后未送达），重新排队 "
+                    "(the run never reached its executor: back to pending)"
+                )
+                await run_log.settle()
                 return True
             if network_failure(exc):
                 self._executors.cool_down(claim.handle, cool_down_seconds(exc))

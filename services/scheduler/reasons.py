@@ -13,9 +13,11 @@ UNIMPLEMENTED: an older peer without the method).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import grpc
 
-from services.common.errors import Reason, reason_of
+from services.common.errors import EXECUTOR_UP_SINCE, Reason, error_metadata, reason_of
 
 # The run (or this attempt of it) is no longer ours to drive: it ended, was claimed or reaped
 # elsewhere, or it or its task was deleted. Nothing to do, nothing to retry.
@@ -35,6 +37,8 @@ EXECUTOR_DECLINED = frozenset({Reason.EXECUTOR_BUSY, Reason.EXECUTOR_DRAINING})
 BUSY_COOL_DOWN_SECONDS = 1.0
 AWAY_COOL_DOWN_SECONDS = 5.0
 _NETWORK_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# The registry's and an executor's clocks may differ this much (hosts kept in time by NTP).
+CLOCK_MARGIN = timedelta(seconds=1)
 
 
 def run_is_gone(error: grpc.aio.AioRpcError) -> bool:
@@ -76,3 +80,20 @@ def cool_down_seconds(error: grpc.aio.AioRpcError) -> float:
 def describe(error: grpc.aio.AioRpcError) -> str:
     """The reason, or the code of a failure that has none: for logs."""
     return reason_of(error) or error.code().name
+
+
+def never_reached_executor(error: grpc.aio.AioRpcError, assigned_at: datetime | None) -> bool:
+    """An executor asked to re-attach to a run assigned to it at `assigned_at` (the registry's
+    clock) does not know the run, and has been up since before then: the run never reached it (its
+    scheduler claimed it and stopped before sending it). An executor keeps every run it accepted
+    until the registry has its end, so nothing of the run ran there. Unknown to an executor that
+    started since, the run may have died with it: that is not this."""
+    if assigned_at is None or reason_of(error) != Reason.EXECUTION_NOT_FOUND:
+        return False
+    try:
+        up_since = datetime.fromisoformat(error_metadata(error).get(EXECUTOR_UP_SINCE, ""))
+    except ValueError:  # an executor of the previous release says nothing
+        return False
+    if up_since.tzinfo is None:
+        return False
+    return up_since < assigned_at - CLOCK_MARGIN

@@ -29,6 +29,8 @@ class Claim:
     task: task_pb2.Task
     # The run already runs on that executor (adopted from a previous leader): re-attach, never start.
     attach: bool = False
+    # For a re-attach: when the run was claimed for that executor (the registry's start time).
+    assigned_at: datetime | None = None
 
 
 @dataclass

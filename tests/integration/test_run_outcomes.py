@@ -5,6 +5,7 @@ run twice. Real processes on each backend; commands append to a file, so a secon
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ import pytest
 
 from services.common.auth import service_metadata
 from services.executor.outcomes import read_stored
+from services.scheduler.reasons import CLOCK_MARGIN
 from stack import Stack
 from tests.conftest import BACKENDS, database_url
 from tests.integration.api import Api, unique, wait_for
@@ -68,6 +70,14 @@ def all_runs(admin: Api, task_ids: list[int]) -> list[dict[str, Any]]:
     return runs
 
 
+def claimed_run(task_id: int, executor: str) -> pb2.RunUpdate:
+    """A fire's run created already claimed for `executor`, as a leader creates it (then sends it)."""
+    create = pb2.CreateExecutionRequest(
+        task_id=task_id, trigger="schedule", dedup_key=secrets.token_hex(8), start_executor=executor
+    )
+    return pb2.RunUpdate(create=create)
+
+
 def test_a_leader_change_during_a_burst_of_finishes_keeps_every_success_and_runs_nothing_twice(
     stack: Stack, admin: Api, job_file: Path
 ) -> None:
@@ -110,6 +120,40 @@ def test_a_leader_change_during_a_burst_of_finishes_keeps_every_success_and_runs
     ran = Counter(int(line) for line in job_file.read_text().split())
     assert max(ran.values()) == 1, [e for e, n in ran.items() if n > 1]  # no job ran twice
     assert set(ran) == {r["id"] for r in runs}  # and every recorded success ran, once
+
+
+def test_a_run_its_leader_claimed_and_never_sent_runs_once_under_the_next_leader_instead_of_failing(
+    stack: Stack, admin: Api, job_file: Path
+) -> None:
+    task = admin.create_task(
+        name=unique("unsent"), task_type="common_task", config=appending(job_file, 0), max_retries=0
+    )
+    executor = stack.config.executor_addrs[0]
+    # Claimed once the executor has been up longer than the clocks' margin: an executor that came up
+    # within it of the claim may have had the run and lost it.
+    time.sleep(CLOCK_MARGIN.total_seconds() + 1)
+    # As a leader would, a fire's run created already claimed for an executor; the leader then
+    # dies before sending it (the current leader leaves a run someone else claimed alone).
+    with grpc.insecure_channel(stack.registry_addr) as channel:
+        created = pb2_grpc.RegistryInternalServiceStub(channel).RecordRuns(
+            pb2.RecordRunsRequest(updates=[claimed_run(task["id"], executor)]),
+            metadata=service_metadata(stack.service_token),
+        )
+    execution_id = created.results[0].create.execution.id
+    assert admin.ok("GET", f"/executions/{execution_id}")["status"] == "running"
+    old = leader(stack)
+    stack.kill(old)  # the next leader adopts every running run, this one too
+    try:
+        run = admin.wait_execution(task["id"], execution_id, timeout=LEASE_SECONDS)
+    finally:
+        if not stack.is_running(old):
+            stack.start_service(old)
+    # Its executor never had it (up since before the claim): back to pending and run, once; not
+    # failed as lost.
+    assert (run["status"], run["error_message"]) == ("success", "")
+    assert [int(line) for line in job_file.read_text().split()].count(execution_id) == 1
+    log = admin.ok("GET", f"/executions/{execution_id}/log")
+    assert "从未收到此运行" in json.dumps(log, ensure_ascii=False)
 
 
 def test_a_registry_killed_during_a_long_run_leaves_it_running_to_success(
@@ -183,18 +227,8 @@ def test_a_record_runs_batch_cancelled_by_its_caller_leaves_no_run_running(stack
     task = admin.create_task(name=unique("cancelled"), config={"duration_seconds": 0, "steps": 1})
     channel = grpc.insecure_channel(stack.registry_addr)
     stub = pb2_grpc.RegistryInternalServiceStub(channel)
-    batch = [
-        pb2.RunUpdate(
-            create=pb2.CreateExecutionRequest(
-                task_id=task["id"],
-                trigger="schedule",
-                dedup_key=secrets.token_hex(8),
-                # Claimed for an executor no scheduler knows: only the lease reaper can end them.
-                start_executor="127.0.0.1:1",
-            )
-        )
-        for _ in range(12)
-    ]
+    # Claimed for an executor no scheduler knows: only the lease reaper can end them.
+    batch = [claimed_run(task["id"], "127.0.0.1:1") for _ in range(12)]
     try:
         for timeout in (0.005, 0.02, 0.05, 0.1):  # cancelled at different points of storing
             with contextlib.suppress(grpc.RpcError):

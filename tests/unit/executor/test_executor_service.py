@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.auth import service_metadata
-from services.common.errors import Reason, reason_of
+from services.common.errors import EXECUTOR_UP_SINCE, Reason, error_metadata, reason_of
 from services.common.server import ServiceServer
 from services.common.structs import dict_to_struct, struct_to_dict
 from services.executor.jobs.plugin import PluginRegistry, ProgressCallback
@@ -584,6 +585,15 @@ async def test_a_job_outlives_its_caller_and_a_new_caller_re_attaches_to_its_out
     with pytest.raises(grpc.aio.AioRpcError) as gone:
         await anext(executor.attach(8, attempt=3))
     assert gone.value.code() == Code.NOT_FOUND
+
+
+async def test_a_run_it_never_had_is_not_found_with_since_when_the_executor_is_up(executor: Executor) -> None:
+    # The scheduler tells "never reached this executor" from "lost with a restart" by that moment.
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await anext(executor.attach(77, attempt=2))
+    assert (unknown.value.code(), reason_of(unknown.value)) == (Code.NOT_FOUND, Reason.EXECUTION_NOT_FOUND)
+    up_since = datetime.fromisoformat(error_metadata(unknown.value)[EXECUTOR_UP_SINCE])
+    assert up_since.tzinfo is not None and up_since <= datetime.now(UTC)
 
 
 async def test_one_acknowledgement_forgets_the_outcomes_of_many_runs_each_for_its_attempt(

@@ -1,7 +1,7 @@
 """Dispatch: the Dispatcher with its claims, executor stream and cancels reads an executor's refusal
 by its reason (busy: the next executor; anything else: the run failed), drops a run the registry no
-longer gives it, tells a run its previous trading day, and stops a terminated run wherever it is on
-its way."""
+longer gives it, tells a run its previous trading day, stops a terminated run wherever it is on
+its way, and puts an adopted run that never reached its executor back to pending."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ import grpc
 import pytest
 
 from services.common.calendars import TradingCalendar
-from services.common.errors import Reason, reason_of, rpc_error
+from services.common.errors import (
+    EXECUTOR_UP_SINCE,
+    STATUS_DETAILS_KEY,
+    Reason,
+    reason_of,
+    rpc_error,
+    status_details,
+)
 from services.common.vocabulary import TERMINATED_MESSAGE
 from services.scheduler.background import Background
 from services.scheduler.clients import ExecutorHandle, ExecutorPool
@@ -316,8 +323,11 @@ class OneExecutor:
         return cls(dispatcher, pool, handle, background)
 
     async def finish(self) -> None:
-        """Waits until every run is done, then stops."""
-        await asyncio.wait_for(asyncio.gather(*self.background.spawned), 10)
+        """Waits until every run is done (also those the background work launched), then stops."""
+        waited = 0
+        while waited < len(self.background.spawned):
+            waited = len(self.background.spawned)
+            await asyncio.wait_for(asyncio.gather(*self.background.spawned), 10)
         assert not self.dispatcher.active(TASK.id) and self.handle.reserved == 0
         await self.background.stop()
         await self.pool.close()
@@ -448,3 +458,63 @@ async def test_a_new_leader_resumes_every_live_run_whatever_the_number_page_by_p
     await stack.finish()
     assert registry.asked == [0, 302, 304]  # until a page came back short
     assert sorted(f.execution_id for f in registry.finishes) == [301, 302, 303, 304, 305]
+
+
+class NeverGotIt(ScriptedExecutor):
+    """Up since `up_since`; never had the run it is asked to re-attach to, runs it when sent it."""
+
+    def __init__(self, up_since: datetime) -> None:
+        super().__init__()
+        self.up_since = up_since
+
+    async def GetLoad(self, request: Any, **call: Any) -> Any:
+        return executor_service_pb2.GetLoadResponse()
+
+    async def Cancel(self, request: executor_service_pb2.CancelRequest, **call: Any) -> Any:
+        return executor_service_pb2.CancelResponse(cancelled=False)  # nothing of it runs here
+
+    def Run(self, request: executor_service_pb2.RunRequest, **call: Any) -> ScriptedCall:
+        if not request.attach:
+            return super().Run(request, **call)
+        self.runs.append(request.attempt)
+        self.requests.append(request)
+        metadata = {EXECUTOR_UP_SINCE: self.up_since.isoformat()}
+        trailing = grpc.aio.Metadata()
+        details = status_details(
+            grpc.StatusCode.NOT_FOUND, "没有", Reason.EXECUTION_NOT_FOUND, metadata=metadata
+        )
+        trailing.add(STATUS_DETAILS_KEY, details)
+        unknown = grpc.aio.AioRpcError(grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), trailing, "没有", "")
+        return ScriptedCall([], unknown)
+
+
+def running_on_the_executor(claimed_at: datetime) -> task_pb2.Execution:
+    """A run a previous leader claimed for the executor at `claimed_at` (and may never have sent)."""
+    run = task_pb2.Execution(id=501, task_id=TASK.id, status="running", executor="127.0.0.1:1")
+    run.start_time.FromDatetime(claimed_at)
+    return run
+
+
+async def test_an_adopted_run_that_never_reached_its_executor_goes_back_to_pending_and_runs() -> None:
+    claimed_at = datetime.now(UTC) - timedelta(seconds=5)
+    registry = LiveRuns([running_on_the_executor(claimed_at)])
+    executor = NeverGotIt(up_since=claimed_at - timedelta(hours=1))
+    stack = OneExecutor.start(registry, executor)
+    await stack.dispatcher.adopt_active_runs()
+    await stack.finish()
+    # Adopted as attempt 1, unknown there: back to pending, claimed as attempt 2 and run once.
+    assert [request.attach for request in executor.requests] == [True, False]
+    assert registry.requeues == [1]
+    assert [(f.attempt, f.status) for f in registry.finishes] == [(2, "success")]
+
+
+async def test_an_adopted_run_unknown_to_an_executor_restarted_since_its_claim_failed_as_lost() -> None:
+    claimed_at = datetime.now(UTC) - timedelta(seconds=5)
+    registry = LiveRuns([running_on_the_executor(claimed_at)])
+    executor = NeverGotIt(up_since=claimed_at + timedelta(seconds=3))  # it may have died with the restart
+    stack = OneExecutor.start(registry, executor)
+    await stack.dispatcher.adopt_active_runs()
+    await stack.finish()
+    assert registry.requeues == []
+    assert [(f.attempt, f.status) for f in registry.finishes] == [(1, "failed")]
+    assert "执行器失联" in registry.finishes[0].error_message

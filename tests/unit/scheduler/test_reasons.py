@@ -3,14 +3,17 @@ mean different things, and judged by code only when the failure carries no reaso
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import grpc
 import pytest
 
-from services.common.errors import Reason, rpc_error
+from services.common.errors import EXECUTOR_UP_SINCE, STATUS_DETAILS_KEY, Reason, rpc_error, status_details
 from services.scheduler.reasons import (
     cool_down_seconds,
     method_missing,
     network_failure,
+    never_reached_executor,
     registry_hiccup,
     run_is_gone,
     task_is_gone,
@@ -101,3 +104,41 @@ def test_a_method_is_missing_only_when_the_runtime_says_so() -> None:
 def test_an_update_the_database_aborted_for_a_colliding_one_is_a_hiccup_worth_retrying() -> None:
     assert registry_hiccup(answered(Code.ABORTED, Reason.CONCURRENT_CHANGE))
     assert not registry_hiccup(answered(Code.ABORTED, Reason.RUN_ALREADY_ACTIVE))
+
+
+CLAIMED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+
+
+def unknown_run(up_since: str | None) -> grpc.aio.AioRpcError:
+    """An executor's answer to a re-attach for a run it does not know, saying since when it is up."""
+    trailing = grpc.aio.Metadata()
+    metadata = {EXECUTOR_UP_SINCE: up_since} if up_since is not None else {}
+    details = status_details(Code.NOT_FOUND, "没有", Reason.EXECUTION_NOT_FOUND, metadata=metadata)
+    trailing.add(STATUS_DETAILS_KEY, details)
+    return grpc.aio.AioRpcError(Code.NOT_FOUND, grpc.aio.Metadata(), trailing, "没有", "")
+
+
+def test_a_run_unknown_to_an_executor_up_since_before_its_claim_never_reached_it() -> None:
+    assert never_reached_executor(unknown_run((CLAIMED - timedelta(hours=2)).isoformat()), CLAIMED)
+
+
+@pytest.mark.parametrize(
+    "up_since",
+    [
+        (CLAIMED + timedelta(seconds=30)).isoformat(),  # restarted since: the run may have died with it
+        (CLAIMED - timedelta(milliseconds=500)).isoformat(),  # within the clocks' margin
+        "2026-12-04T17:00:00",  # no time zone
+        "not a time",
+        None,  # an executor of the previous release
+    ],
+)
+def test_a_run_unknown_to_an_executor_that_cannot_say_it_was_up_before_the_claim_may_have_reached_it(
+    up_since: str | None,
+) -> None:
+    assert not never_reached_executor(unknown_run(up_since), CLAIMED)
+
+
+def test_only_an_unknown_run_with_its_claim_time_can_have_never_reached_its_executor() -> None:
+    early = (CLAIMED - timedelta(hours=2)).isoformat()
+    assert not never_reached_executor(unknown_run(early), None)
+    assert not never_reached_executor(answered(Code.NOT_FOUND, Reason.TASK_NOT_FOUND), CLAIMED)
