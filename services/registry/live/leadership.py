@@ -4,7 +4,7 @@ Why a stream: the leadership used to be a unary renewal every second from each s
 3 s term. On an idle stack those calls were half of all CPU (each woke the scheduler, the
 registry, their gRPC threads and a database write), and a killed leader left no scheduler until
 its term ran out. Held by a stream, the registry renews the term in the database every
-renew_seconds (10) for ttl_seconds (30), and the stream's end releases it at once: a standby, or
+renew_seconds (5) for ttl_seconds (15), and the stream's end releases it at once: a standby, or
 the killed leader's own restart, leads within moments.
 
 A hold, for one candidate, repeats:
@@ -50,7 +50,7 @@ from services.registry.store.leadership import Leadership
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 30
+DEFAULT_TTL_SECONDS = 15
 # A standby tries a little after the holder's term ends, not at the very instant.
 TAKEOVER_MARGIN_SECONDS = 0.05
 # A failed attempt (the database out of reach) is made again after this pause.
@@ -71,7 +71,7 @@ class HoldTerms:
 
     @classmethod
     def of(cls, candidate: str, ttl_seconds: int, renew_seconds: float) -> HoldTerms:
-        """The terms a candidate asks for, with the defaults (30 s, renewed every third of it)."""
+        """The terms a candidate asks for, with the defaults (15 s, renewed every third of it)."""
         ttl = ttl_seconds or DEFAULT_TTL_SECONDS
         renew = renew_seconds or ttl / 3
         if not 1 <= ttl <= 3600 or not 0.1 <= renew < ttl:
@@ -129,19 +129,25 @@ class LeadershipHolds:
         stream does, or is closed)."""
         renewed_until: datetime | None = None
         housekeeping: tuple[int, asyncio.Task[None]] | None = None
+        attempt: asyncio.Task[Leadership] | None = None
         try:
             while True:
                 attempted = time.monotonic()
                 released = self._released  # a release during the attempt wakes the wait below
+                attempt = self._spawn(self.acquire(terms.candidate, terms.ttl_seconds, executors))
                 try:
-                    state = await self.acquire(terms.candidate, terms.ttl_seconds, executors)
+                    # Shielded: the statement runs on in its thread when the stream ends meanwhile,
+                    # and may make the candidate leader (the `finally` below frees it then).
+                    state = await asyncio.shield(attempt)
                 except SQLAlchemyError:
                     # The database is out of reach: try again soon, the stream stays. The leader
                     # goes on leading until its term could have passed (leader.py), as it would
                     # through any other registry; a stream ended here would stop its engine at once.
                     log.warning("leadership attempt failed; trying again", exc_info=True)
+                    attempt = None  # it took nothing
                     await asyncio.sleep(ATTEMPT_RETRY_SECONDS)
                     continue
+                attempt = None
                 renewed_until = state.expires_at if state.leader else None
                 if housekeeping is not None and (not state.leader or housekeeping[0] != state.term):
                     housekeeping[1].cancel()
@@ -162,10 +168,22 @@ class LeadershipHolds:
         finally:
             if housekeeping is not None:
                 housekeeping[1].cancel()
-            if renewed_until is not None:
+            if attempt is not None:  # ended during an attempt, which may take the leadership yet
+                self._spawn(self._release_if_taken(terms.candidate, attempt))
+            elif renewed_until is not None:
                 # In the background: this hold may be ending because its task is being cancelled,
                 # or closed by the generator's finalizer.
                 self._spawn(self.release(terms.candidate, renewed_until))
+
+    async def _release_if_taken(self, candidate: str, attempt: asyncio.Task[Leadership]) -> None:
+        """Once an attempt of a hold that has ended is done: frees the term it took, if it took one
+        (else the leadership would wait a whole term for a candidate that is gone)."""
+        try:
+            state = await attempt
+        except SQLAlchemyError:
+            return  # took nothing
+        if state.leader:
+            await self.release(candidate, state.expires_at)
 
     async def _until_free(self, state: Leadership, released: asyncio.Event, ttl_seconds: int) -> None:
         """Until the holder's term ends, or a release anywhere, whichever comes first."""

@@ -1,7 +1,8 @@
 """Leadership held by a stream (HoldLeadership), over a real in-process registry on SQLite: the
 leader is renewed while it acknowledges, a standby takes over as soon as the leader's stream ends
 (not a term later), a leader that stops acknowledging loses the leadership when its term runs out,
-and an ended stream does not free a term that a newer stream of the same candidate renewed.
+an ended stream does not free a term that a newer stream of the same candidate renewed, and a
+stream that ends while its attempt takes the leadership frees it.
 
 The leader's housekeeping (both backends), run by the registry that holds its stream: while idle it
 waits for a change or a retry that falls due instead of passing every few seconds."""
@@ -178,6 +179,44 @@ async def test_an_ended_stream_does_not_free_a_term_a_newer_stream_of_the_candid
         assert taken.leader
     finally:
         for candidate in (old, new, standby):
+            candidate.close()
+
+
+async def test_a_stream_that_ends_while_its_attempt_takes_the_leadership_frees_it(
+    registry: RegistryServer, stub: pb2_grpc.RegistryInternalServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A standby's stream ends (its scheduler stops) just as a release wakes it: its attempt, already
+    # in the database, makes it leader. Nobody is left to renew or release that term.
+    slow, entered, finish = threading.Event(), threading.Event(), threading.Event()
+    acquire = live_leadership.LeadershipHolds._acquire
+
+    def slowed(holds: live_leadership.LeadershipHolds, candidate: str, *args: Any) -> Leadership:
+        if candidate == "leaving" and slow.is_set():
+            entered.set()
+            finish.wait(10)
+        return acquire(holds, candidate, *args)
+
+    monkeypatch.setattr(live_leadership.LeadershipHolds, "_acquire", slowed)
+    leader, leaving, standby = Candidate(stub, "staying"), Candidate(stub, "leaving"), Candidate(stub, "next")
+    try:
+        assert (await leader.open()).leader
+        await leader.acknowledge()
+        assert not (await leaving.open()).leader
+        await leaving.acknowledge()
+        slow.set()
+        leader.close()  # released: the standby's attempt starts, and waits in the database call
+        assert await asyncio.to_thread(entered.wait, 10)
+        leaving.close()
+        await asyncio.sleep(0.2)  # the registry sees the stream end first
+        finish.set()  # then the attempt takes the leadership, for a stream that is gone
+        waiting = await standby.open()
+        if not waiting.leader:
+            await standby.acknowledge()
+            waiting = await standby.state(within=LONG_TERM / 4)  # not the 60 s term
+        assert waiting.leader and holder(registry) == "next"
+    finally:
+        finish.set()
+        for candidate in (leader, leaving, standby):
             candidate.close()
 
 
