@@ -2,7 +2,7 @@
 
 A line logged while a gRPC call is handled carries that request's `request_id`: the `x-request-id`
 Envoy sets on every request (and writes into its own access log line), handed on as gRPC metadata
-and bound to the call by the server's interceptor (services/common/server.py). One id then finds
+and bound to the call by the server's guard (services/common/guard.py). One id then finds
 the gateway's line and every service line of the request. With tracing on (services/common/tracing.py)
 a line written inside a span also carries its `trace_id` and `span_id`: one trace id follows a
 triggered run from the REST call to the executor's lines about its job.

@@ -6,8 +6,9 @@ import random
 
 from services.common.auth import SERVICE_PRINCIPAL, Principal, bearer_token, is_service_token
 from services.common.errors import Reason, Unauthenticated
+from services.common.guard import Authenticator
 from services.common.metrics import EXECUTOR_DRAINING, EXECUTOR_SLOTS
-from services.common.server import Authenticator, ServiceServer
+from services.common.server import ServiceServer
 from services.executor.jobs.job_user import JobUser
 from services.executor.jobs.plugin import PluginRegistry
 from services.executor.runner import Runner

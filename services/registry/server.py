@@ -37,8 +37,9 @@ from services.common.auth import (
     load_or_create_keys,
 )
 from services.common.errors import AlreadyExists, PermissionDenied, Reason, Unauthenticated
+from services.common.guard import Authenticator
 from services.common.input_checks import check_request
-from services.common.server import Authenticator, ServiceServer
+from services.common.server import ServiceServer
 from services.registry.app import RegistryApp
 from services.registry.db import Database, check_schema, concurrent_change, migrate
 from services.registry.housekeeping import Housekeeping

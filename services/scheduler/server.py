@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from services.common.auth import SERVICE_PRINCIPAL, Principal, bearer_token, is_service_token
 from services.common.errors import Reason, Unauthenticated
-from services.common.server import Authenticator, ServiceServer
+from services.common.guard import Authenticator
+from services.common.server import ServiceServer
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.engine import Engine
 from services.scheduler.leader import LeaderElection

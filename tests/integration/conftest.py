@@ -1,7 +1,7 @@
 """Integration fixtures: the real processes (registry, scheduler, executors, Envoy) on free ports,
 once per backend (SQLite and PostgreSQL) per test module.
 
-Every service runs with the loop watchdog (`ZQ_SLOW_CALLBACK_MS`, services/common/server.py): a
+Every service runs with the loop watchdog (`ZQ_SLOW_CALLBACK_MS`, services/common/loop_watchdog.py): a
 callback that holds an event loop for 100 ms or more is logged, and `stop_and_check` fails the
 module at teardown, printing those lines. Modules that start their own stacks use `stack_env` and
 `stop_and_check` too.

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from sqlalchemy.orm import Session
 
-from services.common.server import current_principal
+from services.common.guard import current_principal
 from services.common.structs import dict_to_struct, struct_to_dict
 from services.common.vocabulary import AlertChannelType
 from services.registry.alerts.delivery import send_payload

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from sqlalchemy.orm import Session
 
-from services.common.server import current_principal
+from services.common.guard import current_principal
 from services.common.structs import dict_to_struct
 from services.registry.app import RegistryApp
 from services.registry.convert import to_timestamp

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.common.auth import TokenSubject
 from services.common.errors import InvalidArgument, NotFound, Reason, Unauthenticated
-from services.common.server import current_principal
+from services.common.guard import current_principal
 from services.registry.app import RegistryApp
 from services.registry.convert import user_to_proto
 from services.registry.models import UserRow

@@ -15,8 +15,8 @@ import grpc
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
+from services.common.guard import current_principal
 from services.common.input_checks import parse_body_fields
-from services.common.server import current_principal
 from services.common.structs import struct_to_dict
 from services.common.tracing import current_traceparent
 from services.registry.app import RegistryApp

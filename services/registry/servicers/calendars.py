@@ -14,7 +14,7 @@ import grpc
 from sqlalchemy.orm import Session
 
 from services.common.calendars import builtin_names, loaded_calendar
-from services.common.server import current_principal
+from services.common.guard import current_principal
 from services.registry.app import RegistryApp
 from services.registry.convert import calendar_row_to_proto, task_event
 from services.registry.store import calendars as store

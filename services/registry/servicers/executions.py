@@ -9,9 +9,9 @@ from typing import Any
 import grpc
 
 from services.common.errors import InvalidArgument
+from services.common.guard import current_principal
 from services.common.input_checks import check_empty_body, parse_body_fields, shown
 from services.common.log_lines import LogStream, log_lines
-from services.common.server import current_principal
 from services.common.tracing import current_traceparent
 from services.common.vocabulary import LIVE_STATUSES, ExecutionStatus
 from services.registry.app import RegistryApp

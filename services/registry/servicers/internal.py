@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from services.common.errors import FailedPrecondition, Reason
-from services.common.server import current_principal
+from services.common.guard import current_principal
 from services.registry import convert, feed
 from services.registry.app import RegistryApp
 from services.registry.housekeeping import Housekeeping

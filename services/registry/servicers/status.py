@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from sqlalchemy import func, select
 
-from services.common.server import current_principal
+from services.common.guard import current_principal
 from services.common.vocabulary import ExecutionStatus
 from services.registry.app import RegistryApp
 from services.registry.convert import executor_state_proto, to_timestamp

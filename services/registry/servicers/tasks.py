@@ -18,9 +18,9 @@ from google.api import httpbody_pb2
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
+from services.common.guard import current_principal
 from services.common.input_checks import check_empty_body, parse_body_fields, parse_json_object, shown
 from services.common.run_params import check_params, parse_logical_date
-from services.common.server import current_principal
 from services.common.structs import struct_to_dict
 from services.common.tracing import current_traceparent
 from services.common.vocabulary import TaskType

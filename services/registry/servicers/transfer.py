@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 from sqlalchemy.orm import Session
 
+from services.common.guard import current_principal
 from services.common.input_checks import parse_json_object
-from services.common.server import current_principal
 from services.common.structs import dict_to_struct, struct_to_dict
 from services.registry.app import RegistryApp
 from services.registry.convert import task_event

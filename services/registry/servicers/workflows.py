@@ -12,9 +12,9 @@ from sqlalchemy import select
 from services.common.calendars import MAX_SHIFT, TradingCalendar, uncovered_note
 from services.common.cron import CronError, parse_firing_cron, validate_timezone
 from services.common.errors import FailedPrecondition, InvalidArgument, Reason
+from services.common.guard import current_principal
 from services.common.input_checks import check_json, check_text, parse_json_object
 from services.common.schedule import Timing
-from services.common.server import current_principal
 from services.common.structs import struct_to_dict
 from services.common.vocabulary import TaskType
 from services.common.workflow_plan import Plan, PlanInvalid

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from services.common.server import (
+from services.common.loop_watchdog import (
     SLOW_CALLBACK_ENV,
     SLOW_CALLBACK_EVENT,
     stop_watching_slow_callbacks,
@@ -38,7 +38,7 @@ async def test_a_callback_that_holds_the_loop_is_logged_with_its_name_and_durati
     def hold_the_loop() -> None:
         spin(0.12)
 
-    with caplog.at_level(logging.WARNING, logger="services.common.server"):
+    with caplog.at_level(logging.WARNING, logger="services.common.loop_watchdog"):
         try:
             assert watch_slow_callbacks()
             loop = asyncio.get_running_loop()
@@ -62,7 +62,7 @@ async def test_a_callback_that_only_ran_late_is_not_a_slow_callback(caplog: pyte
     def wait_without_working() -> None:
         time.sleep(0.12)
 
-    with caplog.at_level(logging.INFO, logger="services.common.server"):
+    with caplog.at_level(logging.INFO, logger="services.common.loop_watchdog"):
         try:
             assert watch_slow_callbacks(50)
             asyncio.get_running_loop().call_soon(wait_without_working)
@@ -83,7 +83,7 @@ async def test_a_task_step_that_holds_the_loop_names_the_task_and_where_it_waits
         spin(0.12)  # the very thing the watchdog is for
         await release.wait()
 
-    with caplog.at_level(logging.WARNING, logger="services.common.server"):
+    with caplog.at_level(logging.WARNING, logger="services.common.loop_watchdog"):
         try:
             assert watch_slow_callbacks(50)
             task = asyncio.create_task(blocking_step(), name="the-blocking-task")
@@ -97,4 +97,4 @@ async def test_a_task_step_that_holds_the_loop_names_the_task_and_where_it_waits
     ]
     assert len(slow) == 1
     assert "the-blocking-task" in slow[0]["callback"] and "blocking_step" in slow[0]["callback"]
-    assert "test_server.py" in slow[0]["callback"]  # suspended at `await release.wait()`
+    assert "test_loop_watchdog.py" in slow[0]["callback"]  # suspended at `await release.wait()`
