@@ -10,8 +10,9 @@ still run there is then stopped (`Cancels.stop_abandoned`). An executor that dec
 accepting (busy, draining) is cooled down and the attempt returns as declined, for the dispatcher to
 put the run back to pending; so does a run adopted from a previous leader that never reached the
 executor it was claimed for (the executor does not know it and was up since before the claim:
-`reasons.never_reached_executor`), where the lost executor's story would be untrue. A report the registry refuses means the attempt is no longer this
-scheduler's: the stream is dropped without a word.
+`reasons.never_reached_executor`), where the lost executor's story would be untrue. A report the
+registry refuses means the attempt is no longer this scheduler's: the stream is dropped without a
+word.
 
 A termination requested while the Run was on its way is sent again when the executor accepts, and
 whenever a report comes back saying "terminate" (see `cancels.py`).
