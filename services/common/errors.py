@@ -261,9 +261,12 @@ def error_metadata(error: grpc.aio.AioRpcError) -> dict[str, str]:
     return dict(info.metadata) if info is not None else {}
 
 
-def rpc_error(code: grpc.StatusCode, message: str, reason: str) -> grpc.aio.AioRpcError:
-    """An AioRpcError as the single call would have raised it, with its reason (batched answers)."""
+def rpc_error(
+    code: grpc.StatusCode, message: str, reason: str, metadata: Mapping[str, str] | None = None
+) -> grpc.aio.AioRpcError:
+    """An AioRpcError as the single call would have raised it, with its reason (and the facts sent
+    with it) (batched answers)."""
     trailing = grpc.aio.Metadata()
     if reason:
-        trailing.add(STATUS_DETAILS_KEY, status_details(code, message, reason))
+        trailing.add(STATUS_DETAILS_KEY, status_details(code, message, reason, metadata=metadata))
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, message, "")

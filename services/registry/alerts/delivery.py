@@ -123,8 +123,8 @@ def deliver_due(app: RegistryApp) -> PassResult:
     with app.db.session() as session:
         claimed = store.claim_due(session, now, BATCH, HOLD)
         jobs, suppressed = _admit(app, session, claimed)
-    if not jobs:
-        return PassResult(suppressed=suppressed, next_due_at=_next_due(app))
+        if not jobs:
+            return PassResult(suppressed=suppressed, next_due_at=store.next_due(session))
     with ThreadPoolExecutor(max_workers=min(SENDERS, len(jobs)), thread_name_prefix="alert-send") as pool:
         errors = list(
             pool.map(lambda job: send_payload(app, job.kind, job.config, job.secrets, job.payload), jobs)
@@ -143,14 +143,10 @@ def deliver_due(app: RegistryApp) -> PassResult:
             retrying += retry_at is not None
             if error:
                 log.warning("alert delivery failed", extra={"delivery": job.delivery_id, "error": error})
+        next_due_at = store.next_due(session)
     return PassResult(
-        sent=sent, failed=failed, suppressed=suppressed, retrying=retrying, next_due_at=_next_due(app)
+        sent=sent, failed=failed, suppressed=suppressed, retrying=retrying, next_due_at=next_due_at
     )
-
-
-def _next_due(app: RegistryApp) -> datetime | None:
-    with app.db.session() as session:
-        return store.next_due(session)
 
 
 def _admit(app: RegistryApp, session: Any, claimed: list[AlertDeliveryRow]) -> tuple[list[_Job], int]:

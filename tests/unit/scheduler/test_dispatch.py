@@ -15,14 +15,7 @@ import grpc
 import pytest
 
 from services.common.calendars import TradingCalendar
-from services.common.errors import (
-    EXECUTOR_UP_SINCE,
-    STATUS_DETAILS_KEY,
-    Reason,
-    reason_of,
-    rpc_error,
-    status_details,
-)
+from services.common.errors import EXECUTOR_UP_SINCE, Reason, reason_of, rpc_error
 from services.common.vocabulary import TERMINATED_MESSAGE
 from services.scheduler.background import Background
 from services.scheduler.clients import ExecutorHandle, ExecutorPool
@@ -479,12 +472,7 @@ class NeverGotIt(ScriptedExecutor):
         self.runs.append(request.attempt)
         self.requests.append(request)
         metadata = {EXECUTOR_UP_SINCE: self.up_since.isoformat()}
-        trailing = grpc.aio.Metadata()
-        details = status_details(
-            grpc.StatusCode.NOT_FOUND, "没有", Reason.EXECUTION_NOT_FOUND, metadata=metadata
-        )
-        trailing.add(STATUS_DETAILS_KEY, details)
-        unknown = grpc.aio.AioRpcError(grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), trailing, "没有", "")
+        unknown = rpc_error(grpc.StatusCode.NOT_FOUND, "没有", Reason.EXECUTION_NOT_FOUND, metadata)
         return ScriptedCall([], unknown)
 
 

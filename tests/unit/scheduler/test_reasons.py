@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from services.common.errors import EXECUTOR_UP_SINCE, STATUS_DETAILS_KEY, Reason, rpc_error, status_details
+from services.common.errors import EXECUTOR_UP_SINCE, Reason, rpc_error
 from services.scheduler.reasons import (
     cool_down_seconds,
     method_missing,
@@ -111,11 +111,8 @@ CLAIMED = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
 
 def unknown_run(up_since: str | None) -> grpc.aio.AioRpcError:
     """An executor's answer to a re-attach for a run it does not know, saying since when it is up."""
-    trailing = grpc.aio.Metadata()
     metadata = {EXECUTOR_UP_SINCE: up_since} if up_since is not None else {}
-    details = status_details(Code.NOT_FOUND, "没有", Reason.EXECUTION_NOT_FOUND, metadata=metadata)
-    trailing.add(STATUS_DETAILS_KEY, details)
-    return grpc.aio.AioRpcError(Code.NOT_FOUND, grpc.aio.Metadata(), trailing, "没有", "")
+    return rpc_error(Code.NOT_FOUND, "没有", Reason.EXECUTION_NOT_FOUND, metadata)
 
 
 def test_a_run_unknown_to_an_executor_up_since_before_its_claim_never_reached_it() -> None:
