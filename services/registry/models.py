@@ -287,6 +287,10 @@ class SchedulerLeaderRow(Base):
     holder: Mapped[str] = mapped_column(String(200), default="")
     term: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the holder took its term, and last renewed it (a renewal needs the scheduler's
+    # acknowledgement, so it proves the leader alive then); None before the first election.
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The executors as the leader last reported them (store/leadership.py).
     executors: Mapped[list[dict[str, Any]]] = mapped_column(JsonDict, default=list)
 

@@ -223,6 +223,39 @@ def test_an_outcome_no_one_could_store_survives_a_kill_9_of_its_executor_and_is_
     wait_for(lambda: execution_id not in read_stored(outcomes), 20, "the acknowledged outcome to be removed")
 
 
+def test_a_run_outlives_a_scheduler_outage_longer_than_its_lease_and_is_recorded_once(
+    stack: Stack, admin: Api, job_file: Path
+) -> None:
+    started = job_file.with_name("started-outage")
+    outage = LEASE_SECONDS + 3
+    script = (
+        f'echo "$ZQ_EXECUTION_ID" >> {started}; sleep {outage + 2}; echo "$ZQ_EXECUTION_ID" >> {job_file}'
+    )
+    task = admin.create_task(
+        name=unique("outage"),
+        task_type="common_task",
+        config={"command": ["sh", "-c", script]},
+        max_retries=1,
+    )
+    execution_id = admin.ok("POST", f"/tasks/{task['id']}/trigger")["execution_id"]
+    wait_for(started.exists, 20, "the job to start")
+    # No scheduler for longer than a lease: nothing reports the run, and nothing could say it is lost.
+    for name in stack.config.scheduler_names:
+        stack.stop_service(name)
+    try:
+        time.sleep(outage)
+        during = admin.ok("GET", f"/tasks/{task['id']}/executions/{execution_id}")
+        assert during["status"] == "running", during["error_message"]
+    finally:
+        for name in stack.config.scheduler_names:
+            stack.start_service(name)
+    # The next leader re-attaches to it and collects its outcome.
+    run = admin.wait_execution(task["id"], execution_id, timeout=60)
+    assert run["status"] == "success", run["error_message"]
+    assert len(admin.executions(task["id"])) == 1  # not retried
+    assert job_file.read_text().split() == [str(execution_id)]  # ran once
+
+
 def test_a_record_runs_batch_cancelled_by_its_caller_leaves_no_run_running(stack: Stack, admin: Api) -> None:
     task = admin.create_task(name=unique("cancelled"), config={"duration_seconds": 0, "steps": 1})
     channel = grpc.insecure_channel(stack.registry_addr)

@@ -213,6 +213,10 @@ class ProgressBuffer:
         now = self._clock()
         return [run for run in self._runs.values() if now - run.last_seen > lease_seconds]
 
+    def silent_for(self, run: LiveRun) -> float:
+        """Seconds since the last report of `run` (heartbeats included), here or on another replica."""
+        return self._clock() - run.last_seen
+
     def seconds_until_silence(self, lease_seconds: float) -> float:
         """How long until the first tracked run could turn silent: a whole lease when none is
         tracked, since a run tracked meanwhile starts with a full lease. The reaper sleeps that long."""

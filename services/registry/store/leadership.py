@@ -1,6 +1,8 @@
 """Scheduler leader election in the database: one row, taken over only when expired. The leader's
 renewals also carry the executors as it sees them (address, capacity, runs going on), kept on the
-row for the status API; a release or a takeover replaces them."""
+row for the status API; a release or a takeover replaces them. The row also says when the term was
+taken and last renewed: the lease reaper fails a silent run only under a leader known to be alive
+(runs/reaper.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, case, or_, select, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,6 +27,10 @@ class Leadership:
     holder: str
     term: int
     expires_at: datetime
+    # When the holder took the term (a takeover, or a renewal after its term had run out), and last
+    # renewed it; None for a row written before these were kept.
+    taken_at: datetime | None = None
+    renewed_at: datetime | None = None
     # What the leader last reported of each executor (see ExecutorState in status_service.proto).
     executors: tuple[dict[str, Any], ...] = ()
 
@@ -39,8 +45,8 @@ def acquire(
     """Renews for the holder, takes over when free or expired: one atomic statement (a new term on
     a takeover). `executors`: the candidate's view of them, stored when it holds the leadership.
 
-    A renewal runs every second for as long as the stack is up, idle or not: it is one Core
-    statement, and the row is read back only when the candidate does not lead (or before the
+    A renewal runs every few seconds for as long as the stack is up, idle or not (live/leadership.py):
+    it is one Core statement, and the row is read back only when the candidate does not lead (or before the
     first election ever, when the row is created)."""
     if not candidate or len(candidate) > 200:
         raise InvalidArgument("candidate 必须是1到200个字符", reason=Reason.LEADERSHIP_INVALID)
@@ -60,7 +66,14 @@ def acquire(
         taken = session.execute(_TAKE, params).first()
         if taken is None:
             return _not_leading(session.execute(_READ).one())
-    return Leadership(leader=True, holder=candidate, term=taken.term, expires_at=taken.expires_at)
+    return Leadership(
+        leader=True,
+        holder=candidate,
+        term=taken.term,
+        expires_at=taken.expires_at,
+        taken_at=taken.taken_at,
+        renewed_at=now,
+    )
 
 
 def _not_leading(current: Any) -> Leadership:
@@ -68,20 +81,26 @@ def _not_leading(current: Any) -> Leadership:
 
 
 _LEADER = cast(Table, SchedulerLeaderRow.__table__)
-# Renewal (the holder: same term) or takeover (a free or expired term: the next term), in one.
+# Renewal (the holder: same term) or takeover (a free or expired term: the next term), in one. A
+# holder renewing after its own term ran out (it was stuck, and nobody took over) starts afresh: for
+# the reaper its term begins now.
+_NOW = bindparam("now", type_=_LEADER.c.expires_at.type)
+_RENEWAL = and_(_LEADER.c.holder == bindparam("candidate"), _LEADER.c.expires_at > _NOW)
 _TAKE = (
     update(_LEADER)
     .where(
         _LEADER.c.id == ROW_ID,
-        or_(_LEADER.c.holder == bindparam("candidate"), _LEADER.c.expires_at <= bindparam("now")),
+        or_(_LEADER.c.holder == bindparam("candidate"), _LEADER.c.expires_at <= _NOW),
     )
     .values(
         holder=bindparam("candidate"),
         term=case((_LEADER.c.holder == bindparam("candidate"), _LEADER.c.term), else_=_LEADER.c.term + 1),
         expires_at=bindparam("expires"),
+        taken_at=case((_RENEWAL, _LEADER.c.taken_at), else_=_NOW),
+        renewed_at=_NOW,
         executors=bindparam("executors", type_=_LEADER.c.executors.type),
     )
-    .returning(_LEADER.c.term, _LEADER.c.expires_at)
+    .returning(_LEADER.c.term, _LEADER.c.expires_at, _LEADER.c.taken_at)
 )
 _READ = select(_LEADER.c.holder, _LEADER.c.term, _LEADER.c.expires_at).where(_LEADER.c.id == ROW_ID)
 
@@ -125,5 +144,7 @@ def current_leader(session: Session, now: datetime) -> Leadership | None:
         holder=row.holder,
         term=row.term,
         expires_at=row.expires_at,
+        taken_at=row.taken_at,
+        renewed_at=row.renewed_at,
         executors=tuple(row.executors or ()),
     )

@@ -1,4 +1,5 @@
-"""Scheduler leader election on SQLite and PostgreSQL: one leader, renewal, expiry, release."""
+"""Scheduler leader election on SQLite and PostgreSQL: one leader, renewal, expiry, release, and when
+the term was taken and last renewed (what the lease reaper goes by)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,25 @@ def test_a_holder_late_for_its_own_renewal_keeps_its_term_while_nobody_took_over
     term = acquire(db, "a", T0).term
     late = acquire(db, "a", T0 + timedelta(seconds=10))
     assert (late.leader, late.term, late.expires_at) == (True, term, T0 + timedelta(seconds=13))
+
+
+def test_a_term_remembers_when_it_was_taken_and_last_renewed(db: Database) -> None:
+    taken = acquire(db, "a", T0)
+    assert (taken.taken_at, taken.renewed_at) == (T0, T0)
+    renewed = acquire(db, "a", T0 + timedelta(seconds=2))
+    assert (renewed.taken_at, renewed.renewed_at) == (T0, T0 + timedelta(seconds=2))
+    with db.session() as session:
+        current = leadership.current_leader(session, T0 + timedelta(seconds=3))
+    assert current is not None and (current.taken_at, current.renewed_at) == (T0, T0 + timedelta(seconds=2))
+    # Taken over after it ran out: the new holder's term starts then.
+    other = acquire(db, "b", T0 + timedelta(seconds=5))
+    assert (other.taken_at, other.renewed_at) == (T0 + timedelta(seconds=5), T0 + timedelta(seconds=5))
+
+
+def test_a_holder_renewing_after_its_term_ran_out_starts_its_term_afresh(db: Database) -> None:
+    acquire(db, "a", T0)
+    late = acquire(db, "a", T0 + timedelta(seconds=10))  # stuck for longer than its term
+    assert late.taken_at == T0 + timedelta(seconds=10)
 
 
 def test_candidates_racing_for_a_free_leadership_elect_exactly_one(db: Database) -> None:

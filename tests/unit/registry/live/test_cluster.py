@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from services.registry.store import executions as exec_store
 from services.registry.store import tasks as task_store
 from services.registry.store import users as user_store
 from tests.conftest import postgres_schema_url
+from tests.unit.registry.leaders import lead, step_down
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
 
@@ -92,6 +94,19 @@ async def replicas(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Asy
     for replica in started:
         await replica.bus.stop()
         replica.app.db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def leader(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A scheduler in office for a while (the reaper fails silent runs only under a live leader:
+    tests renew it with `lead`); stepped down after the test."""
+    if "replicas" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("replicas")[0].app
+    lead(app, in_office_since=app.clock() - timedelta(seconds=100 * LEASE_SECONDS))
+    yield
+    step_down(app)
 
 
 @pytest.fixture(autouse=True)
@@ -361,10 +376,13 @@ async def test_every_replica_reaps_a_silent_run_but_it_fails_once(replicas: list
     for step in range(8):
         a.progress.report(execution.id, attempt, dict_to_struct(progress_result(1) if step == 0 else None))
         await asyncio.sleep(LEASE_SECONDS / 4)
+        lead(a.app)
         assert await a.reaper.reap() == 0
         assert await b.reaper.reap() == 0
-    # Silent: both reap at the same moment; one finish wins, the other finds it ended.
+    # Silent under a live leader: both reap at the same moment; one finish wins, the other finds it
+    # ended.
     await asyncio.sleep(LEASE_SECONDS + 0.1)
+    lead(a.app)
     assert await a.reaper.reap() + await b.reaper.reap() == 1
     assert a.progress.get(execution.id) is None and b.progress.get(execution.id) is None
     with a.app.db.session() as session:
@@ -409,8 +427,9 @@ async def test_the_listener_recovers_after_its_connection_is_killed(
         await terminate(pg_url, f"zq-registry-listen-{b.bus.replica_id}")
         await eventually(lambda: not b.bus.listening, "B noticing the lost connection")
         assert not ready()
-        # Deaf to the others' heartbeats, B does not reap.
+        # Deaf to the others' heartbeats, B does not reap, though the leader is alive.
         b.progress.get(execution.id).last_seen -= 100  # type: ignore[union-attr]
+        lead(b.app)
         assert await b.reaper.reap() == 0
         await eventually(lambda: b.bus.listening, "B listening again")
         assert ready()
@@ -419,6 +438,7 @@ async def test_the_listener_recovers_after_its_connection_is_killed(
         # current row, the run is tracked with a fresh lease.
         assert await next_item(feed_b) is RESUBSCRIBE
         assert (await next_item(watch_b)).status == "running"
+        lead(b.app)
         assert await b.reaper.reap() == 0
         # And events flow again.
         a.progress.report(execution.id, attempt, dict_to_struct(progress_result(5)))
