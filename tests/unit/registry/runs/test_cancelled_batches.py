@@ -18,25 +18,13 @@ from services.registry.runs.model import NewRun, Start
 from services.registry.runs.reaper import LeaseReaper
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import executions as exec_store
-from services.registry.store import tasks as task_store
 from tests.unit.registry.leaders import lead
+from tests.unit.registry.runs.tasks import new_task_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 LEASE_SECONDS = 1
 BATCH = 12
-
-
-def new_task_id(app: RegistryApp) -> int:
-    with app.db.session() as session:
-        task = task_store.create_task(
-            session,
-            {"name": f"t_{secrets.token_hex(6)}", "task_type": "example_task"},
-            "admin",
-            "UTC",
-            utcnow(),
-        )
-        return task.id
 
 
 def running_ids(app: RegistryApp, task_id: int) -> set[int]:

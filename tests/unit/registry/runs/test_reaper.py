@@ -18,9 +18,9 @@ from services.registry.runs.model import Created, NewRun
 from services.registry.runs.reaper import LeaseReaper, lost_runs
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import executions as exec_store
-from services.registry.store import tasks as task_store
 from services.registry.store.leadership import Leadership
 from tests.unit.registry.leaders import lead, step_down
+from tests.unit.registry.runs.tasks import new_task_id
 from zquant.scheduler.v1 import task_pb2
 
 LEASE = 15
@@ -83,17 +83,12 @@ def test_a_leader_row_from_before_renewals_were_recorded_loses_nothing() -> None
 
 async def claimed_run(app: RegistryApp, recorder: RunRecorder) -> int:
     """A run created claimed for an executor (as a fire's is), tracked by the registry."""
-    with app.db.session() as session:
-        task = task_store.create_task(
-            session,
-            {"name": f"t_{secrets.token_hex(6)}", "task_type": "example_task"},
-            "admin",
-            "UTC",
-            utcnow(),
-        )
     new = NewRun(
         exec_store.NewExecution(
-            task_id=task.id, trigger="schedule", scheduled_time=utcnow(), dedup_key=secrets.token_hex(8)
+            task_id=new_task_id(app),
+            trigger="schedule",
+            scheduled_time=utcnow(),
+            dedup_key=secrets.token_hex(8),
         ),
         executor="127.0.0.1:1",
     )
