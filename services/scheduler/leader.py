@@ -60,8 +60,8 @@ class LeaderElection:
         self,
         registry: RegistryClient,
         make_engine: Callable[[], Engine],
-        ttl_seconds: int = 15,
-        renew_seconds: float = 5.0,
+        ttl_seconds: int = 30,
+        renew_seconds: float = 10.0,
         executor_loads: Callable[[float], Awaitable[list[status_service_pb2.ExecutorState]]] | None = None,
         runs_out: Callable[[], bool] = lambda: False,
     ) -> None:

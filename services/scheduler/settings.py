@@ -22,10 +22,12 @@ class SchedulerSettings:
     # Runs missed while no scheduler was up are recorded one by one up to this many per task.
     max_missed_records: int
     # Leader election: a term lasts this long unless renewed; the registry holding the leader's
-    # stream renews it every leader_renew_seconds (leader.py). Keep the term within the runs' lease
-    # (ZQ_LEASE_SECONDS, 15 s): when a leader's term cannot be released (it hangs, or it dies with
-    # its registry), the next one must adopt the running runs before the registry reaps them as
-    # silent. A 30 s term renewed every 10 s would make an idle stack about 1 ms/s cheaper.
+    # stream renews it every leader_renew_seconds (leader.py). A leader that crashes or stops is
+    # replaced within about a second (its stream's end releases the term); the term is how long
+    # a leader that hangs, or dies with its registry, keeps its standbys waiting. Running runs
+    # are safe meanwhile: the registry reaps only runs silent under a leader it knows alive
+    # (registry/runs/reaper.py). A 15 s term renewed every 5 s costs an idle stack about 1 ms/s
+    # more.
     leader_ttl_seconds: int
     leader_renew_seconds: float
     log_level: str
@@ -54,8 +56,8 @@ class SchedulerSettings:
             service_token=token,
             lost_executor_seconds=env_float(env, "ZQ_LOST_EXECUTOR_SECONDS", 15.0),
             max_missed_records=env_int(env, "ZQ_MAX_MISSED_RECORDS", 100),
-            leader_ttl_seconds=env_int(env, "ZQ_LEADER_TTL_SECONDS", 15),
-            leader_renew_seconds=env_float(env, "ZQ_LEADER_RENEW_SECONDS", 5.0),
+            leader_ttl_seconds=env_int(env, "ZQ_LEADER_TTL_SECONDS", 30),
+            leader_renew_seconds=env_float(env, "ZQ_LEADER_RENEW_SECONDS", 10.0),
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
             metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
             registry_internal_address=env_str(env, "ZQ_REGISTRY_INTERNAL_ADDR", ""),

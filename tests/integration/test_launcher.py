@@ -166,7 +166,7 @@ def test_a_killed_scheduler_is_started_again_leads_at_once_and_runs_the_next_tri
 ) -> None:
     admin = Api.login(launcher.http_url, "admin", ADMIN_PASSWORD)
     new = kill_and_wait_for_restart(launcher, "scheduler")
-    # The killed leader's stream ended with it, and the registry released its 15 s term there and
+    # The killed leader's stream ended with it, and the registry released its term there and
     # then: the restarted scheduler does not wait for the term to run out.
     back = time.monotonic()
     wait_for(

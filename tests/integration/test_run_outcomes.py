@@ -31,6 +31,9 @@ BURST_TASKS = 6
 # Every run takes this long, so at any moment several of them are in flight or finishing.
 RUN_SECONDS = 1.5
 LEASE_SECONDS = 15  # the services' default (ZQ_LEASE_SECONDS)
+# The scheduler's default (ZQ_LEADER_RENEW_SECONDS): a silent run is reaped at the first renewal of
+# the leader's term after its lease ran out.
+LEADER_RENEW_SECONDS = 10
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -273,10 +276,11 @@ def test_a_record_runs_batch_cancelled_by_its_caller_leaves_no_run_running(stack
             batch = [pb2.RunUpdate(create=_fresh(update.create)) for update in batch]
     finally:
         channel.close()
-    # Whatever was stored is reaped within its lease (15 s) and a reaper pass: nothing stays running.
+    # Whatever was stored is reaped within its lease (15 s), the leader's next renewal and a reaper
+    # pass: nothing stays running.
     wait_for(
         lambda: all(run["status"] != "running" for run in admin.executions(task["id"])),
-        LEASE_SECONDS + 10,
+        LEASE_SECONDS + LEADER_RENEW_SECONDS + 10,
         "no run left running",
     )
 
