@@ -15,13 +15,13 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
 from services.common.vocabulary import AlertEvent, ExecutionStatus
 from services.registry.alerts import events as alert_events
+from services.registry.db import upsert_into
 from services.registry.models import (
     AlertAttemptRow,
     AlertDeliveryRow,
@@ -207,7 +207,7 @@ DELIVERIES = cast(Table, AlertDeliveryRow.__table__)
 
 @functools.cache
 def _insert_delivery(dialect: str) -> Any:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DELIVERIES)
+    insert = upsert_into(DELIVERIES, dialect)
     return insert.on_conflict_do_nothing(index_elements=["dedup_key"])
 
 

@@ -22,9 +22,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, Table, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,7 @@ from services.common.data_sync import data_sync_type
 from services.common.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, Reason
 from services.common.input_checks import check_text, shown
 from services.common.vocabulary import ExecutionStatus, TaskType
+from services.registry.db import upsert_into
 from services.registry.models import CalendarRow, CalendarSyncRow, ExecutionRow, TaskRow
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,32 @@ def custom_calendars(session: Session) -> list[CalendarRow]:
 # ---- data_sync_trading_calendar ---------------------------------------------------------------
 
 
+SYNCS = cast(Table, CalendarSyncRow.__table__)
+
+
+def _sync_row_locked(session: Session, name: str, now: datetime) -> CalendarSyncRow:
+    """The calendar's sync row, locked until the transaction ends; created empty when it has none.
+    Two first syncs ending at once: the second's insert waits for the first's commit and inserts
+    nothing (the unique name), then the second locks the row and merges over it."""
+    locked_row = select(CalendarSyncRow).where(CalendarSyncRow.calendar == name).with_for_update()
+    stored = session.scalar(locked_row)
+    if stored is None:
+        empty = {
+            "calendar": name,
+            "ranges": [],
+            "closed_dates": [],
+            "opened_dates": [],
+            "source": "",
+            "updated_at": now,
+        }
+        dialect = session.get_bind().dialect.name
+        session.execute(
+            upsert_into(SYNCS, dialect).values(empty).on_conflict_do_nothing(index_elements=["calendar"])
+        )
+        stored = session.scalars(locked_row).one()
+    return stored
+
+
 def record_synced(session: Session, row: ExecutionRow, now: datetime) -> str | None:
     """When `row` is a successful data_sync_trading_calendar run, the sessions its result carries
     become its calendar's synced data (merged over what earlier runs stored, in the transaction
@@ -336,13 +363,8 @@ def record_synced(session: Session, row: ExecutionRow, now: datetime) -> str | N
             extra={"execution_id": row.id, "error": str(exc)},
         )
         return None
-    stored = session.scalar(
-        select(CalendarSyncRow).where(CalendarSyncRow.calendar == fetched.name).with_for_update()
-    )
-    merged = synced_of(stored).merged(fetched) if stored is not None else fetched
-    if stored is None:
-        stored = CalendarSyncRow(calendar=fetched.name)
-        session.add(stored)
+    stored = _sync_row_locked(session, fetched.name, now)
+    merged = synced_of(stored).merged(fetched)
     stored.ranges = [[first.isoformat(), last.isoformat()] for first, last in merged.ranges]
     stored.closed_dates = sorted(day.isoformat() for day in merged.closed)
     stored.opened_dates = sorted(day.isoformat() for day in merged.opened)

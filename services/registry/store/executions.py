@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from services.common.vocabulary import (
     Trigger,
     word_of,
 )
+from services.registry.db import upsert_into
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store.tasks import task_not_found
 
@@ -175,7 +175,7 @@ _UNSET_ON_CREATE: dict[str, Any] = {
 
 @functools.cache
 def _insert_execution(dialect: str, deduplicated: bool) -> Any:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(EXECUTIONS)
+    insert = upsert_into(EXECUTIONS, dialect)
     if deduplicated:
         insert = insert.on_conflict_do_nothing(index_elements=["dedup_key"])
     return insert.returning(*EXECUTIONS.c)

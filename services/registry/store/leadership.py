@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, and_, bindparam, case, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
+from services.registry.db import upsert_into
 from services.registry.models import SchedulerLeaderRow
 
 ROW_ID = 1
@@ -107,9 +107,7 @@ _READ = select(_LEADER.c.holder, _LEADER.c.term, _LEADER.c.expires_at).where(_LE
 
 def _create_row(session: Session, now: datetime) -> None:
     """The row of a database no scheduler has led yet: free since `now`."""
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(
-        _LEADER
-    )
+    insert = upsert_into(_LEADER, session.get_bind().dialect.name)
     session.execute(
         insert.values(id=ROW_ID, holder="", term=0, expires_at=now, executors=[]).on_conflict_do_nothing(
             index_elements=["id"]

@@ -27,11 +27,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, false, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.common.vocabulary import RAN_STATUSES
-from services.registry.db import Database
+from services.registry.db import Database, upsert_into
 from services.registry.models import AlertDeliveryRow, ExecutionDailyRow, ExecutionRow, TaskRow
 
 DAILY = cast(Table, ExecutionDailyRow.__table__)
@@ -189,7 +188,7 @@ def _add_to_daily(session: Session, rows: Sequence[Any]) -> None:
 
 @functools.cache
 def _upsert_daily(dialect: str) -> Any:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DAILY)
+    insert = upsert_into(DAILY, dialect)
     return insert.on_conflict_do_update(
         index_elements=["task_id", "day", "status"],
         set_={

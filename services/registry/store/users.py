@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from argon2 import PasswordHasher
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -46,7 +45,7 @@ from services.common.errors import (
     Reason,
     Unauthenticated,
 )
-from services.registry.db import utcnow
+from services.registry.db import upsert_into, utcnow
 from services.registry.models import LoginFailureRow, SessionRow, UserRow
 from services.registry.passwords import DEFAULT_HASHER, check_new_password
 
@@ -106,11 +105,13 @@ def check_login_lock(session: Session, username: str, address: str, now: datetim
         raise Unauthenticated(_lock_message(locked_until, now), reason=Reason.ACCOUNT_LOCKED)
 
 
+LOGIN_FAILURES = cast(Table, LoginFailureRow.__table__)
+
+
 def record_login_failure(session: Session, username: str, address: str, now: datetime) -> str:
     """Counts a failed login (atomically: replicas and concurrent attempts all count) and returns the
     answer for it: BAD_CREDENTIALS, or the lock message when this failure locks the pair."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(LoginFailureRow).values(
+    statement = upsert_into(LOGIN_FAILURES, session.get_bind().dialect.name).values(
         username=username, address=client_key(address), failures=1, last_failure_at=now
     )
     failures = session.execute(

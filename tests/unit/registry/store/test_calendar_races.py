@@ -1,16 +1,20 @@
 """A custom calendar deleted while a task is being given it (PostgreSQL, two transactions at once):
-whichever commits first, no task is left naming a calendar that does not exist. SQLite runs the
+whichever commits first, no task is left naming a calendar that does not exist. Two first syncs of
+a library calendar ending at once: both runs end, and the calendar keeps the sessions of both. SQLite runs the
 two one after the other (both are serialized transactions), so the race is PostgreSQL's alone.
 
 Each test holds one transaction open and runs the other in a thread (tests/unit/registry/races.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+from sqlalchemy import select
+
+from services.common.calendars import SyncedSessions
 from services.common.errors import Reason
 from services.registry.db import Database
-from services.registry.models import TaskRow
+from services.registry.models import CalendarSyncRow, ExecutionRow, TaskRow
 from services.registry.store import calendars
 from services.registry.store import tasks as task_store
 from tests.unit.registry.races import InThread, wait_until_waiting_on
@@ -62,3 +66,42 @@ def test_a_task_given_a_calendar_being_deleted_waits_and_is_then_refused(pg: Dat
     update.join()
     assert update.error is not None and update.error.reason == Reason.CALENDAR_UNKNOWN
     assert calendar_of(pg, task_id) is None
+
+
+def sync_task(db: Database, name: str) -> int:
+    fields = {
+        "name": name,
+        "task_type": "data_sync_trading_calendar",
+        "config": {
+            "provider": "recorded",
+            "calendar": "XSHG",
+            "start_date": "2027-01-01",
+            "end_date": "2027-12-31",
+        },
+    }
+    with db.session() as session:
+        return task_store.create_task(session, fields, "admin", "Asia/Shanghai", NOW).id
+
+
+def sync_ended(task_id: int, execution_id: int, first: date, last: date) -> ExecutionRow:
+    """A sync run of XSHG ending successfully with the sessions of first..last (weekdays)."""
+    synced = SyncedSessions(name="XSHG", ranges=((first, last),), closed=frozenset(), opened=frozenset())
+    return ExecutionRow(id=execution_id, task_id=task_id, status="success", result=synced.result_fields())
+
+
+def test_two_first_syncs_of_a_calendar_ending_at_once_both_keep_their_sessions(pg: Database) -> None:
+    task_id = sync_task(pg, "sync_race")
+    january = (date(2027, 1, 1), date(2027, 1, 31))
+    march = (date(2027, 3, 1), date(2027, 3, 31))
+    with pg.session() as session:
+        assert calendars.record_synced(session, sync_ended(task_id, 1, *january), NOW) == "XSHG"
+        other = InThread(
+            pg, lambda other: calendars.record_synced(other, sync_ended(task_id, 2, *march), NOW)
+        )
+        wait_until_waiting_on(pg, "zq_task_calendar_syncs")
+    other.join()
+    assert other.error is None
+    with pg.session() as session:
+        stored = session.scalars(select(CalendarSyncRow).where(CalendarSyncRow.calendar == "XSHG")).one()
+        assert stored.ranges == [[day.isoformat() for day in january], [day.isoformat() for day in march]]
+        assert stored.execution_id == 2
