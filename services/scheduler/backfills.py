@@ -2,10 +2,10 @@
 registry to move every running backfill on (`AdvanceBackfills`: the next runs while fewer than
 max_parallel are live, finishing those whose runs all ended) and dispatches the runs created.
 
-While none runs (the registry says so in each answer) the loop does not poll every second: it waits
-for `wake` (the engine sets it when a backfill's run is announced on the feed; the registry
-announces a new backfill's first runs) or IDLE_SECONDS at most, a safety net for an announcement
-missed across a reconnect. An idle stack therefore costs no registry call per second here.
+While none runs (the registry says so in each answer) the loop does not poll: it waits for `wake`,
+which the engine sets when a backfill's run is announced on the feed (the registry announces a new
+backfill's first runs) and after each snapshot of the feed (a reconnect may have missed an
+announcement). An idle stack therefore costs no registry call here.
 
 The state is the database's, so this loop keeps none: a new leader after a restart simply goes on,
 and a run created but never dispatched (its scheduler died in between) is pending, which the next
@@ -15,7 +15,6 @@ leader adopts with every other pending run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -29,7 +28,6 @@ from zquant.scheduler.v1 import task_pb2
 log = logging.getLogger(__name__)
 
 ADVANCE_SECONDS = 1.0
-IDLE_SECONDS = 30.0
 
 
 async def drive_backfills(
@@ -37,7 +35,6 @@ async def drive_backfills(
     launch: Callable[[task_pb2.Execution], None],
     wake: asyncio.Event,
     interval: float = ADVANCE_SECONDS,
-    idle: float = IDLE_SECONDS,
 ) -> None:
     """Forever (until cancelled with the engine): advance, dispatch what was created, wait."""
     while True:
@@ -58,7 +55,5 @@ async def drive_backfills(
             log.exception("advancing backfills failed")
         if running:
             await asyncio.sleep(interval)
-            continue
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(idle):
-                await wake.wait()
+        else:
+            await wake.wait()

@@ -150,6 +150,8 @@ class Engine:
                 self._background.spawn(
                     drive_backfills(self._registry, self._dispatcher.launch, self._backfill_wake)
                 )
+            else:  # a reconnect: a backfill's announcement may have been missed meanwhile
+                self._backfill_wake.set()
             self.ready.set()
             return None
         elif event.type == Feed.EVENT_TYPE_TASK_DELETE:

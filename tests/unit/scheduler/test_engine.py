@@ -38,7 +38,8 @@ class FakeInternal:
     """The registry's internal API: a scripted change feed and idempotent execution creation."""
 
     def __init__(self) -> None:
-        self.feed: asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse] = asyncio.Queue()
+        # None ends the stream (the engine subscribes again).
+        self.feed: asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse | None] = asyncio.Queue()
         self.subscriptions: list[internal_pb2.WatchSchedulerEventsRequest] = []
         self.created: dict[str, internal_pb2.CreateExecutionRequest] = {}
         self._changed = asyncio.Condition()
@@ -48,13 +49,14 @@ class FakeInternal:
         # False: created runs come back as already finished, so nothing is dispatched. True: they come
         # back pending; with no executor to run them they stay active until the engine stops.
         self.dispatch = False
+        self.backfill_passes = 0
 
     def WatchSchedulerEvents(self, request: Any, **call: Any) -> AsyncIterator[Any]:
         self.subscriptions.append(request)
 
         async def stream() -> AsyncIterator[internal_pb2.WatchSchedulerEventsResponse]:
-            while True:
-                yield await self.feed.get()
+            while (event := await self.feed.get()) is not None:
+                yield event
 
         return stream()
 
@@ -92,6 +94,9 @@ class FakeInternal:
         return internal_pb2.ListActiveExecutionsResponse()
 
     async def AdvanceBackfills(self, request: Any, **call: Any) -> Any:
+        self.backfill_passes += 1
+        async with self._changed:
+            self._changed.notify_all()
         return internal_pb2.AdvanceBackfillsResponse()
 
 
@@ -364,3 +369,18 @@ async def test_a_snapshots_task_is_placed_at_the_first_fire_its_trigger_gives_fr
         assert job is not None and job.next_run_time == expected
     finally:
         await engine.stop()
+
+
+async def test_a_feed_reconnect_makes_the_idle_backfill_pass_ask_the_registry_again() -> None:
+    done = internal_pb2.WatchSchedulerEventsResponse(
+        type=internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_SNAPSHOT_DONE
+    )
+    async with running_engine() as (_, internal):
+        internal.feed.put_nowait(done)
+        await internal.until(lambda: internal.backfill_passes == 1)
+        # A backfill announced while the feed was down would be missed: the new snapshot wakes it.
+        internal.feed.put_nowait(None)
+        internal.feed.put_nowait(done)
+        await internal.until(lambda: internal.backfill_passes == 2)
+        await asyncio.sleep(0.3)
+        assert internal.backfill_passes == 2  # no backfill runs: it waits again
