@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -56,6 +57,9 @@ class LeaseReaper:
     def __init__(self, app: RegistryApp, recorder: RunRecorder) -> None:
         self._app = app
         self._recorder = recorder
+        # Found no leader at this time.monotonic(): nothing can be lost for a lease after it (the
+        # next leader gives every run a whole lease from taking office).
+        self._no_leader_at: float | None = None
 
     async def reap(self) -> int:
         """Ends the runs lost under a live leader; returns how many this replica ended."""
@@ -68,7 +72,9 @@ class LeaseReaper:
             return 0
         now = self._app.clock()
         heard = [(run, now - timedelta(seconds=progress.silent_for(run))) for run in silent]
-        lost = lost_runs(heard, await asyncio.to_thread(self._leader, now), self._app.settings.lease_seconds)
+        leader = await asyncio.to_thread(self._leader, now)
+        self._no_leader_at = time.monotonic() if leader is None else None
+        lost = lost_runs(heard, leader, self._app.settings.lease_seconds)
         if not lost:
             return 0
         ends = [End(run.snapshot.id, run.attempt, "failed", error_message=LOST_EXECUTOR) for run in lost]
@@ -89,12 +95,16 @@ class LeaseReaper:
     def seconds_to_sleep(self) -> float:
         """Until the first tracked run could turn silent, checked at most every REAP_INTERVAL_SECONDS
         (an idle registry, or one whose runs all reported lately, is not woken every second); every
-        second while the cluster bus reconnects, or while a silent run waits for a live leader."""
+        second while the cluster bus reconnects, or while a silent run waits for its leader's next
+        renewal; a lease after the last pass found no leader at all."""
         cluster = self._app.cluster
         if cluster is not None and not cluster.listening:
             return REAP_INTERVAL_SECONDS
         lease = self._app.settings.lease_seconds
-        return max(REAP_INTERVAL_SECONDS, self._app.progress.seconds_until_silence(lease))
+        wait = self._app.progress.seconds_until_silence(lease)
+        if self._no_leader_at is not None:
+            wait = max(wait, self._no_leader_at + lease - time.monotonic())
+        return max(REAP_INTERVAL_SECONDS, wait)
 
     def _leader(self, now: datetime) -> Leadership | None:
         with self._app.db.session() as session:

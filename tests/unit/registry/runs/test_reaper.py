@@ -15,7 +15,7 @@ from services.registry.db import utcnow
 from services.registry.live.progress import LiveRun
 from services.registry.models import ExecutionRow
 from services.registry.runs.model import Created, NewRun
-from services.registry.runs.reaper import LeaseReaper, lost_runs
+from services.registry.runs.reaper import REAP_INTERVAL_SECONDS, LeaseReaper, lost_runs
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import executions as exec_store
 from services.registry.store.leadership import Leadership
@@ -103,6 +103,7 @@ def status(app: RegistryApp, execution_id: int) -> str:
 
 
 @pytest.mark.asyncio(loop_scope="function")
+@pytest.mark.parametrize("app", [LEASE], indirect=True)
 async def test_a_run_silent_while_no_scheduler_leads_waits_for_the_next_leader(app: RegistryApp) -> None:
     recorder = RunRecorder(app)
     reaper = LeaseReaper(app, recorder)
@@ -111,15 +112,18 @@ async def test_a_run_silent_while_no_scheduler_leads_waits_for_the_next_leader(a
     assert tracked is not None
     lease = app.settings.lease_seconds
 
-    # Silent for 100 leases, and no scheduler leads: the run stays running.
+    # Silent for 100 leases, and no scheduler leads: the run stays running, and the reaper looks
+    # again only a lease later (a leader taking office meanwhile gives the run a whole lease).
     tracked.last_seen -= 100 * lease
     assert await reaper.reap() == 0
     assert status(app, execution_id) == "running"
+    assert reaper.seconds_to_sleep() > lease - 1 > REAP_INTERVAL_SECONDS
 
     # A scheduler takes office: the run has a whole lease from then to be adopted.
     lead(app)
     assert await reaper.reap() == 0
     assert status(app, execution_id) == "running"
+    assert reaper.seconds_to_sleep() == REAP_INTERVAL_SECONDS  # until the leader's next renewal
 
     # The leader renews more than a lease later, the run still silent: now it is lost.
     lead(app, in_office_since=app.clock() - timedelta(seconds=lease + 1))
