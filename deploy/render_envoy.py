@@ -4,7 +4,7 @@ The config comes from the same template as `make up` (gateway/envoy.yaml.tmpl th
 ``gateway.render.render_text``), with the values of a gateway pod:
 
 - registry: the headless Service ``registry-headless`` (STRICT_DNS: one Envoy host per ready
-  registry pod, each health-checked on its own);
+  registry pod, each health-checked on its own: HTTP /ready on its metrics port, 9100);
 - descriptor set and Lua filter: baked into the gateway image under /opt/zquant/gateway/;
 - JWKS: the ``jwks.json`` key of the ``zquant-jwt`` Secret, mounted at /etc/zquant/jwks/;
 - access log: stdout.
@@ -47,6 +47,8 @@ ADMIN_PORT = 9901
 STATS_PORT = 9902
 UI_PORT = 8001
 REGISTRY_PORT = 50051
+# ZQ_METRICS_PORT of the registry pods (base/kustomization.yaml): Envoy checks /ready there.
+REGISTRY_METRICS_PORT = 9100
 REGISTRY_HOST = f"registry-headless.{NAMESPACE}.svc.{CLUSTER_DOMAIN}"
 UI_HOST = f"ui.{NAMESPACE}.svc.{CLUSTER_DOMAIN}"
 
@@ -111,6 +113,7 @@ def gateway_config(
         admin_port=ADMIN_PORT,
         stats_port=STATS_PORT,
         registry_addresses=(f"{REGISTRY_HOST}:{REGISTRY_PORT}",),
+        registry_health_ports=(REGISTRY_METRICS_PORT,),
         static_port=UI_PORT,
         descriptor_path=descriptor_path,
         jwks_path=jwks_path,

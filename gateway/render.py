@@ -13,7 +13,9 @@ more every SECONDS, per client address (per user for the second trigger limit).
 
 CLI environment: ZQ_HTTP_PORT (8000), ZQ_ENVOY_ADMIN_PORT (9901), ZQ_ENVOY_STATS_PORT (9902: Envoy's
 /stats/prometheus alone, for Prometheus), ZQ_REGISTRY_ADDRS
-(127.0.0.1:50051, comma-separated "host:port" list), ZQ_STATIC_PORT (8001), ZQ_DATA_DIR (./var; the
+(127.0.0.1:50051, comma-separated "host:port" list), ZQ_REGISTRY_HEALTH_PORTS (comma-separated, one
+per address: each registry's metrics port, whose /ready Envoy checks; unset: gRPC health checks on
+the registry's own port), ZQ_STATIC_PORT (8001), ZQ_DATA_DIR (./var; the
 JWKS is read from ${ZQ_DATA_DIR}/jwks.json), ZQ_ENVOY_DESCRIPTOR (gateway/build/descriptor.pb),
 ZQ_ENVOY_ACCESS_LOG (stdout when unset).
 
@@ -37,6 +39,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from services.common.tracing import otlp_endpoint
@@ -165,6 +168,10 @@ class GatewayConfig:
     stats_port: int = 9902
     # "host:port" of every registry replica; IP literals give a STATIC cluster, names STRICT_DNS.
     registry_addresses: Sequence[str] = ("127.0.0.1:50051",)
+    # Each registry's metrics port, in the order of registry_addresses: Envoy checks its HTTP
+    # /ready there (services/common/server.py answers_ready), which does not wake gRPC's threads.
+    # Empty: Envoy asks the gRPC health service `readiness` on the registry's own port.
+    registry_health_ports: Sequence[int] = ()
     static_port: int = 8001
     descriptor_path: Path = DEFAULT_DESCRIPTOR_PATH
     jwks_path: Path = Path("var/jwks.json")
@@ -206,6 +213,12 @@ class GatewayConfig:
         for address in addresses:
             parse_address(address)
         object.__setattr__(self, "registry_addresses", addresses)
+        health_ports = tuple(self.registry_health_ports)
+        if health_ports and len(health_ports) != len(addresses):
+            raise ValueError("registry_health_ports must name one port per registry address, or none")
+        for port in health_ports:
+            _check_port(port, "registry health port")
+        object.__setattr__(self, "registry_health_ports", health_ports)
         for name in ("http_port", "admin_port", "stats_port", "static_port"):
             _check_port(getattr(self, name), name)
         ports = [self.http_port, self.admin_port, self.stats_port, self.static_port]
@@ -228,12 +241,14 @@ class GatewayConfig:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("ZQ_DATA_DIR", "./var"))
         addresses = [a for a in env.get("ZQ_REGISTRY_ADDRS", "127.0.0.1:50051").split(",") if a.strip()]
+        health_ports = [int(p) for p in env.get("ZQ_REGISTRY_HEALTH_PORTS", "").split(",") if p.strip()]
         access_log = env.get("ZQ_ENVOY_ACCESS_LOG", "")
         return cls(
             http_port=int(env.get("ZQ_HTTP_PORT", "8000")),
             admin_port=int(env.get("ZQ_ENVOY_ADMIN_PORT", "9901")),
             stats_port=int(env.get("ZQ_ENVOY_STATS_PORT", "9902")),
             registry_addresses=addresses,
+            registry_health_ports=health_ports,
             static_port=int(env.get("ZQ_STATIC_PORT", "8001")),
             descriptor_path=Path(env.get("ZQ_ENVOY_DESCRIPTOR", str(DEFAULT_DESCRIPTOR_PATH))),
             jwks_path=data_dir / "jwks.json",
@@ -247,12 +262,22 @@ def _quoted_path(path: Path) -> str:
     return json.dumps(str(path.resolve()))
 
 
-def _endpoints(addresses: Sequence[str]) -> str:
+def _endpoints(addresses: Sequence[str], health_ports: Sequence[int]) -> str:
     endpoints = []
-    for address in addresses:
+    for index, address in enumerate(addresses):
         host, port = parse_address(address)
-        endpoints.append({"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}})
+        endpoint: dict[str, Any] = {"address": {"socket_address": {"address": host, "port_value": port}}}
+        if health_ports:
+            endpoint["health_check_config"] = {"port_value": health_ports[index]}
+        endpoints.append({"endpoint": endpoint})
     return json.dumps(endpoints)
+
+
+def _health_check(health_ports: Sequence[int]) -> str:
+    """The registry cluster's health check: HTTP /ready on the health ports, or gRPC readiness."""
+    if health_ports:
+        return 'http_health_check: { path: "/ready" }'
+    return "grpc_health_check: { service_name: readiness }"
 
 
 def collector_address(endpoint: str) -> tuple[str, int, bool]:
@@ -335,7 +360,8 @@ def render_text(config: GatewayConfig) -> str:
         "STATS_PORT": str(config.stats_port),
         "STATIC_PORT": str(config.static_port),
         "REGISTRY_CLUSTER_TYPE": "STATIC" if all_ips else "STRICT_DNS",
-        "REGISTRY_ENDPOINTS": _endpoints(config.registry_addresses),
+        "REGISTRY_ENDPOINTS": _endpoints(config.registry_addresses, config.registry_health_ports),
+        "REGISTRY_HEALTH_CHECK": _health_check(config.registry_health_ports),
         "DESCRIPTOR_PATH": _quoted_path(config.descriptor_path),
         "JWKS_PATH": _quoted_path(config.jwks_path),
         "LUA_PATH": _quoted_path(config.lua_path),

@@ -103,7 +103,7 @@ class StackConfig:
         """The convenient way in: enable flags select a subset (e.g. ``scheduler=False,
         executors=0, static=False`` for registry + Envoy); `registries` / `schedulers` ask for
         replicas (several registries need PostgreSQL); `metrics` gives every gRPC service its own
-        ZQ_METRICS_PORT. Unset values come from the environment (ZQ_DATA_DIR, ZQ_DATABASE_URL,
+        ZQ_METRICS_PORT (registries always have one: Envoy's health checks ask its /ready). Unset values come from the environment (ZQ_DATA_DIR, ZQ_DATABASE_URL,
         ZQ_SERVICE_TOKEN, ZQ_*_PORT) or defaults; `free_ports` picks free loopback ports."""
         if executors < 0:
             raise ValueError("executors must be >= 0")
@@ -111,7 +111,8 @@ class StackConfig:
             raise ValueError("registries and schedulers must be >= 1 (disable with registry/scheduler=False)")
         registries = registries if registry else 0
         schedulers = schedulers if scheduler else 0
-        metric_count = registries + schedulers + executors if metrics else 0
+        # A registry always has one: Envoy checks its /ready there (gateway/render.py).
+        metric_count = registries + schedulers + executors if metrics else registries
         pick = Ports.free if free_ports else Ports.fixed
         ports = pick(
             executors, registries=max(registries, 1), schedulers=max(schedulers, 1), metrics=metric_count
@@ -209,6 +210,13 @@ class StackConfig:
         return [self.addr(n) for n in self.registry_names] or [self.registry_addr]
 
     @property
+    def registry_health_ports(self) -> list[int]:
+        """The metrics port of each registry of registry_addrs, whose /ready Envoy checks; empty
+        when the stack starts none (Envoy then asks the registry's gRPC health)."""
+        ports = self.metrics_ports
+        return [ports[name] for name in self.registry_names if name in ports]
+
+    @property
     def executor_addrs(self) -> list[str]:
         return [self.addr(n) for n in self.executor_names]
 
@@ -218,7 +226,8 @@ class StackConfig:
 
     @property
     def metrics_ports(self) -> dict[str, int]:
-        """Prometheus port of each service that serves /metrics (with `metrics=True`)."""
+        """Prometheus port of each service that serves /metrics (with `metrics=True`; a registry
+        always, for its /ready)."""
         return {s.name: port for s in self.services if (port := s.metrics_port) is not None}
 
     @property

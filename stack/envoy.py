@@ -50,6 +50,7 @@ def write_config(config: StackConfig) -> Path:
         admin_port=config.ports.admin,
         stats_port=config.ports.envoy_stats,
         registry_addresses=config.registry_addrs,
+        registry_health_ports=config.registry_health_ports,
         static_port=config.ports.static,
         jwks_path=config.jwks_path,
         # Traced when the services are (the same OTEL_* variables).

@@ -10,6 +10,10 @@ Health has two names. The overall one ("") is liveness: SERVING from start until
 `set_condition` holds (the registry's cluster bus: a replica deaf to LISTEN/NOTIFY serves stale
 watches and feeds, so Envoy and the kubelet take it out of rotation until it listens again, without
 restarting it). Both go NOT_SERVING when the server stops.
+
+`answers_ready` is the same readiness for a probe from another thread (the registry's HTTP
+`/ready`, metrics.py, which Envoy checks so that its checks do not wake gRPC's threads): it also
+proves the event loop responsive, as an answer over gRPC would.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 # The health service name probes of readiness ask for (Envoy's health checks, the kubelet's probe).
 READINESS_SERVICE = "readiness"
+# How long `answers_ready` waits for the event loop (Envoy's check times out after 1 s).
+READY_ANSWER_SECONDS = 0.8
 
 
 class ServiceServer:
@@ -77,11 +84,26 @@ class ServiceServer:
         self._failing: set[str] = set()
         self._started = False
         self._health_updates: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
 
     @property
     def ready(self) -> bool:
         """Whether every readiness condition holds."""
         return not self._failing
+
+    def answers_ready(self, within: float = READY_ANSWER_SECONDS) -> bool:
+        """From any thread: started, not stopping, every readiness condition holds, and the event
+        loop runs a callback within `within` seconds."""
+        loop = self._loop
+        if loop is None or self._stopped or not self.ready:
+            return False
+        answered = threading.Event()
+        try:
+            loop.call_soon_threadsafe(answered.set)
+        except RuntimeError:  # the loop is closed
+            return False
+        return answered.wait(within)
 
     def set_condition(self, name: str, holds: bool) -> None:
         """Records whether readiness condition `name` holds; readiness follows once the server runs
@@ -138,6 +160,7 @@ class ServiceServer:
         for service in ["", *self._service_names]:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._started = True
+        self._loop = asyncio.get_running_loop()
         await self._publish_readiness()
         await self.server.start()
         log.info("%s listening", self.name, extra={"address": f"{host}:{bound}"})
@@ -153,6 +176,7 @@ class ServiceServer:
 
     async def stop(self, grace: float) -> None:
         """Reports NOT_SERVING first so the gateway drains us, runs the stop hooks, then stops."""
+        self._stopped = True
         await self.health.enter_graceful_shutdown()
         for hook in self._on_stop:
             try:

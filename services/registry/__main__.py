@@ -20,7 +20,8 @@ async def main() -> None:
     if cluster is not None:
         CLUSTER_BUS_CONNECTED.labels("postgres").set_function(lambda: cluster.listening)
         CLUSTER_BUS_BACKLOG.labels("postgres").set_function(lambda: cluster.backlog)
-    serve_metrics(settings.host, settings.metrics_port)
+    # /ready there is what Envoy checks (services/common/server.py answers_ready).
+    serve_metrics(settings.host, settings.metrics_port, ready=registry.server.answers_ready)
     registry.server.install_signal_handlers()
     await registry.server.wait_for_stop_signal()
     await registry.stop()

@@ -201,7 +201,13 @@ class Cluster:
         assert service is not None, f"{host}: no such Service"
         [entry] = [p for p in service["spec"]["ports"] if p["port"] == port] or [None]
         assert entry is not None, f"{host}: the Service has no port {port}"
-        target = entry.get("targetPort", port)
+        return self.pod_port(host, entry.get("targetPort", port))
+
+    def pod_port(self, host: str, target: int | str) -> int:
+        """The local port of containerPort `target` of the one pod the Service `host` selects (a
+        headless Service's DNS names the pods: any port of theirs is reached by it)."""
+        service = self.services.get(host.removesuffix(CLUSTER_DOMAIN))
+        assert service is not None, f"{host}: no such Service"
         pods = [
             p for p in self.pods.values() if selects({"matchLabels": service["spec"]["selector"]}, p.labels)
         ]
@@ -215,11 +221,22 @@ class Cluster:
         def address(match: re.Match[str]) -> str:
             return f"{LOCALHOST}:{self.service_port(match[1], int(match[2]))}"
 
+        def health_port(match: re.Match[str]) -> str:  # Envoy's check of an endpoint on another port
+            return f"{match[1]}{match[3]}{self.pod_port(match[2], int(match[4]))}"
+
+        text = re.sub(
+            rf"(address: ([a-z0-9-]+{re.escape(CLUSTER_DOMAIN)})\s+port_value: \d+\s+)"
+            rf"(health_check_config:\s+port_value: )(\d+)",
+            health_port,
+            text,
+        )
         text = re.sub(rf"([a-z0-9-]+{re.escape(CLUSTER_DOMAIN)}):(\d+)", address, text)
         text = re.sub(rf"[a-z0-9-]+{re.escape(CLUSTER_DOMAIN)}", LOCALHOST, text)
         text = text.replace("0.0.0.0", LOCALHOST)
 
         def port_value(match: re.Match[str]) -> str:
+            if match.string[: match.start()].rstrip().endswith("health_check_config:"):
+                return match[0]  # translated above, with its endpoint's host
             number = int(match[2])
             local = pod.ports.get(number) or extra_ports.get(number) or self.port_anywhere(number)
             return f"{match[1]}{local}"

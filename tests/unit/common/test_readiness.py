@@ -4,6 +4,9 @@ reports (the registry's cluster bus). Probed over real gRPC, as Envoy and the ku
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -54,3 +57,31 @@ async def test_two_conditions_must_both_hold_for_readiness() -> None:
     assert not server.ready
     server.set_condition("b", True)
     assert server.ready
+
+
+async def test_readiness_over_http_follows_the_conditions_the_event_loop_and_the_stop() -> None:
+    """`answers_ready` is what the registry's HTTP /ready says (Envoy's check): it is asked from
+    the metrics thread, so it must also see a stuck event loop, as a gRPC check would."""
+    server = ServiceServer("test", anyone)
+    assert not await asyncio.to_thread(server.answers_ready)  # not started
+    await server.start("127.0.0.1", 0)
+    try:
+        assert await asyncio.to_thread(server.answers_ready)
+        server.set_condition("cluster_bus", False)
+        assert not await asyncio.to_thread(server.answers_ready)
+        server.set_condition("cluster_bus", True)
+        # The loop blocked (here: until the probe has answered): no answer within the wait.
+        answers: list[bool] = []
+        answered = threading.Event()
+
+        def probe() -> None:
+            answers.append(server.answers_ready(0.2))
+            answered.set()
+
+        threading.Thread(target=probe).start()
+        assert answered.wait(10)  # blocks the event loop
+        assert answers == [False]
+        assert await asyncio.to_thread(server.answers_ready)
+    finally:
+        await server.stop(0)
+    assert not await asyncio.to_thread(server.answers_ready)

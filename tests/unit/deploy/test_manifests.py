@@ -309,14 +309,15 @@ def _policies_for(objects: tuple[Obj, ...], labels: Mapping[str, str], kind: str
     ]
 
 
-def test_only_the_gateway_reaches_the_registrys_public_port_and_only_the_scheduler_its_internal_one(
+def test_only_the_gateway_reaches_the_registrys_public_port_and_its_ready_and_only_the_scheduler_its_internal_one(
     overlay: tuple[str, tuple[Obj, ...]],
 ) -> None:
     _, objects = overlay
     labels = of_kind(objects, "Deployment")["registry"]["spec"]["template"]["metadata"]["labels"]
     policies = _policies_for(objects, labels, "Ingress")
     assert policies, "no NetworkPolicy isolates the registry's ingress"
-    port_of = {"gateway": GRPC_PORTS["registry"], "scheduler": REGISTRY_INTERNAL_PORT}
+    # The gateway: the public port, and the metrics port for its health checks (HTTP /ready).
+    ports_of = {"gateway": {GRPC_PORTS["registry"], METRICS_PORT}, "scheduler": {REGISTRY_INTERNAL_PORT}}
     for policy in policies:
         for rule in policy["spec"].get("ingress", []):
             where = f"NetworkPolicy/{policy['metadata']['name']}"
@@ -328,26 +329,28 @@ def test_only_the_gateway_reaches_the_registrys_public_port_and_only_the_schedul
                 if "podSelector" in peer and "namespaceSelector" not in peer:
                     selector = peer["podSelector"]
                     client = next(
-                        (n for n in port_of if selector == {"matchLabels": {"app.kubernetes.io/name": n}}),
+                        (n for n in ports_of if selector == {"matchLabels": {"app.kubernetes.io/name": n}}),
                         None,
                     )
                     assert client is not None, f"{where}: {peer} is neither the gateway nor the scheduler"
-                    assert ports == {port_of[client]}, f"{where}: {client} reaches {ports}"
+                    assert ports == ports_of[client], f"{where}: {client} reaches {ports}"
                 else:  # another namespace (Prometheus): the metrics port only
                     assert "ipBlock" not in peer, f"{where}: {peer}"
                     assert ports == {METRICS_PORT}, f"{where}: {peer} reaches more than metrics"
-    # Gateway and scheduler may send to it, each to its port (their own egress policies).
-    for client, number in sorted(port_of.items()):
-        port = {"protocol": "TCP", "port": number}
+    # Gateway and scheduler may send to it, each to its ports (their own egress policies).
+    for client, numbers in sorted(ports_of.items()):
         client_policies = _policies_for(objects, {"app.kubernetes.io/name": client}, "Egress")
         rules = [rule for p in client_policies for rule in p["spec"].get("egress", [])]
-        assert any(
-            port in rule.get("ports", [])
-            and any(
-                "podSelector" in peer and selects(peer["podSelector"], labels) for peer in rule.get("to", [])
-            )
-            for rule in rules
-        ), f"{client} cannot reach the registry on {number}"
+        for number in sorted(numbers):
+            port = {"protocol": "TCP", "port": number}
+            assert any(
+                port in rule.get("ports", [])
+                and any(
+                    "podSelector" in peer and selects(peer["podSelector"], labels)
+                    for peer in rule.get("to", [])
+                )
+                for rule in rules
+            ), f"{client} cannot reach the registry on {number}"
     # The scheduler is told that port, through the ClusterIP Service, which serves it.
     values = settings(objects)
     assert values["ZQ_REGISTRY_INTERNAL_PORT"] == str(REGISTRY_INTERNAL_PORT)

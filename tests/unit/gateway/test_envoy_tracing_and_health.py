@@ -67,6 +67,26 @@ def test_envoy_health_checks_the_registries_readiness() -> None:
     assert check["grpc_health_check"] == {"service_name": READINESS_SERVICE}
 
 
+def test_with_health_ports_envoy_asks_each_registrys_ready_over_http_on_its_own_port() -> None:
+    """The HTTP check does not wake the registry's gRPC threads (an idle stack's largest cost)."""
+    config = rendered(
+        registry_addresses=["127.0.0.1:50051", "127.0.0.1:50151"], registry_health_ports=[9100, 9101]
+    )
+    registry = {c["name"]: c for c in config["static_resources"]["clusters"]}["registry"]
+    (check,) = registry["health_checks"]
+    assert check["http_health_check"] == {"path": "/ready"} and "grpc_health_check" not in check
+    endpoints = registry["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert [e["endpoint"]["health_check_config"]["port_value"] for e in endpoints] == [9100, 9101]
+    assert [e["endpoint"]["address"]["socket_address"]["port_value"] for e in endpoints] == [50051, 50151]
+
+
+def test_health_ports_must_match_the_registries_one_to_one() -> None:
+    with pytest.raises(ValueError, match="one port per registry"):
+        GatewayConfig(registry_addresses=["127.0.0.1:50051", "127.0.0.1:50151"], registry_health_ports=[9100])
+    with pytest.raises(ValueError):
+        GatewayConfig(registry_health_ports=[70000])
+
+
 def test_the_watchdogs_let_an_idle_gateway_sleep() -> None:
     """Every Envoy thread wakes at half its watchdog's smallest budget to report in: Envoy's default
     (200 ms) woke an idle gateway's four threads 40 times a second."""

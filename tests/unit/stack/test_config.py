@@ -29,7 +29,9 @@ def test_a_single_stack_starts_registry_executors_scheduler_static_then_envoy(tm
     assert config.names == ["registry", "executor-0", "executor-1", "scheduler", "static", "envoy"]
     assert config.executor_addrs == ["127.0.0.1:50061", "127.0.0.1:50062"]
     assert config.database_url == f"sqlite:///{tmp_path / 'scheduler.db'}"
-    assert config.restart is None and config.metrics_ports == {}
+    # Without metrics only the registry has a metrics port: Envoy checks its /ready there.
+    assert config.restart is None and config.metrics_ports == {"registry": 9100}
+    assert config.registry_health_ports == [9100]
 
 
 def test_replicas_are_numbered_and_schedulers_spread_over_the_registries(tmp_path: Path) -> None:
