@@ -103,8 +103,9 @@ class StackConfig:
         """The convenient way in: enable flags select a subset (e.g. ``scheduler=False,
         executors=0, static=False`` for registry + Envoy); `registries` / `schedulers` ask for
         replicas (several registries need PostgreSQL); `metrics` gives every gRPC service its own
-        ZQ_METRICS_PORT (registries always have one: Envoy's health checks ask its /ready). Unset values come from the environment (ZQ_DATA_DIR, ZQ_DATABASE_URL,
-        ZQ_SERVICE_TOKEN, ZQ_*_PORT) or defaults; `free_ports` picks free loopback ports."""
+        ZQ_METRICS_PORT (registries always have one: Envoy's health checks ask its /ready). Unset
+        values come from the environment (ZQ_DATA_DIR, ZQ_DATABASE_URL, ZQ_SERVICE_TOKEN,
+        ZQ_*_PORT) or defaults; `free_ports` picks free loopback ports."""
         if executors < 0:
             raise ValueError("executors must be >= 0")
         if registries < 1 or schedulers < 1:

@@ -4,8 +4,8 @@ Why a stream: the leadership used to be a unary renewal every second from each s
 3 s term. On an idle stack those calls were half of all CPU (each woke the scheduler, the
 registry, their gRPC threads and a database write), and a killed leader left no scheduler until
 its term ran out. Held by a stream, the registry renews the term in the database every
-renew_seconds for ttl_seconds (the scheduler asks for 10 and 30 s), and the stream's end releases it at once: a standby, or
-the killed leader's own restart, leads within moments.
+renew_seconds for ttl_seconds (the scheduler asks for 10 and 30 s), and the stream's end releases
+it at once: a standby, or the killed leader's own restart, leads within moments.
 
 A hold, for one candidate, repeats:
 - one attempt (acquire or renew: one atomic statement, store/leadership.py), whose state it sends;

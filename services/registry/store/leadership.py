@@ -45,9 +45,9 @@ def acquire(
     """Renews for the holder, takes over when free or expired: one atomic statement (a new term on
     a takeover). `executors`: the candidate's view of them, stored when it holds the leadership.
 
-    A renewal runs every few seconds for as long as the stack is up, idle or not (live/leadership.py):
-    it is one Core statement, and the row is read back only when the candidate does not lead (or before the
-    first election ever, when the row is created)."""
+    A renewal runs every few seconds for as long as the stack is up, idle or not
+    (live/leadership.py): it is one Core statement, and the row is read back only when the
+    candidate does not lead (or before the first election ever, when the row is created)."""
     if not candidate or len(candidate) > 200:
         raise InvalidArgument("candidate 必须是1到200个字符", reason=Reason.LEADERSHIP_INVALID)
     params = {

@@ -309,7 +309,7 @@ def _policies_for(objects: tuple[Obj, ...], labels: Mapping[str, str], kind: str
     ]
 
 
-def test_only_the_gateway_reaches_the_registrys_public_port_and_its_ready_and_only_the_scheduler_its_internal_one(
+def test_only_the_gateway_reaches_the_registrys_public_and_ready_ports_only_the_scheduler_its_internal_one(
     overlay: tuple[str, tuple[Obj, ...]],
 ) -> None:
     _, objects = overlay
