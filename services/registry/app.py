@@ -1,5 +1,5 @@
 """What the registry's servicers share: settings, database, tokens, live events, progress, the
-cluster bus (PostgreSQL), caches, clock."""
+cluster bus (PostgreSQL), caches, the line of task creates, clock."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from services.registry.live.name_cache import TaskNameCache
 from services.registry.live.progress import ProgressBuffer
 from services.registry.passwords import PasswordPool
 from services.registry.settings import RegistrySettings
+from services.registry.task_creates import TaskCreates
 from services.registry.user_states import UserStates
 
 
@@ -35,6 +36,8 @@ class RegistryApp:
     passwords: PasswordPool
     # Vacuums the tasks table after bulk loads (PostgreSQL).
     upkeep: BulkUpkeep
+    # Single task creates, those that arrive together in one transaction.
+    creates: TaskCreates
     # Shares events with the other registry replicas; None when this is the only one (SQLite, or
     # ZQ_CLUSTER_EVENTS off).
     cluster: ClusterBus | None = None
@@ -81,6 +84,7 @@ class RegistryApp:
             task_names=task_names,
             passwords=passwords or PasswordPool(),
             upkeep=BulkUpkeep(db),
+            creates=TaskCreates(db, settings, clock),
             cluster=cluster,
             secrets=SecretBox(settings.alert_key),
             clock=clock,

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from typing import Any
 
 import grpc
 from google.api import httpbody_pb2
-from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
 from services.common.guard import current_principal
@@ -34,6 +32,7 @@ from services.registry.store import audit, manual_runs, task_batches, task_listi
 from services.registry.store import tasks as store
 from services.registry.store.audit import Action, Actor, Target
 from services.registry.store.leadership import current_leader
+from services.registry.task_creates import audit_create
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
@@ -106,12 +105,6 @@ async def publish_in_slices(
         await asyncio.sleep(0)
 
 
-def _audit_create(session: Session, actor: Actor, row: TaskRow, now: datetime) -> None:
-    fields = task_rules.editable_values(row)
-    given = {name: value for name, value in fields.items() if value not in (None, "", [], {})}
-    audit.record(session, actor, Action.TASK_CREATE, Target.TASK, row.id, now, name=row.name, changes=given)
-
-
 class TaskServicer:
     def __init__(self, app: RegistryApp) -> None:
         self._app = app
@@ -132,19 +125,7 @@ class TaskServicer:
         return await self._create(fields, actor)
 
     async def _create(self, fields: dict[str, Any], actor: Actor) -> task_pb2.Task:
-        # A workflow decides on the sub-tasks it reads: on SQLite its check and insert are one turn.
-        serialized = fields.get("task_type") == TaskType.WORKFLOW
-
-        def create() -> TaskRow:
-            now = self._app.clock()
-            with self._app.db.session(serialized=serialized) as session:
-                row = store.create_task(
-                    session, fields, actor.username, self._app.settings.default_timezone, now
-                )
-                _audit_create(session, actor, row, now)
-                return row
-
-        return self._publish(await asyncio.to_thread(create))
+        return self._publish(await self._app.creates.create(fields, actor))
 
     async def BatchCreateTasks(
         self, request: task_service_pb2.BatchCreateTasksRequest, context: Context
@@ -173,7 +154,9 @@ class TaskServicer:
         self, items: list[dict[str, Any]], actor: Actor
     ) -> tuple[task_service_pb2.BatchCreateTasksResponse, list[internal_pb2.WatchSchedulerEventsResponse]]:
         now = self._app.clock()
-        serialized = any(item.get("task_type") == TaskType.WORKFLOW for item in items)  # as `_create`
+        serialized = any(
+            item.get("task_type") == TaskType.WORKFLOW for item in items
+        )  # as a lone workflow create (task_creates.py)
         with self._app.db.session(serialized=serialized) as session:
             rows = task_batches.create_tasks(
                 session,
@@ -183,7 +166,7 @@ class TaskServicer:
                 now,
             )
             for row in rows:
-                _audit_create(session, actor, row, now)
+                audit_create(session, actor, row, now)
         events = [task_event(row, now) for row in rows]
         return task_service_pb2.BatchCreateTasksResponse(tasks=[event.task for event in events]), events
 

@@ -119,6 +119,20 @@ async def test_every_task_change_through_the_registry_goes_to_the_other_replicas
     ]
 
 
+async def test_creates_at_once_each_answer_their_own_outcome_and_send_their_task_once(env: Env) -> None:
+    await env.tasks.CreateTask(command_task("at-once-taken"), metadata=AUTH)
+    before = len(env.relay.tasks)
+    names = ["at-once-1", "at-once-taken", "at-once-2", "at-once-1", "at-once-3"]
+    answers = await asyncio.gather(
+        *(env.tasks.CreateTask(command_task(name), metadata=AUTH) for name in names), return_exceptions=True
+    )
+    created = [answer for answer in answers if isinstance(answer, task_pb2.Task)]
+    assert [task.name for task in created] == ["at-once-1", "at-once-2", "at-once-3"]
+    refused = [answer for answer in answers if isinstance(answer, grpc.aio.AioRpcError)]
+    assert [error.code() for error in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 2
+    assert sorted(env.relay.tasks[before:]) == sorted((task.id, True) for task in created)
+
+
 async def test_a_refused_batch_sends_nothing(env: Env) -> None:
     await env.tasks.CreateTask(command_task("taken"), metadata=AUTH)
     before = list(env.relay.tasks)

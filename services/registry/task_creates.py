@@ -1,0 +1,145 @@
+"""Single task creates that arrive together are stored in one transaction.
+
+A create is a short transaction whose fixed costs (the hop to a worker thread, BEGIN, the turn at
+SQLite's write lock, the commit) outweigh its one row. So creates wait in line while the
+transaction before them is under way, and the next transaction takes the whole line (up to
+`MAX_GROUP`): a lone create goes at once, as before, and eight clients creating at once share
+commits. Each create keeps its own answer:
+- each is checked alone (`task_rules.new_task`); one that breaks a rule gets its own error;
+- the rows go in one INSERT ... ON CONFLICT DO NOTHING; a name taken before, or by an earlier
+  create of the same group, gets TASK_NAME_TAKEN, as it would one at a time;
+- a group whose transaction fails for any other reason (the database refusing something the checks
+  let through, a lost connection) is stored again one create at a time, so that no create fails for
+  another's sake.
+
+Workflows do not wait in line: their check reads the sub-tasks and must hold SQLite's write lock from
+that read (`serialized`), so each is a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.common.errors import DomainError
+from services.common.vocabulary import TaskType
+from services.registry.db import Database
+from services.registry.models import TaskRow
+from services.registry.settings import RegistrySettings
+from services.registry.store import audit, task_rules
+from services.registry.store import tasks as store
+from services.registry.store.audit import Action, Actor, Target
+from services.registry.store.task_batches import insert_new
+
+log = logging.getLogger(__name__)
+
+# Creates stored in one transaction at the most.
+MAX_GROUP = 100
+
+
+def audit_create(session: Session, actor: Actor, row: TaskRow, now: datetime) -> None:
+    """The audit entry of a created task: who, and the fields given (not the defaults)."""
+    fields = task_rules.editable_values(row)
+    given = {name: value for name, value in fields.items() if value not in (None, "", [], {})}
+    audit.record(session, actor, Action.TASK_CREATE, Target.TASK, row.id, now, name=row.name, changes=given)
+
+
+@dataclass(frozen=True, slots=True)
+class _Create:
+    fields: Mapping[str, Any]
+    actor: Actor
+    answer: asyncio.Future[TaskRow]
+
+
+class TaskCreates:
+    def __init__(self, db: Database, settings: RegistrySettings, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._line: list[_Create] = []
+        self._storing: asyncio.Task[None] | None = None
+
+    async def create(self, fields: Mapping[str, Any], actor: Actor) -> TaskRow:
+        """The created task (detached from any session), or the create's own DomainError."""
+        if fields.get("task_type") == TaskType.WORKFLOW:
+            return await asyncio.to_thread(self._store_alone, fields, actor, serialized=True)
+        answer: asyncio.Future[TaskRow] = asyncio.get_running_loop().create_future()
+        self._line.append(_Create(fields, actor, answer))
+        if self._storing is None:
+            self._storing = asyncio.create_task(self._store_line())
+        return await answer
+
+    async def _store_line(self) -> None:
+        try:
+            while self._line:
+                group, self._line = self._line[:MAX_GROUP], self._line[MAX_GROUP:]
+                group = [create for create in group if not create.answer.done()]  # callers gone
+                try:
+                    outcomes = await asyncio.to_thread(self._store_group, group)
+                except Exception as exc:  # every caller learns it, as alone
+                    outcomes = [exc] * len(group)
+                for create, outcome in zip(group, outcomes, strict=True):
+                    if create.answer.done():
+                        continue
+                    if isinstance(outcome, Exception):
+                        create.answer.set_exception(outcome)
+                    else:
+                        create.answer.set_result(outcome)
+        finally:
+            self._storing = None
+
+    def _store_group(self, group: list[_Create]) -> list[TaskRow | Exception]:
+        if len(group) > 1:
+            try:
+                return self._store_together(group)
+            except Exception:  # one create must not fail the others: each alone
+                log.warning("a group of task creates failed; storing each alone", exc_info=True)
+        outcomes: list[TaskRow | Exception] = []
+        for create in group:
+            try:
+                outcomes.append(self._store_alone(create.fields, create.actor))
+            except Exception as exc:  # its caller gets it
+                outcomes.append(exc)
+        return outcomes
+
+    def _store_together(self, group: list[_Create]) -> list[TaskRow | Exception]:
+        now = self._clock()
+        outcomes: list[TaskRow | Exception] = []
+        rows: dict[str, TaskRow] = {}  # by name: the group's first create of each name
+        with self._db.session() as session:
+            for create in group:
+                try:
+                    row = task_rules.new_task(
+                        session, create.fields, create.actor.username, self._settings.default_timezone, now
+                    )
+                except DomainError as exc:
+                    outcomes.append(exc)
+                    continue
+                if row.name in rows:  # an earlier create of the group took it
+                    outcomes.append(store.name_taken(row.name))
+                    continue
+                rows[row.name] = row
+                outcomes.append(row)
+            ids = insert_new(session, list(rows.values()))
+            for index, outcome in enumerate(outcomes):
+                if not isinstance(outcome, TaskRow):
+                    continue
+                if outcome.name not in ids:  # taken before this group
+                    outcomes[index] = store.name_taken(outcome.name)
+                    continue
+                outcome.id = ids[outcome.name]
+                audit_create(session, group[index].actor, outcome, now)
+        return outcomes
+
+    def _store_alone(self, fields: Mapping[str, Any], actor: Actor, *, serialized: bool = False) -> TaskRow:
+        now = self._clock()
+        with self._db.session(serialized=serialized) as session:
+            row = store.create_task(session, fields, actor.username, self._settings.default_timezone, now)
+            audit_create(session, actor, row, now)
+            return row
