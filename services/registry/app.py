@@ -13,6 +13,7 @@ from services.registry.bulk_upkeep import BulkUpkeep
 from services.registry.db import Database, utcnow
 from services.registry.live.cluster import ClusterBus
 from services.registry.live.events import EventHub
+from services.registry.live.held_terms import HeldTerms
 from services.registry.live.list_cache import TaskListCache
 from services.registry.live.name_cache import TaskNameCache
 from services.registry.live.progress import ProgressBuffer
@@ -43,6 +44,8 @@ class RegistryApp:
     cluster: ClusterBus | None = None
     # Encrypts and decrypts alert channels' secrets (ZQ_ALERT_KEY).
     secrets: SecretBox = field(default_factory=lambda: SecretBox(""))
+    # Leadership terms held by a stream on this replica: whether a scheduler leads, without a read.
+    held_terms: HeldTerms = field(default_factory=HeldTerms)
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod

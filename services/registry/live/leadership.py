@@ -130,6 +130,8 @@ class LeadershipHolds:
         renewed_until: datetime | None = None
         housekeeping: tuple[int, asyncio.Task[None]] | None = None
         attempt: asyncio.Task[Leadership] | None = None
+        held = self._app.held_terms
+        hold = object()  # this stream's, in `held`
         try:
             while True:
                 attempted = time.monotonic()
@@ -149,6 +151,10 @@ class LeadershipHolds:
                     continue
                 attempt = None
                 renewed_until = state.expires_at if state.leader else None
+                if renewed_until is not None:
+                    held.renewed(hold, renewed_until)
+                else:
+                    held.ended(hold)
                 if housekeeping is not None and (not state.leader or housekeeping[0] != state.term):
                     housekeeping[1].cancel()
                     housekeeping = None
@@ -166,6 +172,7 @@ class LeadershipHolds:
                 else:
                     await self._until_free(state, released, terms.ttl_seconds)
         finally:
+            held.ended(hold)
             if housekeeping is not None:
                 housekeeping[1].cancel()
             if attempt is not None:  # ended during an attempt, which may take the leadership yet

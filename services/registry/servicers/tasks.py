@@ -407,7 +407,9 @@ class TaskServicer:
                     name=task.name,
                     changes={"execution_id": row.id},
                 )
-                return row, current_leader(session, now) is not None
+                # A term held here says a scheduler leads; else the leader row (held elsewhere).
+                known = self._app.held_terms.leader_known(now)
+                return row, known or current_leader(session, now) is not None
 
         row, scheduler_up = await asyncio.to_thread(trigger)
         log.info(

@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,28 +180,53 @@ async def test_a_refused_import_over_grpc_names_the_item_in_its_details(env: Env
     assert "tasks[0] (odd)" in (raised.value.details() or "")
 
 
-async def test_a_trigger_reads_its_task_once_and_its_audit_entry_names_the_task(env: Env) -> None:
-    task = await env.tasks.CreateTask(command_task("triggered"), metadata=AUTH)
+async def trigger_seeing(
+    env: Env, task_id: int, *words: str
+) -> tuple[task_service_pb2.TriggerTaskResponse, list[str]]:
+    """Triggers the task; with the statements it sent that hold each of `words`."""
     engine = env.registry.app.db.engine
-    task_reads: list[str] = []
+    seen: list[str] = []
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "FROM zq_task_scheduled_tasks" in statement:
-            task_reads.append(statement)
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if all(word in statement for word in words):
+            seen.append(statement)
 
-    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "before_cursor_execute", watch)
     try:
-        triggered = await env.tasks.TriggerTask(
-            task_service_pb2.TriggerTaskRequest(task_id=task.id), metadata=AUTH
+        answer: task_service_pb2.TriggerTaskResponse = await env.tasks.TriggerTask(
+            task_service_pb2.TriggerTaskRequest(task_id=task_id), metadata=AUTH
         )
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        event.remove(engine, "before_cursor_execute", watch)
+    return answer, seen
+
+
+async def test_a_trigger_reads_its_task_once_and_its_audit_entry_names_the_task(env: Env) -> None:
+    task = await env.tasks.CreateTask(command_task("triggered"), metadata=AUTH)
+    triggered, task_reads = await trigger_seeing(env, task.id, "SELECT", "FROM zq_task_scheduled_tasks")
     assert len(task_reads) == 1, task_reads  # the locked read, not a second one for the audit
     with env.registry.app.db.session() as session:
         entry = session.scalars(
             select(AuditRow).where(AuditRow.action == "task.trigger", AuditRow.target_id == str(task.id))
         ).one()
     assert (entry.target_name, entry.changes) == ("triggered", {"execution_id": triggered.execution_id})
+
+
+async def test_a_trigger_knows_a_scheduler_leads_from_a_term_held_here_without_reading_the_leader(
+    env: Env,
+) -> None:
+    request = command_task("leader-known")
+    request.concurrency_policy = "allow"  # triggered twice
+    task = await env.tasks.CreateTask(request, metadata=AUTH)
+    held, hold = env.registry.app.held_terms, object()
+    held.renewed(hold, env.registry.app.clock() + timedelta(seconds=30))
+    try:
+        answer, leader_reads = await trigger_seeing(env, task.id, "zq_task_scheduler_leader")
+        assert answer.scheduler_up and leader_reads == []
+    finally:
+        held.ended(hold)
+    answer, leader_reads = await trigger_seeing(env, task.id, "zq_task_scheduler_leader")
+    assert not answer.scheduler_up and len(leader_reads) == 1  # no term here: the row says none leads
 
 
 async def test_the_lists_total_is_counted_again_after_a_task_change_but_not_after_a_run_change(

@@ -35,6 +35,7 @@ from services.registry.live.leadership import HoldTerms
 from services.registry.server import RegistryServer, create_server
 from services.registry.settings import RegistrySettings
 from services.registry.store.leadership import Leadership
+from tests.unit.registry.live.test_cluster import eventually
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2_grpc as pb2_grpc
 
@@ -114,6 +115,23 @@ async def test_a_lone_candidate_leads_at_once_and_is_renewed_while_it_acknowledg
         assert second.expires_at.ToDatetime() > first.expires_at.ToDatetime()
     finally:
         leader.close()
+
+
+async def test_the_registry_knows_a_leader_holds_its_term_here_until_the_stream_ends(
+    registry: RegistryServer, stub: pb2_grpc.RegistryInternalServiceStub
+) -> None:
+    held = registry.app.held_terms
+    leader = Candidate(stub, "here")
+    try:
+        assert not held.leader_known(registry.app.clock())
+        await leader.open()
+        await leader.acknowledge()
+        assert held.leader_known(registry.app.clock())
+    finally:
+        leader.close()
+    # Well before the term's end: the stream's end releases the term, and forgot it here first.
+    await eventually(lambda: holder(registry) == "", "the term released", LONG_TERM / 4)
+    assert not held.leader_known(registry.app.clock())
 
 
 async def test_a_standby_takes_over_as_soon_as_the_leaders_stream_ends(
