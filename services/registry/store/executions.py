@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
-from services.common.vocabulary import ExecutionStatus as Status
 from services.common.vocabulary import (
+    LIVE_STATUSES,
     Trigger,
     word_of,
 )
+from services.common.vocabulary import ExecutionStatus as Status
 from services.registry.db import upsert_into
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store.tasks import task_not_found
@@ -104,6 +105,27 @@ def create_executions(session: Session, rows: list[dict[str, Any]]) -> dict[str,
     does not exist fails the whole statement (IntegrityError)."""
     statement = _insert_execution(session.get_bind().dialect.name, True)
     return {row.dedup_key: detached(row) for row in session.execute(statement, rows)}
+
+
+def insert_execution_unless_live(session: Session, values: dict[str, Any]) -> ExecutionRow | None:
+    """`insert_execution` of a run (no dedup key) unless a run of its task is pending or running,
+    decided in the same statement (INSERT ... SELECT ... WHERE NOT EXISTS): None then. The caller
+    holds the task's row lock (PostgreSQL) or SQLite's write lock, so no other insert races it."""
+    statement = _insert_unless_live(session.get_bind().dialect.name, tuple(values))
+    try:
+        inserted = session.execute(statement, values).first()
+    except IntegrityError as exc:
+        raise task_not_found(values["task_id"]) from exc
+    return None if inserted is None else detached(inserted)
+
+
+@functools.cache
+def _insert_unless_live(dialect: str, keys: tuple[str, ...]) -> Any:
+    live = exists().where(
+        EXECUTIONS.c.task_id == bindparam("task_id"), EXECUTIONS.c.status.in_(LIVE_STATUSES)
+    )
+    row = select(*(bindparam(key, type_=EXECUTIONS.c[key].type) for key in keys)).where(~live)
+    return upsert_into(EXECUTIONS, dialect).from_select(list(keys), row).returning(*EXECUTIONS.c)
 
 
 def existing_execution(session: Session, dedup_key: str) -> ExecutionRow:

@@ -35,7 +35,9 @@ from services.registry.store.executions import (
     TERMINATED_BY_USER,
     NewExecution,
     create_execution,
+    execution_values,
     get_execution,
+    insert_execution_unless_live,
 )
 from services.registry.store.run_ends import RunEnd, end_runs, reuse_succeeded_nodes, run_logical_date
 from services.registry.store.run_history import children_of
@@ -80,15 +82,6 @@ def trigger_execution(
     task = locked(session, TaskRow, task_id)
     if task is None:
         raise task_not_found(task_id)
-    if task.concurrency_policy == ConcurrencyPolicy.FORBID:
-        live = session.scalar(
-            select(ExecutionRow.id)
-            .where(ExecutionRow.task_id == task_id, ExecutionRow.status.in_(LIVE_STATUSES))
-            .order_by(ExecutionRow.id)
-            .limit(1)
-        )
-        if live is not None:
-            raise run_already_active(task_id, live)
     check_params_fit(task, params)
     day = logical_date or logical_date_of(now, task.timezone)
     new = NewExecution(
@@ -101,7 +94,20 @@ def trigger_execution(
         triggered_by=actor,
         traceparent=traceparent,
     )
-    row, _ = create_execution(session, new, now)
+    if task.concurrency_policy != ConcurrencyPolicy.FORBID:
+        return Triggered(create_execution(session, new, now)[0], task)
+    # Forbid: the check and the insert are one statement (a round trip less on the trigger's path).
+    values = execution_values(new, now)
+    while (row := insert_execution_unless_live(session, values)) is None:
+        live = session.scalar(
+            select(ExecutionRow.id)
+            .where(ExecutionRow.task_id == task_id, ExecutionRow.status.in_(LIVE_STATUSES))
+            .order_by(ExecutionRow.id)
+            .limit(1)
+        )
+        if live is not None:
+            raise run_already_active(task_id, live)
+        # The live run ended between the two statements (PostgreSQL): the insert is tried again.
     return Triggered(row, task)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from google.rpc import error_details_pb2
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 
 from services.common.errors import Conflict, DomainError, Reason
 from services.registry.db import Database
@@ -64,3 +65,27 @@ def test_racing_triggers_of_a_forbid_task_start_exactly_one_run(db: Database) ->
     assert outcomes.count("started") == 1 and outcomes.count(Reason.RUN_ALREADY_ACTIVE) == 19, outcomes
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(ExecutionRow)) == 1
+
+
+def test_a_forbid_trigger_checks_for_a_live_run_and_inserts_in_one_statement(db: Database) -> None:
+    task_id = new_task(db, "one-statement", "forbid")
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "zq_task_task_executions" in statement:
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        trigger(db, task_id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(statements) == 1 and statements[0].lstrip().startswith("INSERT"), statements
+
+
+def test_a_trigger_of_a_forbid_task_after_its_run_ended_starts_a_new_one(db: Database) -> None:
+    task_id = new_task(db, "ended", "forbid")
+    first = trigger(db, task_id)
+    with db.session() as session:
+        session.execute(update(ExecutionRow).where(ExecutionRow.id == first).values(status="success"))
+    assert trigger(db, task_id) > first
