@@ -412,15 +412,16 @@ class TaskServicer:
                 return row, known or current_leader(session, now) is not None
 
         row, scheduler_up = await asyncio.to_thread(trigger)
-        log.info(
-            "task triggered",
-            extra={"task_id": request.task_id, "execution_id": row.id, "user": actor.username},
-        )
+        # The scheduler first: the log line is not on the run's way to an executor.
         self._app.events.publish_scheduler(
             internal_pb2.WatchSchedulerEventsResponse(
                 type=internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_EXECUTION_READY,
                 execution=execution_to_proto(row),
             )
+        )
+        log.info(
+            "task triggered",
+            extra={"task_id": request.task_id, "execution_id": row.id, "user": actor.username},
         )
         return task_service_pb2.TriggerTaskResponse(
             message=trigger_message(scheduler_up), execution_id=row.id, scheduler_up=scheduler_up
