@@ -90,7 +90,9 @@ async def scheduler_feed(
         yield Event(type=Event.EVENT_TYPE_SNAPSHOT_DONE)
         while True:
             try:
-                event = await asyncio.wait_for(feed.get(), timeout=heartbeat_seconds)
+                # A timeout scope, not wait_for: no task of its own per event.
+                async with asyncio.timeout(heartbeat_seconds):
+                    event = await feed.get()
             except TimeoutError:
                 yield Event(type=Event.EVENT_TYPE_HEARTBEAT)
                 continue
