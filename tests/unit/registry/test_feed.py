@@ -196,3 +196,20 @@ async def test_a_change_published_while_the_snapshot_streams_follows_it(
     await events.aclose()
     assert changed.type == Event.EVENT_TYPE_TASK_UPSERT and changed.task.id == tasks[3].id
     assert deleted.type == Event.EVENT_TYPE_TASK_DELETE and deleted.task_id == tasks[14].id
+
+
+async def test_a_quiet_feed_sends_heartbeats_and_a_change_between_them_at_once(
+    app: RegistryApp, db: Database
+) -> None:
+    events = feed.scheduler_feed(app, heartbeat_seconds=0.5)
+    await until_snapshot_done(events)
+    assert (await anext(events)).type == Event.EVENT_TYPE_HEARTBEAT
+    (task,) = create_tasks(db, 1)
+    loop = asyncio.get_running_loop()
+    published = loop.time()
+    loop.call_soon(app.events.publish_scheduler, task_event(task, utcnow()))
+    changed = await anext(events)
+    assert changed.type == Event.EVENT_TYPE_TASK_UPSERT and changed.task.id == task.id
+    assert loop.time() - published < 0.4  # not held until the next heartbeat
+    assert (await anext(events)).type == Event.EVENT_TYPE_HEARTBEAT
+    await events.aclose()
