@@ -125,7 +125,8 @@ class WorkflowRun:
                     return
                 reported = result
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=HEARTBEAT_SECONDS)
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    await self._wake.wait()
             except TimeoutError:
                 if not await self._report(None):  # heartbeat keeps the lease
                     return

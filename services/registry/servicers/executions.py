@@ -104,7 +104,8 @@ class ExecutionServicer:
             yield response(event_type="snapshot", execution=current)
             while current.status in LIVE_STATUSES:
                 try:
-                    current = await asyncio.wait_for(feed.get(), timeout=self._heartbeat)
+                    async with asyncio.timeout(self._heartbeat):  # no task of its own per event
+                        current = await feed.get()
                 except TimeoutError:
                     yield response(event_type="heartbeat", execution=current)
                     continue
@@ -152,7 +153,8 @@ class ExecutionServicer:
                     yield response(event_type="end", offset=offset, next_offset=offset, status=page.status)
                     return
                 try:
-                    await asyncio.wait_for(appended.wait(), timeout=LOG_POLL_SECONDS)
+                    async with asyncio.timeout(LOG_POLL_SECONDS):
+                        await appended.wait()
                 except TimeoutError:
                     if loop.time() - quiet_since >= self._heartbeat:
                         yield response(
