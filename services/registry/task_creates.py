@@ -27,20 +27,24 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.common.errors import DomainError
 from services.common.vocabulary import TaskType
 from services.registry.db import Database
 from services.registry.models import TaskRow
 from services.registry.settings import RegistrySettings
-from services.registry.store import audit, task_rules
+from services.registry.store import audit, task_batches, task_rules
 from services.registry.store import tasks as store
 from services.registry.store.audit import Action, Actor, Target
-from services.registry.store.task_batches import insert_new
 
 log = logging.getLogger(__name__)
 
 # Creates stored in one transaction at the most.
 MAX_GROUP = 100
+
+
+def reads_other_tasks(fields: Mapping[str, Any]) -> bool:
+    """A workflow's create decides on the sub-tasks it reads: its transaction is `serialized` (on
+    SQLite the check and the insert are one turn at the write lock)."""
+    return fields.get("task_type") == TaskType.WORKFLOW
 
 
 def audit_create(session: Session, actor: Actor, row: TaskRow, now: datetime) -> None:
@@ -67,7 +71,7 @@ class TaskCreates:
 
     async def create(self, fields: Mapping[str, Any], actor: Actor) -> TaskRow:
         """The created task (detached from any session), or the create's own DomainError."""
-        if fields.get("task_type") == TaskType.WORKFLOW:
+        if reads_other_tasks(fields):
             return await asyncio.to_thread(self._store_alone, fields, actor, serialized=True)
         answer: asyncio.Future[TaskRow] = asyncio.get_running_loop().create_future()
         self._line.append(_Create(fields, actor, answer))
@@ -110,32 +114,19 @@ class TaskCreates:
 
     def _store_together(self, group: list[_Create]) -> list[TaskRow | Exception]:
         now = self._clock()
-        outcomes: list[TaskRow | Exception] = []
-        rows: dict[str, TaskRow] = {}  # by name: the group's first create of each name
         with self._db.session() as session:
-            for create in group:
-                try:
-                    row = task_rules.new_task(
-                        session, create.fields, create.actor.username, self._settings.default_timezone, now
-                    )
-                except DomainError as exc:
-                    outcomes.append(exc)
-                    continue
-                if row.name in rows:  # an earlier create of the group took it
-                    outcomes.append(store.name_taken(row.name))
-                    continue
-                rows[row.name] = row
-                outcomes.append(row)
-            ids = insert_new(session, list(rows.values()))
-            for index, outcome in enumerate(outcomes):
-                if not isinstance(outcome, TaskRow):
-                    continue
-                if outcome.name not in ids:  # taken before this group
-                    outcomes[index] = store.name_taken(outcome.name)
-                    continue
-                outcome.id = ids[outcome.name]
-                audit_create(session, group[index].actor, outcome, now)
-        return outcomes
+            outcomes = task_batches.create_each(
+                session,
+                [create.fields for create in group],
+                [create.actor.username for create in group],
+                self._settings.default_timezone,
+                now,
+                lambda name, _first: store.name_taken(name),  # an earlier create of the group took it
+            )
+            for create, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, TaskRow):
+                    audit_create(session, create.actor, outcome, now)
+        return list(outcomes)
 
     def _store_alone(self, fields: Mapping[str, Any], actor: Actor, *, serialized: bool = False) -> TaskRow:
         now = self._clock()

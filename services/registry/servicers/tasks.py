@@ -21,7 +21,6 @@ from services.common.input_checks import check_empty_body, parse_body_fields, pa
 from services.common.run_params import check_params, parse_logical_date
 from services.common.structs import struct_to_dict
 from services.common.tracing import current_traceparent
-from services.common.vocabulary import TaskType
 from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
 from services.registry.live.list_cache import CachedPage
@@ -32,7 +31,7 @@ from services.registry.store import audit, manual_runs, task_batches, task_listi
 from services.registry.store import tasks as store
 from services.registry.store.audit import Action, Actor, Target
 from services.registry.store.leadership import current_leader
-from services.registry.task_creates import audit_create
+from services.registry.task_creates import audit_create, reads_other_tasks
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
@@ -154,9 +153,7 @@ class TaskServicer:
         self, items: list[dict[str, Any]], actor: Actor
     ) -> tuple[task_service_pb2.BatchCreateTasksResponse, list[internal_pb2.WatchSchedulerEventsResponse]]:
         now = self._app.clock()
-        serialized = any(
-            item.get("task_type") == TaskType.WORKFLOW for item in items
-        )  # as a lone workflow create (task_creates.py)
+        serialized = any(reads_other_tasks(item) for item in items)
         with self._app.db.session(serialized=serialized) as session:
             rows = task_batches.create_tasks(
                 session,

@@ -10,7 +10,7 @@ seeding of examples and the bulk-import benchmark insert through `insert_new` to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,31 +98,59 @@ def create_tasks(
     The rows returned are detached: they are not in the session.
     """
     check_batch_size(len(items))
-    rows: list[tuple[int, TaskRow]] = []
-    invalid: list[InvalidItem] = []
+
+    def duplicate(name: str, first: int) -> DomainError:
+        return AlreadyExists(f"任务名称 '{name}' 与 tasks[{first}] 重复")
+
+    outcomes = create_each(session, items, [actor] * len(items), default_timezone, now, duplicate)
+    # Every item was tried, so that the error names the taken ones too; the error rolls the
+    # inserted rows back with the transaction.
+    invalid = [
+        InvalidItem(index, outcome)
+        for index, outcome in enumerate(outcomes)
+        if isinstance(outcome, DomainError)
+    ]
+    if invalid:
+        raise InvalidBatch(invalid)
+    return [outcome for outcome in outcomes if isinstance(outcome, TaskRow)]
+
+
+def create_each(
+    session: Session,
+    items: Sequence[Mapping[str, Any]],
+    actors: Sequence[str],
+    default_timezone: str,
+    now: datetime,
+    duplicate: Callable[[str, int], DomainError],
+) -> list[TaskRow | DomainError]:
+    """One outcome per item, in order: its task (detached, with its id), or why it was not created:
+    a rule it breaks, its name taken before (TASK_NAME_TAKEN), or taken by an earlier item
+    (`duplicate(name, that item's index)`). `actors[i]` creates `items[i]`.
+
+    The valid items go in one INSERT ... ON CONFLICT DO NOTHING: a taken name is skipped by the
+    unique index, not looked up first (a lookup of a thousand names may scan the whole table).
+    """
+    outcomes: list[TaskRow | DomainError] = []
     first_index: dict[str, int] = {}
-    for index, fields in enumerate(items):
+    for index, (fields, actor) in enumerate(zip(items, actors, strict=True)):
         try:
             row = new_task(session, fields, actor, default_timezone, now)
         except DomainError as exc:
-            invalid.append(InvalidItem(index, exc))
+            outcomes.append(exc)
             continue
         if row.name in first_index:
-            duplicate = AlreadyExists(f"任务名称 '{row.name}' 与 tasks[{first_index[row.name]}] 重复")
-            invalid.append(InvalidItem(index, duplicate))
+            outcomes.append(duplicate(row.name, first_index[row.name]))
             continue
         first_index[row.name] = index
-        rows.append((index, row))
-    # One statement; a taken name is skipped by the unique index, not looked up first (a lookup of a
-    # thousand names may scan the whole table). Run even when some items are invalid, so that the
-    # error names the taken ones too; an error rolls the inserted rows back with the transaction.
-    ids = insert_new(session, [row for _, row in rows])
-    invalid += [InvalidItem(index, name_taken(row.name)) for index, row in rows if row.name not in ids]
-    if invalid:
-        raise InvalidBatch(sorted(invalid, key=lambda item: item.index))
-    for _, row in rows:
-        row.id = ids[row.name]
-    return [row for _, row in rows]
+        outcomes.append(row)
+    ids = insert_new(session, [outcome for outcome in outcomes if isinstance(outcome, TaskRow)])
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, TaskRow):
+            if outcome.name in ids:
+                outcome.id = ids[outcome.name]
+            else:
+                outcomes[index] = name_taken(outcome.name)
+    return outcomes
 
 
 # Rows per INSERT statement: 1,000 rows of ~25 columns stay under SQLite's 32,766 parameters.

@@ -13,11 +13,11 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import OperationalError
 
 from services.common.errors import AlreadyExists, InvalidArgument, Reason
-from services.registry import task_creates
 from services.registry.convert import task_to_proto
 from services.registry.db import Database
 from services.registry.models import AuditRow, TaskRow
 from services.registry.settings import RegistrySettings
+from services.registry.store import task_batches
 from services.registry.store.audit import Action, Actor
 from services.registry.task_creates import TaskCreates
 
@@ -117,7 +117,7 @@ async def test_a_group_the_database_refuses_is_stored_again_one_create_at_a_time
     def refused(*_args: Any) -> dict[str, int]:
         raise OperationalError("INSERT", {}, Exception("the database went away"))
 
-    monkeypatch.setattr(task_creates, "insert_new", refused)  # the group's statement only
+    monkeypatch.setattr(task_batches, "insert_new", refused)  # the group's statement only
     rows = await create_all(creates, [fields("x"), fields("y"), fields("z")])
     assert [row.name for row in rows if isinstance(row, TaskRow)] == ["x", "y", "z"]
     assert len(commits) == 3  # each alone
