@@ -30,6 +30,7 @@ from services.executor.outcomes import read_stored
 from services.executor.runner import Runner
 from services.executor.server import create_server
 from services.executor.settings import ExecutorSettings
+from tests.waiting import eventually
 from zquant.scheduler.v1 import executor_service_pb2, executor_service_pb2_grpc, task_pb2
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -179,13 +180,6 @@ def alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 3.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def sh(script: str) -> list[str]:
@@ -522,7 +516,7 @@ async def test_background_processes_die_with_the_command(executor: Executor) -> 
     assert finished(events).status == "success"
     assert time.monotonic() - started < 20  # not waiting for the 30 s sleep (room for a loaded machine)
     pid = int(result(events[-1])["stdout_tail"])
-    await eventually(lambda: not alive(pid))
+    await eventually(lambda: not alive(pid), "the job's process to be gone", within=3.0)
 
 
 # --- cancellation ---------------------------------------------------------------------------
@@ -540,7 +534,11 @@ async def test_cancel_kills_the_whole_process_group(executor: Executor) -> None:
     end = events[-1]
     assert (kind(end), end.status, end.error_message) == ("finished", "terminated", "任务已被终止")
     assert result(end)["pid"] == pids["pid"]
-    await eventually(lambda: not alive(pids["pid"]) and not alive(pids["shell"]))
+    await eventually(
+        lambda: not alive(pids["pid"]) and not alive(pids["shell"]),
+        "the job and its shell to be gone",
+        within=3.0,
+    )
     assert await executor.cancel(5) is False
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from services.registry.store import tasks as task_store
 from services.registry.store import users as user_store
 from tests.conftest import postgres_schema_url
 from tests.unit.registry.leaders import lead, step_down
+from tests.waiting import eventually
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
 
@@ -120,18 +121,6 @@ def no_runs_left(request: pytest.FixtureRequest) -> Iterator[None]:
         session.execute(update(ExecutionRow).where(ExecutionRow.status == "running").values(status="failed"))
     for replica in replicas:
         replica.progress.sync_running()
-
-
-async def eventually(probe: Callable[[], Any], what: str, within: float = 5.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = probe()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(0.01)
 
 
 async def next_item(queue: asyncio.Queue[Any]) -> Any:

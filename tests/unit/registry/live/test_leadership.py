@@ -35,7 +35,7 @@ from services.registry.live.leadership import HoldTerms
 from services.registry.server import RegistryServer, create_server
 from services.registry.settings import RegistrySettings
 from services.registry.store.leadership import Leadership
-from tests.unit.registry.live.test_cluster import eventually
+from tests.waiting import eventually
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2_grpc as pb2_grpc
 

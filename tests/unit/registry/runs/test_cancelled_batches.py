@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from services.registry.runs.recorder import RunRecorder
 from services.registry.store import executions as exec_store
 from tests.unit.registry.leaders import lead
 from tests.unit.registry.runs.tasks import new_task_id
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -33,22 +33,6 @@ def running_ids(app: RegistryApp, task_id: int) -> set[int]:
             select(ExecutionRow.id).where(ExecutionRow.task_id == task_id, ExecutionRow.status == "running")
         )
         return set(rows)
-
-
-async def eventually(
-    probe: Callable[[], bool],
-    what: str,
-    reaper: LeaseReaper | None = None,
-    within: float = LEASE_SECONDS + 10,
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not probe():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        if reaper is not None:
-            await reaper.reap()
-        await asyncio.sleep(0.05)
 
 
 def statuses(app: RegistryApp, task_id: int) -> list[str]:
@@ -77,13 +61,15 @@ async def test_a_batch_cancelled_while_stored_leaves_no_run_running_past_its_lea
         await call
 
     # The batch commits in its thread although its caller left; its runs are reaped after their lease.
-    await eventually(lambda: len(statuses(app, task_id)) == BATCH, "the batch to be stored")
+    await eventually(
+        lambda: len(statuses(app, task_id)) == BATCH, "the batch to be stored", within=LEASE_SECONDS + 10
+    )
 
     def none_running() -> bool:
         lead(app)  # the leader renews: known alive while the runs stay silent
         return not running_ids(app, task_id)
 
-    await eventually(none_running, "no run left running", reaper)
+    await eventually(none_running, "no run left running", within=LEASE_SECONDS + 10, between=reaper.reap)
     # Every run the batch stored was reaped: failed (lost executor; a retry, if any, waits pending).
     assert statuses(app, task_id).count("failed") == BATCH
 
@@ -103,4 +89,8 @@ async def test_a_claim_whose_caller_went_away_is_still_tracked(app: RegistryApp)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    await eventually(lambda: app.progress.get(execution_id) is not None, "the claimed run to be tracked")
+    await eventually(
+        lambda: app.progress.get(execution_id) is not None,
+        "the claimed run to be tracked",
+        within=LEASE_SECONDS + 10,
+    )
