@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -212,35 +211,6 @@ def purge_deliveries(session: Session, now: datetime, default_days: int, limit: 
     if ids:
         session.execute(delete(AlertDeliveryRow).where(AlertDeliveryRow.id.in_(ids)))
     return len(ids)
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregated:
-    """The sealed runs' part of the statistics (purged or not)."""
-
-    runs: int
-    by_status: dict[str, int]
-    timed_runs: int
-    duration_total: float
-
-
-def aggregated(session: Session, task_ids: Sequence[int] = ()) -> Aggregated:
-    query = select(
-        ExecutionDailyRow.status,
-        func.sum(ExecutionDailyRow.runs),
-        func.sum(ExecutionDailyRow.timed_runs),
-        func.sum(ExecutionDailyRow.duration_total),
-    ).group_by(ExecutionDailyRow.status)
-    if task_ids:
-        query = query.where(ExecutionDailyRow.task_id.in_(task_ids))
-    by_status: dict[str, int] = {}
-    timed = 0
-    total = 0.0
-    for status, runs, timed_runs, duration in session.execute(query):
-        by_status[status] = int(runs or 0)
-        timed += int(timed_runs or 0)
-        total += float(duration or 0.0)
-    return Aggregated(sum(by_status.values()), by_status, timed, total)
 
 
 def purge_pass(db: Database, now: datetime, default_days: int, batch: int, batches: int) -> int:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, case, false, func, select
+from sqlalchemy import and_, case, false, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
@@ -22,8 +21,7 @@ from services.common.vocabulary import (
     word_of,
 )
 from services.common.vocabulary import ExecutionStatus as Status
-from services.registry.models import ExecutionRow, TaskRow
-from services.registry.store import retention
+from services.registry.models import ExecutionDailyRow, ExecutionRow, TaskRow
 from services.registry.store.tasks import get_task
 
 
@@ -122,45 +120,50 @@ class StatsRow:
 def stats(session: Session, task_id: int) -> StatsRow:
     """Counts and the average duration of a task's runs (every task's without `task_id`): the daily
     aggregates of the sealed runs, purged or not (store.retention), plus the unsealed runs, which
-    are few (the recent ones), read through their partial index. The newest start is read from its
-    own index."""
+    are few (the recent ones), read through their partial index. Both in one statement: a seal that
+    commits between two reads would count its runs twice (as unsealed, then in the aggregates),
+    and each statement sees its own snapshot (READ COMMITTED on PostgreSQL; SQLite's driver runs a
+    read outside a transaction). The newest start is read from its own index."""
     if task_id:
         get_task(session, task_id)
-
-    def count(status: str) -> Any:
-        return func.coalesce(func.sum(case((ExecutionRow.status == status, 1), else_=0)), 0)
-
     timed = and_(ExecutionRow.status.in_(RAN_STATUSES), ExecutionRow.duration_seconds.is_not(None))
-    query = select(
-        func.count(),
-        count(Status.SUCCESS),
-        count(Status.FAILED),
-        count(Status.RUNNING),
-        count(Status.PENDING),
-        count(Status.TERMINATED),
-        count(Status.SKIPPED),
-        func.coalesce(func.sum(case((timed, ExecutionRow.duration_seconds), else_=0.0)), 0.0),
-        func.coalesce(func.sum(case((timed, 1), else_=0)), 0),
+    unsealed = select(
+        ExecutionRow.status.label("status"),
+        literal(1).label("runs"),
+        case((timed, 1), else_=0).label("timed_runs"),
+        case((timed, ExecutionRow.duration_seconds), else_=0.0).label("seconds"),
     ).where(ExecutionRow.sealed == false())
+    sealed = select(
+        ExecutionDailyRow.status,
+        ExecutionDailyRow.runs,
+        ExecutionDailyRow.timed_runs,
+        ExecutionDailyRow.duration_total,
+    )
     newest = select(func.max(ExecutionRow.start_time))
     if task_id:
-        query = query.where(ExecutionRow.task_id == task_id)
+        unsealed = unsealed.where(ExecutionRow.task_id == task_id)
+        sealed = sealed.where(ExecutionDailyRow.task_id == task_id)
         newest = newest.where(ExecutionRow.task_id == task_id)
-    total, success, failed, running, pending, terminated, skipped, seconds, timed_runs = session.execute(
-        query
-    ).one()
+    both = union_all(unsealed, sealed).subquery()
+    by_status: dict[str, int] = {}
+    timed_runs, seconds = 0, 0.0
+    for status, runs, timed_part, seconds_part in session.execute(
+        select(
+            both.c.status, func.sum(both.c.runs), func.sum(both.c.timed_runs), func.sum(both.c.seconds)
+        ).group_by(both.c.status)
+    ):
+        by_status[status] = int(runs or 0)
+        timed_runs += int(timed_part or 0)
+        seconds += float(seconds_part or 0.0)
     latest = session.scalar(newest)
-    purged = retention.aggregated(session, [task_id] if task_id else [])
-    timed_runs = int(timed_runs) + purged.timed_runs
-    seconds = float(seconds or 0.0) + purged.duration_total
     return StatsRow(
-        total=int(total) + purged.runs,
-        success=int(success) + purged.by_status.get(Status.SUCCESS, 0),
-        failed=int(failed) + purged.by_status.get(Status.FAILED, 0),
-        running=int(running),
-        pending=int(pending),
-        terminated=int(terminated) + purged.by_status.get(Status.TERMINATED, 0),
-        skipped=int(skipped) + purged.by_status.get(Status.SKIPPED, 0),
+        total=sum(by_status.values()),
+        success=by_status.get(Status.SUCCESS, 0),
+        failed=by_status.get(Status.FAILED, 0),
+        running=by_status.get(Status.RUNNING, 0),
+        pending=by_status.get(Status.PENDING, 0),
+        terminated=by_status.get(Status.TERMINATED, 0),
+        skipped=by_status.get(Status.SKIPPED, 0),
         avg_duration=round(seconds / timed_runs, 3) if timed_runs else 0.0,
         latest=latest,
     )

@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from services.registry.db import Database, utcnow
 from services.registry.models import ExecutionRow
@@ -112,6 +113,32 @@ def test_sealing_moves_ended_runs_into_the_aggregates_in_batches_and_the_statist
         after = run_history.stats(session, task_id), run_history.stats(session, 0)
     assert after == before
     assert (after[0].total, after[0].running, after[0].avg_duration) == (6, 1, 2.8)  # (3×2 s + 2×4 s) / 5
+
+
+def test_statistics_count_each_run_once_when_a_seal_commits_while_they_are_read(db: Database) -> None:
+    now = utcnow()
+    task_id = task_with_history(db, now, [2, 1, 0.5])
+    sealed_meanwhile: list[int] = []
+
+    def seal_before_the_aggregates_are_read(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        # Just before statistics read the daily aggregates, a sealing pass commits elsewhere.
+        if "zq_task_execution_daily" in statement and not sealed_meanwhile:
+            sealed_meanwhile.append(0)
+            while (done := retention.seal_pass(db)) > 0:
+                sealed_meanwhile.append(done)
+
+    event.listen(db.engine, "before_cursor_execute", seal_before_the_aggregates_are_read)
+    try:
+        with db.session() as session:
+            counted = run_history.stats(session, task_id)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seal_before_the_aggregates_are_read)
+
+    assert sum(sealed_meanwhile) >= 3 and sealed_flags(db, task_id) == [True] * 3
+    assert (counted.total, counted.success, counted.failed) == (3, 2, 1)
+    assert counted.avg_duration == round((2 + 4 + 2) / 3, 3)
 
 
 def test_a_run_added_later_with_an_old_end_counts_until_it_is_sealed_and_after(db: Database) -> None:
