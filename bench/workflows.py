@@ -15,7 +15,8 @@ from pathlib import Path
 
 from bench.common import calibrate, print_calibration
 from stack import Stack, StackConfig
-from tests.integration.api import Api, wait_for
+from tests.integration.api import Api
+from tests.waiting import wait_for
 
 NODES = 200
 PAIRS = 3

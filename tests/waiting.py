@@ -1,15 +1,17 @@
-"""Waiting in async tests for something that happens in the background: one helper for every test.
+"""Waiting in tests for something that happens in the background: the helpers every test uses.
 
-A test polls a probe until it holds (or its value is truthy, which is returned) and fails with what
-it waited for and the probe's last value once `within` seconds passed. `between` runs after each
-miss, for a test that drives the background work itself (a reaper's pass, say).
+A test polls a probe until its value is truthy (and gets that value back), and fails with what it
+waited for and the probe's last value once the time is up: `eventually` in async tests (`between`
+runs after each miss, for a test that drives the background work itself: a reaper's pass, say),
+`wait_for` in plain ones (a process, a REST API).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
@@ -32,3 +34,14 @@ async def eventually(
         if between is not None:
             await between()
         await asyncio.sleep(every)
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
+        time.sleep(interval)

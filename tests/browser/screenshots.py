@@ -24,9 +24,10 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from stack import Stack
 from tests.browser.ui import VIEWPORT, launch, login
-from tests.integration.api import Api, wait_for
+from tests.integration.api import Api
 from tests.integration.conftest import ADMIN_PASSWORD, USER_PASSWORD, start_stack
 from tests.receivers import HttpReceiver, http_receiver
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUN = {"duration_seconds": 60, "success_rate": 1.0, "message": "长时间任务执行完成", "steps": 30}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_for
 
 PREFIX = "/api/v1/scheduler"
 
@@ -77,17 +78,6 @@ class Api:
 
 def finished(execution: dict[str, Any]) -> dict[str, Any] | None:
     return execution if execution["status"] not in ("pending", "running") else None
-
-
-def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
-        time.sleep(interval)
 
 
 def unique(prefix: str = "t") -> str:

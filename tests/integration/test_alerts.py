@@ -12,9 +12,10 @@ import pytest
 
 from stack import Stack
 from tests.conftest import BACKENDS
-from tests.integration.api import Api, error, unique, wait_for
+from tests.integration.api import Api, error, unique
 from tests.integration.conftest import USER_PASSWORD, stack_on_backend
 from tests.receivers import HttpReceiver, SmtpReceiver, http_receiver, smtp_receiver
+from tests.waiting import wait_for
 
 SECRET = "robot-signing-secret"
 ALERTS = "/api/v1/alerts"

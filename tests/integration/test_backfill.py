@@ -20,8 +20,9 @@ import pytest
 from services.common.calendars import UNCOVERED, builtin_calendar
 from stack import Stack
 from tests.conftest import BACKENDS, database_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import ADMIN_PASSWORD, start_stack
+from tests.waiting import wait_for
 
 # Starts, counts the runs running with it (itself included), works a while, ends.
 RECORDING_RUN = (

@@ -14,8 +14,9 @@ import pytest
 
 from stack import Stack
 from tests.conftest import BACKENDS
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import stack_on_backend
+from tests.waiting import wait_for
 
 RUNS = 40
 ROOM_PER_EXECUTOR = 2

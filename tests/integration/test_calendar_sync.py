@@ -26,9 +26,10 @@ import pytest
 
 from stack import Stack
 from tests.conftest import BACKENDS, database_url
-from tests.integration.api import Api, parse_time, unique, wait_for
+from tests.integration.api import Api, parse_time, unique
 from tests.integration.conftest import ADMIN_PASSWORD, start_stack, stop_and_check
 from tests.receivers import HttpReceiver, http_receiver
+from tests.waiting import wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LIBRARY_END = date(2026, 12, 31)

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from services.common.calendars import builtin_calendar
 from services.common.schedule import Timing
-from tests.integration.api import Api, error, parse_time, unique, wait_for
+from tests.integration.api import Api, error, parse_time, unique
+from tests.waiting import wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -18,8 +18,9 @@ import pytest
 
 from stack import Stack
 from tests.conftest import database_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import ADMIN_PASSWORD, USER_PASSWORD, start_stack, stop_and_check
+from tests.waiting import wait_for
 
 ZQ = Path(sys.executable).parent / "zq"
 

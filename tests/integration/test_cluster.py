@@ -32,8 +32,9 @@ from sqlalchemy import Engine, create_engine, inspect, make_url, text
 from services.registry.db import Database, migrate, normalize_url
 from stack import Stack, StackConfig
 from tests.conftest import postgres_schema_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import ADMIN_PASSWORD, stack_env, stop_and_check
+from tests.waiting import wait_for
 from zquant.scheduler.v1 import execution_service_pb2, execution_service_pb2_grpc
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,9 @@ import pytest
 from services.common.vocabulary import DRAIN_INTERRUPTED_MESSAGE
 from stack import Stack
 from tests.conftest import BACKENDS, database_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import ADMIN_PASSWORD, start_stack, stop_and_check
+from tests.waiting import wait_for
 
 
 def run_of(admin: Api, task_id: int, execution_id: int) -> dict[str, object]:

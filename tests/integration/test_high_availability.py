@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, text
 
 from services.registry.db import normalize_url
 from stack import Stack
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = 20

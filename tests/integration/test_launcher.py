@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from stack import ROOT
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
+from tests.waiting import wait_for
 
 ADMIN_PASSWORD = "launcher-admin-pw"
 STARTUP_SECONDS = 90  # two cores shared with other test runs

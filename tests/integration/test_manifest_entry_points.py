@@ -47,7 +47,6 @@ from stack.envoy import envoy_binary
 from stack.ports import LOCALHOST, free_ports
 from stack.readiness import grpc_health, http_ok, registries_answer_through_gateway
 from tests.conftest import database_url
-from tests.integration.api import wait_for
 from tests.unit.deploy.test_manifests import (
     DOCKER,
     NAMESPACE,
@@ -59,6 +58,7 @@ from tests.unit.deploy.test_manifests import (
     render,
     selects,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

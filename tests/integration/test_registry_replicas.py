@@ -21,8 +21,9 @@ import pytest
 
 from stack import Stack, StackConfig
 from tests.conftest import postgres_schema_url
-from tests.integration.api import Api, error, unique, wait_for
+from tests.integration.api import Api, error, unique
 from tests.integration.conftest import ADMIN_PASSWORD, stack_env, start_stack, stop_and_check
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
+from tests.waiting import wait_for
 
 
 @pytest.fixture

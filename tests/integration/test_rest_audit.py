@@ -10,8 +10,9 @@ import grpc
 import httpx
 
 from stack import Stack
-from tests.integration.api import Api, error, parse_time, unique, wait_for
+from tests.integration.api import Api, error, parse_time, unique
 from tests.integration.conftest import USER_PASSWORD
+from tests.waiting import wait_for
 from zquant.scheduler.v1 import audit_service_pb2, audit_service_pb2_grpc
 
 LONG_CONFIG = {"duration_seconds": 20, "steps": 20}

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from stack import Stack
-from tests.integration.api import Api, assert_shape, error, parse_time, unique, wait_for
+from tests.integration.api import Api, assert_shape, error, parse_time, unique
+from tests.waiting import wait_for
 
 # The product's user guide is not in this repository: CI provides it at ../shared/seed/ next to
 # the checkout (docs/guide.md sums it up).

@@ -11,8 +11,9 @@ import pytest
 
 from stack import Stack
 from tests.conftest import database_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import ADMIN_PASSWORD, start_stack
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from stack import Stack
-from tests.integration.api import Api, assert_shape, error, parse_time, unique, wait_for
+from tests.integration.api import Api, assert_shape, error, parse_time, unique
+from tests.waiting import wait_for
 from zquant.scheduler.v1 import task_service_pb2, task_service_pb2_grpc
 
 TASK_FIELDS = {

@@ -10,7 +10,8 @@ from sqlalchemy import create_engine, insert
 from services.registry.db import normalize_url
 from services.registry.models import ExecutionRow
 from stack import Stack
-from tests.integration.api import Api, error, unique, wait_for
+from tests.integration.api import Api, error, unique
+from tests.waiting import wait_for
 
 
 def test_a_task_says_how_long_its_history_is_kept(admin: Api) -> None:

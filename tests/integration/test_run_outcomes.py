@@ -21,9 +21,10 @@ from services.executor.outcomes import read_stored
 from services.scheduler.reasons import CLOCK_MARGIN
 from stack import Stack
 from tests.conftest import BACKENDS, database_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import start_stack
 from tests.integration.test_high_availability import leader_pid
+from tests.waiting import wait_for
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2_grpc as pb2_grpc
 

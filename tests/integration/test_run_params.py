@@ -20,7 +20,8 @@ from sqlalchemy import Engine, create_engine, func, select
 from services.common.db_url import normalize_url
 from services.executor.data_sync import store
 from stack import Stack
-from tests.integration.api import Api, error, finished, unique, wait_for
+from tests.integration.api import Api, error, finished, unique
+from tests.waiting import wait_for
 
 ECHO = 'echo "date=$ZQ_LOGICAL_DATE symbol=$SYMBOL arg=$1"'
 PREVIOUS = 'echo "prev=$ZQ_PREV_TRADING_DAY arg=$1"'

@@ -28,7 +28,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stack import ROOT, Stack
-from tests.integration.api import Api, finished, wait_for
+from tests.integration.api import Api, finished
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

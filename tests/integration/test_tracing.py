@@ -25,8 +25,9 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from stack import Stack
 from tests.conftest import database_url
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
 from tests.integration.conftest import ADMIN_PASSWORD, start_stack, stop_and_check
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from stack import Stack
-from tests.integration.api import Api, unique, wait_for
+from tests.integration.api import Api, unique
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"duration_seconds": 0.2, "steps": 1}

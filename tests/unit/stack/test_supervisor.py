@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from stack.config import StackConfig
 from stack.restart import RestartPolicy
 from stack.supervisor import Stack, StackError
+from tests.waiting import wait_for
 
 QUICK = RestartPolicy(first_delay=0.2, max_delay=1.0, reset_after=60.0)
 
@@ -48,18 +49,11 @@ def unsupervised(tmp_path: Path) -> Iterator[Stack]:
         yield stack
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_process_killed_from_outside_is_started_again_and_the_restart_is_logged(supervised: Stack) -> None:
     old = supervised.pid("static")
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: supervised.restarts("static") == 1)
+    wait_for(lambda: supervised.restarts("static") == 1, 30.0, "the restart", interval=0.05)
     assert supervised.pid("static") not in (None, old)
     log = supervised.config.log_path("static").read_text(encoding="utf-8")
     assert "static exited with code -9; starting it again in 0.2 s" in log
@@ -70,7 +64,7 @@ def test_a_process_that_keeps_dying_waits_longer_each_time(supervised: Stack) ->
     for _ in range(3):
         restarts = supervised.restarts("static")
         supervised.kill("static")
-        wait_until(lambda: supervised.restarts("static") == restarts + 1)  # noqa: B023
+        wait_for(lambda: supervised.restarts("static") == restarts + 1, 30.0, "the restart", interval=0.05)  # noqa: B023
     log = supervised.config.log_path("static").read_text(encoding="utf-8")
     delays = [line.rsplit(" in ", 1)[1] for line in log.splitlines() if "starting it again" in line]
     assert delays == ["0.2 s", "0.4 s", "0.8 s"]
@@ -133,5 +127,5 @@ def test_a_stack_started_again_after_a_stop_restarts_its_dead_again(tmp_path: Pa
     stack.stop()
     with stack:
         stack.kill("static")
-        wait_until(lambda: stack.restarts("static") == 1)
+        wait_for(lambda: stack.restarts("static") == 1, 30.0, "the restart", interval=0.05)
         assert stack.is_running("static")
