@@ -38,6 +38,17 @@ def env_list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]
     return tuple(item.strip() for item in env_str(env, name, default).split(",") if item.strip())
 
 
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+
 def data_dir(env: Mapping[str, str]) -> Path:
     return Path(env_str(env, "ZQ_DATA_DIR", str(REPO_ROOT / "var"))).resolve()
 

@@ -21,14 +21,11 @@ time as a known one and gets the same answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import secrets
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +33,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.common.errors import InvalidArgument, Reason, ResourceExhausted
+from services.common.thread_priority import lower_this_thread
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -74,16 +72,6 @@ def check_new_password(password: str, username: str) -> None:
         raise InvalidArgument("密码不能与用户名相同", reason=Reason.PASSWORD_TOO_COMMON)
 
 
-def _lower_priority() -> None:
-    # Per-thread on Linux (setpriority on a thread id); elsewhere this is the process: skip it.
-    if hasattr(threading, "get_native_id") and os.uname().sysname == "Linux":
-        thread = threading.get_native_id()
-        with contextlib.suppress(OSError):
-            os.setpriority(
-                os.PRIO_PROCESS, thread, min(os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS, 19)
-            )
-
-
 class PasswordPool:
     """argon2 hashing and verification in a bounded pool of low-priority threads."""
 
@@ -92,7 +80,9 @@ class PasswordPool:
     ) -> None:
         self.hasher = hasher
         self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="password", initializer=_lower_priority
+            max_workers=workers,
+            thread_name_prefix="password",
+            initializer=partial(lower_this_thread, WORKER_NICENESS),
         )
         self._limit = workers + max_waiting
         self._in_flight = 0

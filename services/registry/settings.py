@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.settings import data_dir, env_float, env_int, env_str
+from services.common.settings import data_dir, env_bool, env_float, env_int, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +111,3 @@ class RegistrySettings:
             purge_batches=env_int(env, "ZQ_PURGE_BATCHES", 10),
             internal_port=env_int(env, "ZQ_REGISTRY_INTERNAL_PORT", 0),
         )
-
-
-def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be on or off (1/0, true/false), got {raw!r}")

@@ -7,6 +7,7 @@ import logging
 
 from services.common.logging import configure_logging
 from services.common.metrics import EXECUTORS_CONNECTED, SCHEDULER_IS_LEADER, serve_metrics
+from services.common.thread_priority import make_loop_thread_realtime
 from services.common.tracing import configure_tracing
 from services.scheduler.server import create_server
 from services.scheduler.settings import SchedulerSettings
@@ -24,6 +25,9 @@ async def main() -> None:
     resolving = asyncio.create_task(scheduler.executors.keep_resolved(), name="executor-dns")
     serve_metrics(settings.host, settings.metrics_port)
     scheduler.server.install_signal_handlers()
+    if settings.realtime:
+        refused = make_loop_thread_realtime()  # "": granted
+        log.info("loop thread priority", extra={"realtime": not refused, "reason": refused})
     # The guide's FAQ tells users to look for this line.
     log.info("Scheduler started", extra={"port": settings.port})
     await scheduler.server.wait_for_stop_signal()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.settings import env_float, env_int, env_list, env_str
+from services.common.settings import env_bool, env_float, env_int, env_list, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,10 @@ class SchedulerSettings:
     # ZQ_REGISTRY_INTERNAL_ADDR: the registry's internal listener (services/registry/server.py), so
     # public load cannot delay leadership renewals and run recording; "" = the public address.
     registry_internal_address: str = ""
+    # ZQ_SCHEDULER_REALTIME: the loop thread asks for the lowest real-time priority, so fires are
+    # not late behind the executors and the database on a shared machine (common/thread_priority.py;
+    # without the permission it logs why and runs as before). Off: it never asks.
+    realtime: bool = True
 
     @property
     def registry_target(self) -> str:
@@ -61,4 +65,5 @@ class SchedulerSettings:
             log_level=env_str(env, "ZQ_LOG_LEVEL", "INFO"),
             metrics_port=env_int(env, "ZQ_METRICS_PORT", 0),
             registry_internal_address=env_str(env, "ZQ_REGISTRY_INTERNAL_ADDR", ""),
+            realtime=env_bool(env, "ZQ_SCHEDULER_REALTIME", True),
         )

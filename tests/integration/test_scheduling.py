@@ -201,6 +201,25 @@ def test_interval_fires_once_per_interval_on_the_anchor_grid(tasks: Tasks) -> No
     assert all(0 <= lateness(e) < 1.0 for e in runs), table(runs)
 
 
+@pytest.mark.skipif(
+    os.uname().sysname != "Linux" or os.geteuid() != 0 or len(os.sched_getaffinity(0)) < 2,
+    reason="real-time priority needs Linux, root (CAP_SYS_NICE) and two CPUs",
+)
+def test_the_schedulers_loop_thread_runs_real_time_and_nothing_else_of_it_does(stack: Stack) -> None:
+    # So its fires are not late behind the executors and the database (common/thread_priority.py).
+    for name in stack.config.scheduler_names:
+        pid = stack.pid(name)
+        assert pid is not None
+        policies = {
+            int(thread): os.sched_getscheduler(int(thread)) & ~os.SCHED_RESET_ON_FORK
+            for thread in os.listdir(f"/proc/{pid}/task")
+        }
+        assert policies.pop(pid) == os.SCHED_FIFO  # the main thread runs the loop
+        assert set(policies.values()) == {os.SCHED_OTHER}, policies
+        log = (stack.config.logs_dir / f"{name}.log").read_text(errors="replace")
+        assert '"message": "loop thread priority", "realtime": true' in log
+
+
 def test_pause_stops_firing_and_resume_keeps_the_phase(tasks: Tasks) -> None:
     task = tasks.create(interval_seconds=2, config=example())
     task_id, anchor = task["id"], ts(task["created_at"])
