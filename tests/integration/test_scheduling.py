@@ -7,6 +7,7 @@ registry sets from the same clock the scheduler fires by; windows allow for a lo
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -210,10 +211,10 @@ def test_the_schedulers_loop_thread_runs_real_time_and_nothing_else_of_it_does(s
     for name in stack.config.scheduler_names:
         pid = stack.pid(name)
         assert pid is not None
-        policies = {
-            int(thread): os.sched_getscheduler(int(thread)) & ~os.SCHED_RESET_ON_FORK
-            for thread in os.listdir(f"/proc/{pid}/task")
-        }
+        policies = {}
+        for thread in map(int, os.listdir(f"/proc/{pid}/task")):
+            with contextlib.suppress(ProcessLookupError):  # a pool's idle thread may end meanwhile
+                policies[thread] = os.sched_getscheduler(thread) & ~os.SCHED_RESET_ON_FORK
         assert policies.pop(pid) == os.SCHED_FIFO  # the main thread runs the loop
         assert set(policies.values()) == {os.SCHED_OTHER}, policies
         log = (stack.config.logs_dir / f"{name}.log").read_text(errors="replace")

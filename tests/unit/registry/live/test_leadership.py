@@ -261,9 +261,11 @@ async def test_bad_terms_are_refused_with_their_reason(
 async def test_a_stream_without_the_service_token_is_refused(registry: RegistryServer) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{registry.port}") as channel:
         call: Any = pb2_grpc.RegistryInternalServiceStub(channel).HoldLeadership()
-        await call.write(pb2.HoldLeadershipRequest(candidate="anonymous"))
+        # Refused when the stream opens, before any message: a message written meanwhile could fail
+        # to send, and grpc would then report its own INTERNAL instead of the server's refusal.
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await call.read()
+            async with asyncio.timeout(10):
+                await call.read()
     assert refused.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
