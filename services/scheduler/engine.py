@@ -1,11 +1,11 @@
-"""The scheduler engine: WHEN each task fires, and what each fire becomes.
+"""The scheduler engine: WHEN each task fires.
 
 The registry is the source of truth, followed through its change feed (a snapshot of every task,
 then changes); the timetable (`timetable.py`, APScheduler with our `triggers.py`) says when each
-schedulable task is due. What a fire becomes is decided by `fire_rules.py` (holiday, too late,
-overlap policy) and recorded through the ledger: a skipped run with its reason, or a run keyed by
-task + planned time (so duplicates are impossible) that `dispatch.py` drives. Times missed while no
-scheduler ran are caught up when the snapshot arrives. Calendars come from `calendar_cache.py`.
+schedulable task is due. What a fire becomes is `fires.py`'s: a skipped run with its reason, or a
+run keyed by task + planned time (so duplicates are impossible) that `dispatch.py` drives. Times
+missed while no scheduler ran are found when the snapshot arrives and caught up the same way.
+Calendars come from `calendar_cache.py`.
 """
 
 from __future__ import annotations
@@ -14,22 +14,20 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import grpc
 
-from services.common.calendars import UNCOVERED, TradingCalendar, uncovered_note
+from services.common.calendars import TradingCalendar
 from services.common.heap import freeze_heap
-from services.common.metrics import FIRE_LATENESS, FIRES
+from services.common.metrics import FIRE_LATENESS
 from services.common.vocabulary import Trigger
 from services.scheduler.backfills import drive_backfills
 from services.scheduler.background import Background
 from services.scheduler.calendar_cache import CalendarCache
 from services.scheduler.clients import ExecutorPool, RegistryClient
 from services.scheduler.dispatch import Dispatcher
-from services.scheduler.fire_rules import catch_up_plan, decide_fire
+from services.scheduler.fires import Fires, TaskState
 from services.scheduler.ledger import RunLedger
 from services.scheduler.reasons import describe
 from services.scheduler.settings import SchedulerSettings
@@ -57,15 +55,6 @@ def _active_since(task: task_pb2.Task, schedule: Schedule) -> datetime:
     return max(schedule.anchor, task.updated_at.ToDatetime(tzinfo=UTC))
 
 
-@dataclass
-class TaskState:
-    task: task_pb2.Task
-    schedule: Schedule | None
-    # The loaded data of the task's calendar (None: it names none): also for its runs'
-    # `{{ prev_trading_day }}`, whatever started them.
-    calendar: TradingCalendar | None = None
-
-
 class Engine:
     def __init__(
         self,
@@ -91,8 +80,7 @@ class Engine:
             clock,
             self._known_calendar,
         )
-        # One fire per task at a time, so the overlap policy sees the run the previous fire started.
-        self._fire_locks: dict[int, asyncio.Lock] = {}
+        self._fires = Fires(self._ledger, self._dispatcher, self._tasks.get, clock)
         self._catch_up_slots = asyncio.Semaphore(CATCH_UP_SLOTS)
         self._timetable = Timetable(self._on_fire)
         self.ready = asyncio.Event()
@@ -216,7 +204,7 @@ class Engine:
 
     def _remove(self, task_id: int) -> None:
         self._tasks.pop(task_id, None)
-        self._fire_locks.pop(task_id, None)
+        self._fires.forget(task_id)
         self._timetable.remove(task_id)
 
     def _since(self, event: Feed, schedule: Schedule) -> datetime:
@@ -243,20 +231,15 @@ class Engine:
                 log.warning("catch-up failed", extra={"task_id": event.task.id, "reason": describe(exc)})
 
     async def _catch_up(self, event: Feed) -> None:
-        """Records the planned times that passed while no scheduler ran (see fire_rules)."""
+        """Records the planned times that passed while no scheduler ran (see fires.py)."""
         if event.task.id not in self._tasks:  # deleted meanwhile
             return
-        task = event.task
         missed, left_out = self._missed(event, self._settings.max_missed_records)
-        for planned, skipped_because in catch_up_plan(task, missed, left_out, self._clock()):
-            if skipped_because:
-                await self._ledger.record_fire(task, planned, skipped_because=skipped_because)
-            else:
-                await self._dispatcher.start(
-                    task, planned, self._uncovered(self._tasks.get(task.id), planned)
-                )
+        await self._fires.catch_up(event.task, missed, left_out)
         if missed:
-            log.info("caught up missed runs", extra={"task_id": task.id, "missed": len(missed) + left_out})
+            log.info(
+                "caught up missed runs", extra={"task_id": event.task.id, "missed": len(missed) + left_out}
+            )
 
     # ---- firing -------------------------------------------------------------------------------
 
@@ -265,48 +248,4 @@ class Engine:
         late = (now - planned).total_seconds()
         self.lateness.append(late)
         FIRE_LATENESS.observe(late)
-        self._background.spawn(self._fire(task_id, planned, now))
-
-    async def _fire(self, task_id: int, planned: datetime, now: datetime) -> None:
-        lock = self._fire_locks.get(task_id)
-        if lock is None:  # not setdefault: that would build a Lock on every fire
-            lock = self._fire_locks[task_id] = asyncio.Lock()
-        async with lock:
-            await self._decide_fire(task_id, planned, now)
-
-    @staticmethod
-    def _uncovered(state: TaskState | None, planned: datetime) -> str:
-        """The run's note when it fires beyond its calendar's data (the weekday policy applied):
-        日历数据未覆盖 with where the data ends, shown in the history; logged too. "" otherwise."""
-        calendar = state.calendar if state is not None else None
-        if state is None or calendar is None:
-            return ""
-        note = uncovered_note(calendar, [planned], ZoneInfo(state.task.timezone or "UTC"))
-        if note:
-            log.warning(
-                "fired on a weekday beyond the calendar's data",
-                extra={
-                    "task_id": state.task.id,
-                    "mark": UNCOVERED,
-                    "calendar": calendar.name,
-                    "data_end": str(calendar.covered_until),
-                },
-            )
-        return note
-
-    async def _decide_fire(self, task_id: int, planned: datetime, now: datetime) -> None:
-        state = self._tasks.get(task_id)
-        if state is None or state.schedule is None:
-            return
-        task = state.task
-        active = self._dispatcher.active(task_id)
-        decision = decide_fire(task, state.schedule, planned, now, previous_running=bool(active))
-        FIRES.labels(decision.outcome).inc()
-        if decision.skipped_because:
-            await self._ledger.record_fire(task, planned, skipped_because=decision.skipped_because)
-            return
-        if decision.replace_running:
-            for execution_id in active:
-                await self._dispatcher.terminate(execution_id)
-        note = self._uncovered(state, planned) if decision.beyond_calendar else ""
-        await self._dispatcher.start(task, planned, note)
+        self._background.spawn(self._fires.fire(task_id, planned, now))

@@ -6,7 +6,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 
 from services.common.calendars import TradingCalendar
 from services.scheduler.clients import ExecutorPool
-from services.scheduler.engine import Engine, TaskState
+from services.scheduler.engine import Engine
+from services.scheduler.fires import TaskState
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.triggers import dedup_key
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
@@ -310,19 +311,6 @@ async def test_a_fire_on_a_day_the_calendar_closes_is_recorded_as_skipped_and_on
         # Where the calendar's data ends, for the alert 30 days before: XSHG's data covers 2026.
         end = REGISTRY.get_sample_value("zq_calendar_data_end_timestamp_seconds", {"calendar": "CUSTOM"})
         assert end == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
-
-
-def test_a_fire_beyond_its_calendars_data_carries_the_uncovered_note_and_one_within_none() -> None:
-    weekdays = frozenset(date(2026, 12, 1) + timedelta(days=n) for n in range(31))
-    calendar = TradingCalendar("XSHG", weekdays, date(2026, 12, 1), date(2026, 12, 31))
-    task = every_second(7, datetime(2026, 12, 1, tzinfo=UTC), calendar="XSHG")
-    state = TaskState(task=task, schedule=None, calendar=calendar)
-    beyond = Engine._uncovered(state, datetime(2027, 1, 4, 10, 0, tzinfo=UTC))
-    assert beyond.startswith("日历数据未覆盖") and "2026-12-31" in beyond
-    # 2026-12-31 23:30 UTC is already 1 January in Shanghai, the task's zone.
-    assert Engine._uncovered(state, datetime(2026, 12, 31, 23, 30, tzinfo=UTC)).startswith("日历数据未覆盖")
-    assert Engine._uncovered(state, datetime(2026, 12, 31, 9, 0, tzinfo=UTC)) == ""
-    assert Engine._uncovered(TaskState(task=task, schedule=None), datetime(2027, 1, 4, tzinfo=UTC)) == ""
 
 
 @pytest.mark.parametrize(
