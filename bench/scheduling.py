@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -36,7 +35,6 @@ from bench.common import (
     process_cpu_seconds,
 )
 from services.common.heap import freeze_startup_heap
-from services.common.settings import env_bool
 from services.common.thread_priority import make_loop_thread_realtime
 from services.registry.db import normalize_url
 from services.registry.models import ExecutionRow
@@ -172,21 +170,22 @@ def bench_stack(tmp: str, url: str, executors: int) -> Iterator[Stack]:
         yield stack
 
 
-def loop_thread_priority() -> None:
-    """The priority the scheduler's main gives its loop thread (ZQ_SCHEDULER_REALTIME, on by default),
-    given to this one, where the engines run; the bare APScheduler baseline shares the thread."""
-    refused = make_loop_thread_realtime() if env_bool(os.environ, "ZQ_SCHEDULER_REALTIME", True) else "off"
+def loop_thread_priority(stack: Stack) -> None:
+    """The priority the scheduler's main gives its loop thread (ZQ_SCHEDULER_REALTIME), given to
+    this one, where the engines run; the bare APScheduler baseline shares the thread."""
+    realtime = SchedulerSettings.from_env(stack.env_for("registry")).realtime
+    refused = make_loop_thread_realtime() if realtime else "ZQ_SCHEDULER_REALTIME is off"
     print(f"  loop thread: {'real-time' if not refused else f'normal priority ({refused})'}")
 
 
 async def lateness_benchmark() -> float:
     print(f"-- fire lateness, {TASKS} tasks every {INTERVAL} s, each fire a real no-op run --")
-    loop_thread_priority()
     with (
         tempfile.TemporaryDirectory() as tmp,
         postgres_schema_url("zq_bench") as url,
         bench_stack(tmp, url, 2) as stack,
     ):
+        loop_thread_priority(stack)
         api = Api(stack.registry_addr)
         ids = [api.create(f"late-{i}", INTERVAL, NOOP) for i in range(TASKS)]
         api.set_enabled(ids, False)
@@ -235,12 +234,12 @@ def run_latency(url: str) -> tuple[float, float]:
 async def throughput_benchmark(backend: str) -> float:
     tasks, seconds = 600, 20.0
     print(f"-- sustained no-op runs ({backend}): {tasks} tasks every 1 s for {seconds:.0f} s --")
-    loop_thread_priority()
     with (
         tempfile.TemporaryDirectory() as tmp,
         database_url(backend, tmp) as url,
         bench_stack(tmp, url, 2) as stack,
     ):
+        loop_thread_priority(stack)
         api = Api(stack.registry_addr)
         settings = SchedulerSettings.from_env(stack.env_for("registry"))
 

@@ -30,7 +30,7 @@ async def eventually(
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}; last value: {value!r}")
+            raise _timed_out(within, what, value)
         if between is not None:
             await between()
         await asyncio.sleep(every)
@@ -43,5 +43,9 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
+            raise _timed_out(timeout, what, value)
         time.sleep(interval)
+
+
+def _timed_out(seconds: float, what: str, value: object) -> AssertionError:
+    return AssertionError(f"timed out after {seconds}s waiting for {what}; last value: {value!r}")
