@@ -31,7 +31,8 @@ from bench.common import calibrate, postgres_cpu_seconds, print_calibration
 from bench.seed import seed_tasks
 from services.registry.db import Database, migrate
 from services.registry.models import TaskRow
-from services.registry.store import task_batches, task_rules, transfer
+from services.registry.store import task_rules, transfer
+from services.registry.store.tasks import TASKS
 from tests.conftest import database_url
 
 DEFAULT_TASKS = 100_000
@@ -50,7 +51,7 @@ def bare_insert(db: Database, items: list[dict[str, Any]]) -> Callable[[], None]
     now = datetime.now(UTC)
     with db.session() as session:
         rows = [task_rules.new_task(session, item, "bench", "UTC", now) for item in items]
-    table = task_batches.TASKS
+    table = TASKS
     keys = [column.key for column in table.columns if column.key != "id"]
     values = [{key: vars(row).get(key) for key in keys} for row in rows]
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from services.registry.app import RegistryApp
 from services.registry.convert import SCHEDULING_COLUMNS, snapshot_event
@@ -24,6 +24,7 @@ from services.registry.live.events import RESUBSCRIBE
 from services.registry.models import TaskRow
 from services.registry.store.calendars import DEFINITIONS
 from services.registry.store.run_history import last_scheduled_times
+from services.registry.store.tasks import TASKS
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ SNAPSHOT_PAGE = 1000
 # A quiet feed's sign of life: its writes fail once the scheduler is gone. Rare: each wakes both.
 FEED_HEARTBEAT_SECONDS = 30.0
 Event = internal_pb2.WatchSchedulerEventsResponse
-TASKS = cast(Table, TaskRow.__table__)
 SNAPSHOT_COLUMNS = [TASKS.c[name] for name in SCHEDULING_COLUMNS]
 
 

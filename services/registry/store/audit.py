@@ -1,7 +1,8 @@
 """The audit log: who changed what through the API, from where, and how.
 
-Every entry is added to the session of the change it describes, so it commits or rolls back with it:
-a refused change leaves no entry, and no change goes unrecorded. An entry names its actor (the
+Every entry is written in the transaction of the change it describes, so it commits or rolls back
+with it: a refused change leaves no entry, and no change goes unrecorded. It is one Core INSERT, sent
+at once (the ORM's unit of work costs a manual trigger, whose path is timed, a third of a millisecond). An entry names its actor (the
 token's user), the client address the gateway saw, an action (`Action`), the target (a task, an
 execution, a user, an alert channel or rule, by id or username and by name) and, for updates, the fields that changed as
 `{field: [before, after]}` (a password is recorded as changed, never its hash). Reading the log is for
@@ -16,12 +17,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import InvalidArgument, Reason
 from services.common.input_checks import check_text, shown
 from services.registry.models import AuditRow
+
+AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
+_INSERT_ENTRY = insert(AUDIT)
 
 
 class Action(StrEnum):
@@ -81,17 +85,18 @@ def record(
     name: str = "",
     changes: Mapping[str, Any] | None = None,
 ) -> None:
-    session.add(
-        AuditRow(
-            at=now,
-            actor=actor.username[:64],
-            address=actor.address[:64],
-            action=action,
-            target_type=target,
-            target_id=str(target_id),
-            target_name=name[:MAX_NAME],
-            changes=dict(changes or {}),
-        )
+    session.execute(
+        _INSERT_ENTRY,
+        {
+            "at": now,
+            "actor": actor.username[:64],
+            "address": actor.address[:64],
+            "action": action,
+            "target_type": target,
+            "target_id": str(target_id),
+            "target_name": name[:MAX_NAME],
+            "changes": dict(changes or {}),
+        },
     )
 
 

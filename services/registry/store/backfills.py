@@ -83,7 +83,7 @@ def create_backfill(
         raise InvalidArgument(f"max_parallel 必须在 1 到 {MAX_PARALLEL} 之间", reason=Reason.BACKFILL_INVALID)
     params = check_params(dict(request.params), privileged=privileged)
     task = get_task(session, request.task_id)
-    check_params_fit(task, params)
+    check_params_fit(task.task_type, task.config, params)
     timing = timing_of(task)
     if not (timing.cron_expression or timing.interval_seconds or timing.run_at is not None):
         raise InvalidArgument(

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from google.rpc import error_details_pb2
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,9 +25,8 @@ from services.common.errors import AlreadyExists, DomainError, InvalidArgument, 
 from services.registry.db import upsert_into
 from services.registry.models import TaskRow
 from services.registry.store.task_rules import new_task
-from services.registry.store.tasks import name_taken
+from services.registry.store.tasks import TASKS, name_taken
 
-TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
 # Items of one batch at the most.
 MAX_BATCH = 1000
 

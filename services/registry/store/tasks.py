@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -34,6 +34,8 @@ from services.registry.store.task_rules import (
     check_run_at_ahead,
     new_task,
 )
+
+TASKS = cast(Table, TaskRow.__table__)
 
 
 def task_not_found(task_id: int) -> NotFound:
