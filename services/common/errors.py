@@ -261,6 +261,14 @@ def error_metadata(error: grpc.aio.AioRpcError) -> dict[str, str]:
     return dict(info.metadata) if info is not None else {}
 
 
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def answered_error(number: int, message: str, reason: str) -> grpc.aio.AioRpcError:
+    """`rpc_error` of a status sent as its number (a batched answer's code)."""
+    return rpc_error(_CODES.get(number, grpc.StatusCode.UNKNOWN), message, reason)
+
+
 def rpc_error(
     code: grpc.StatusCode, message: str, reason: str, metadata: Mapping[str, str] | None = None
 ) -> grpc.aio.AioRpcError:

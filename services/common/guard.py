@@ -68,19 +68,25 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
 Status = tuple[grpc.StatusCode, str, bytes]
 
 
-def _status_of(exc: Exception, method: str, translate: ErrorTranslator) -> Status:
-    """The status a failed call ends with: a domain error's own (with its reason), or the one
-    `translate` finds for it; anything else is logged and answered INTERNAL (never a stack trace)."""
+def domain_error_of(exc: Exception, method: str, translate: ErrorTranslator) -> DomainError:
+    """What a failure of `method` tells its caller: a domain error as itself, or the one `translate`
+    finds for it; anything else is logged and is INTERNAL (never a stack trace). Also for a part of
+    a call that fails alone (a batch of a stream)."""
     domain = exc if isinstance(exc, DomainError) else translate(exc)
-    if domain is not None:
-        return (
-            domain.code,
-            domain.message,
-            status_details(domain.code, domain.message, domain.reason, domain.details, domain.metadata),
-        )
-    log.error("unhandled error in %s", method, exc_info=exc)
-    code, message = grpc.StatusCode.INTERNAL, "内部错误，请查看服务日志"
-    return code, message, status_details(code, message, Reason.INTERNAL)
+    if domain is None:
+        log.error("unhandled error in %s", method, exc_info=exc)
+        domain = DomainError("内部错误，请查看服务日志", Reason.INTERNAL)
+    return domain
+
+
+def _status_of(exc: Exception, method: str, translate: ErrorTranslator) -> Status:
+    """The status a failed call ends with (`domain_error_of`), with its reason and details."""
+    domain = domain_error_of(exc, method, translate)
+    return (
+        domain.code,
+        domain.message,
+        status_details(domain.code, domain.message, domain.reason, domain.details, domain.metadata),
+    )
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], status: Status) -> None:

@@ -45,6 +45,7 @@ from services.registry.db import Database, check_schema, concurrent_change, migr
 from services.registry.housekeeping import Housekeeping
 from services.registry.live.cluster import ClusterBus
 from services.registry.live.leadership import LeadershipHolds
+from services.registry.runs.batch_stream import BatchStreams
 from services.registry.runs.reaper import LeaseReaper
 from services.registry.runs.recorder import RunRecorder
 from services.registry.servicers import alerts as alert_servicers
@@ -188,15 +189,21 @@ class RegistryServer:
     server: ServiceServer
     port: int
     runs: RunRecorder
+    batch_streams: BatchStreams
     background: list[asyncio.Task[None]]
     # The scheduler's own listener (None: the public port serves it too) and its bound port.
     internal_server: ServiceServer | None = None
     internal_port: int = 0
 
     async def stop(self, grace: float = 5.0) -> None:
-        # The public port drains first: runs go on being recorded while clients leave.
+        # The public port drains first: runs go on being recorded while clients leave. The
+        # scheduler's batch streams end just before the server they are on stops, which would
+        # otherwise wait out its grace for them.
+        if self.internal_server is None:
+            await self.batch_streams.close(grace)
         await self.server.stop(grace)
         if self.internal_server is not None:
+            await self.batch_streams.close(grace)
             await self.internal_server.stop(grace)
         if self.app.cluster is not None:
             await self.app.cluster.stop()
@@ -272,7 +279,8 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
     if app.cluster is not None:
         holds.on_release.append(app.cluster.leadership_released)
         app.cluster.on_leadership_released.append(holds.released)
-    internal = InternalServicer(app, runs, holds, housekeeping)
+    batch_streams = BatchStreams()
+    internal = InternalServicer(app, runs, holds, housekeeping, batch_streams)
     grpc_server: grpc.aio.Server = server.server
     task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), grpc_server)
     execution_service_pb2_grpc.add_ExecutionServiceServicer_to_server(ExecutionServicer(app), grpc_server)
@@ -337,6 +345,7 @@ async def create_server(settings: RegistrySettings, app: RegistryApp | None = No
         server=server,
         port=port,
         runs=runs,
+        batch_streams=batch_streams,
         background=background,
         internal_server=internal_server,
         internal_port=internal_port,

@@ -4,10 +4,12 @@ Every run costs a create, a claim, a few progress reports, its log and a finish.
 (for create and finish) a commit; at hundreds of runs per second that is the whole budget. The
 ledger queues them and sends what has gathered in one RecordRuns call (one transaction) while at
 most `max_in_flight` calls are under way: an idle ledger sends at once, a busy one in batches.
+The batches travel on one long-lived stream (`record_stream.py`: a message on an open stream costs
+half a new call's time on an idle machine).
 
 Callers see the same as with the single RPCs: the response, or an AioRpcError with the code and
-reason the single call would have raised. A registry without RecordRuns (older, mid rolling
-upgrade) gets the single RPCs.
+reason the single call would have raised. A registry without the stream (older, mid rolling
+upgrade) gets RecordRuns calls, and one without RecordRuns the single RPCs.
 
 Fires (`engine.py`), plain runs (`dispatch.py`, `executor_stream.py`) and workflow runs (`workflow_runs.py`) all record
 through here, and share its rules for a run's updates: `record_fire` (a fire's run, keyed by task +
@@ -26,12 +28,13 @@ from typing import Any
 import grpc
 
 from services.common import tracing
-from services.common.errors import reason_of, rpc_error
+from services.common.errors import answered_error, reason_of
 from services.common.run_params import logical_date_of
 from services.common.vocabulary import ExecutionStatus as Status
 from services.common.vocabulary import Trigger
 from services.scheduler.clients import RegistryClient
 from services.scheduler.reasons import describe, method_missing, registry_hiccup, run_is_gone, task_is_gone
+from services.scheduler.record_stream import RecordStream
 from services.scheduler.triggers import dedup_key
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import task_pb2
@@ -40,7 +43,6 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 CALL_TIMEOUT_SECONDS = 30.0
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 # The final status is retried for up to about a lease (~17 s); the attempt number makes a repeat
 # harmless.
 END_ATTEMPTS = 12
@@ -61,6 +63,9 @@ class RunLedger:
         self._creates: list[tuple[pb2.RunUpdate, asyncio.Future[pb2.RunUpdateResult]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
+        # How batches travel: on one stream while the registry has it, else as RecordRuns calls,
+        # else (older still) one call per update.
+        self._stream: RecordStream | None = RecordStream(registry, answer_within=CALL_TIMEOUT_SECONDS)
         self._batched = True
 
     async def create(self, request: pb2.CreateExecutionRequest) -> pb2.CreateExecutionResponse:
@@ -165,6 +170,8 @@ class RunLedger:
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._stream is not None:
+            await self._stream.close()
 
     async def _submit(self, update: pb2.RunUpdate) -> pb2.RunUpdateResult:
         loop = asyncio.get_running_loop()
@@ -176,7 +183,7 @@ class RunLedger:
             loop.call_soon(self._flush)
         result = await future
         if result.code:
-            raise rpc_error(_CODES.get(result.code, grpc.StatusCode.UNKNOWN), result.message, result.reason)
+            raise answered_error(result.code, result.message, result.reason)
         return result
 
     def _flush(self) -> None:
@@ -212,6 +219,15 @@ class RunLedger:
                 future.set_result(result)
 
     async def _record(self, updates: list[pb2.RunUpdate]) -> list[pb2.RunUpdateResult]:
+        if self._stream is not None:
+            try:
+                return await self._stream.record(updates)
+            except grpc.aio.AioRpcError as exc:
+                if not method_missing(exc):
+                    raise
+                log.warning("the registry has no run stream; sending batches as RecordRuns calls")
+                await self._stream.close()
+                self._stream = None
         if self._batched:
             try:
                 response: pb2.RecordRunsResponse = await self._registry.internal.RecordRuns(

@@ -13,11 +13,13 @@ from typing import Any
 import grpc
 
 from services.common.errors import FailedPrecondition, Reason
-from services.common.guard import current_principal
+from services.common.guard import current_principal, domain_error_of
 from services.registry import convert, feed
 from services.registry.app import RegistryApp
+from services.registry.db import concurrent_change
 from services.registry.housekeeping import Housekeeping
 from services.registry.live.leadership import HoldTerms, LeadershipHolds
+from services.registry.runs.batch_stream import BatchStreams
 from services.registry.runs.model import LogAppend
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import backfills as backfill_store
@@ -28,6 +30,7 @@ from zquant.scheduler.v1 import status_service_pb2
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+RECORD_RUN_STREAM = "/zquant.scheduler.v1.RegistryInternalService/RecordRunStream"
 
 
 def _require_service() -> None:
@@ -37,10 +40,16 @@ def _require_service() -> None:
 
 class InternalServicer:
     def __init__(
-        self, app: RegistryApp, runs: RunRecorder, holds: LeadershipHolds, housekeeping: Housekeeping
+        self,
+        app: RegistryApp,
+        runs: RunRecorder,
+        holds: LeadershipHolds,
+        housekeeping: Housekeeping,
+        batch_streams: BatchStreams,
     ) -> None:
         self._app = app
         self._runs = runs
+        self._batch_streams = batch_streams
         self._holds = holds
         self._housekeeping = housekeeping
 
@@ -61,6 +70,28 @@ class InternalServicer:
         _require_service()
         outcomes = await self._runs.record([convert.run_update_of(update) for update in request.updates])
         return pb2.RecordRunsResponse(results=[convert.outcome_to_proto(outcome) for outcome in outcomes])
+
+    async def RecordRunStream(
+        self, requests: AsyncIterator[pb2.RecordRunStreamRequest], context: Context
+    ) -> AsyncIterator[pb2.RecordRunStreamResponse]:
+        _require_service()
+        async for response in self._batch_streams.answer(requests, self._record_batch):
+            yield response
+
+    async def _record_batch(self, request: pb2.RecordRunStreamRequest) -> pb2.RecordRunStreamResponse:
+        """A batch of the stream, answered as its RecordRuns call would have been."""
+        try:
+            outcomes = await self._runs.record([convert.run_update_of(update) for update in request.updates])
+        except Exception as exc:
+            error = domain_error_of(exc, RECORD_RUN_STREAM, concurrent_change)
+            return pb2.RecordRunStreamResponse(
+                batch_id=request.batch_id,
+                code=error.code.value[0],
+                message=error.message,
+                reason=error.reason,
+            )
+        results = [convert.outcome_to_proto(outcome) for outcome in outcomes]
+        return pb2.RecordRunStreamResponse(batch_id=request.batch_id, results=results)
 
     async def StartExecution(
         self, request: pb2.StartExecutionRequest, context: Context

@@ -22,6 +22,7 @@ from services.scheduler.clients import ExecutorHandle, ExecutorPool
 from services.scheduler.dispatch import Dispatcher
 from services.scheduler.ledger import RunLedger
 from services.scheduler.settings import SchedulerSettings
+from tests.unit.scheduler.run_stream import StreamOfCalls, stream_of_calls
 from zquant.scheduler.v1 import executor_service_pb2, task_pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
@@ -89,6 +90,9 @@ class ScriptedRegistry:
     async def RequeueExecution(self, request: internal_pb2.RequeueExecutionRequest, **call: Any) -> Any:
         self.requeues.append(request.attempt)
         return internal_pb2.RequeueExecutionResponse()
+
+    def RecordRunStream(self, **call: Any) -> StreamOfCalls:
+        return stream_of_calls(self)
 
     async def RecordRuns(self, request: internal_pb2.RecordRunsRequest, **call: Any) -> Any:
         """Claims (as StartExecution answers them), ends, progress and logs, each with its result."""

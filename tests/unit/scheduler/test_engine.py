@@ -18,6 +18,7 @@ from services.scheduler.engine import Engine
 from services.scheduler.fires import TaskState
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.triggers import dedup_key
+from tests.unit.scheduler.run_stream import StreamOfCalls, stream_of_calls
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2
 
@@ -77,6 +78,9 @@ class FakeInternal:
             trigger=request.trigger,
         )
         return internal_pb2.CreateExecutionResponse(execution=execution, created=created)
+
+    def RecordRunStream(self, **call: Any) -> StreamOfCalls:
+        return stream_of_calls(self)
 
     async def RecordRuns(
         self, request: internal_pb2.RecordRunsRequest, **call: Any

@@ -1,8 +1,10 @@
 """RunLedger: the scheduler's hot-path updates go to the registry in batches, and each caller gets
 exactly what its single call would have returned or raised (code and reason); the final status of
 a run is retried through registry hiccups, and a progress report that fails costs only itself. The
-registry here is scripted (its real RecordRuns is tested in tests/integration/test_record_runs.py);
-one plays an older registry without RecordRuns."""
+registry here is scripted (its real RecordRuns is tested in tests/integration/test_record_runs.py,
+its real RecordRunStream in tests/unit/scheduler/test_record_stream.py). Batches travel on its
+stream, which breaks where a call would have failed; older registries have no stream, or not even
+RecordRuns."""
 
 from __future__ import annotations
 
@@ -16,15 +18,11 @@ import pytest
 from services.common.errors import Reason, reason_of
 from services.common.errors import rpc_error as answered
 from services.scheduler.ledger import RunLedger
+from tests.unit.scheduler.run_stream import StreamOfCalls, stream_of_calls, transport
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 from zquant.scheduler.v1 import task_pb2
 
 pytestmark = pytest.mark.asyncio
-
-
-def transport(code: grpc.StatusCode, details: str = "") -> grpc.aio.AioRpcError:
-    """A failure the network or the gRPC runtime made: no reason."""
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details, "")
 
 
 def refused(code: grpc.StatusCode, message: str, reason: Reason) -> pb2.RunUpdateResult:
@@ -34,15 +32,22 @@ def refused(code: grpc.StatusCode, message: str, reason: Reason) -> pb2.RunUpdat
 class ScriptedInternal:
     """Creates echo their task id as the execution id; task 0 does not exist; finishes of
     execution 13 are refused as ended, of execution 14 as invalid; reports for execution 13 are
-    refused as stale. The first `failing_calls` calls fail as the network would. `batched=False`
-    plays a registry without RecordRuns."""
+    refused as stale. The first `failing_calls` calls fail as the network would (a stream breaks).
+    `streamed=False` plays a registry without RecordRunStream, `batched=False` one without
+    RecordRuns either."""
 
-    def __init__(self, batched: bool = True, failing_calls: int = 0) -> None:
+    def __init__(self, batched: bool = True, failing_calls: int = 0, streamed: bool | None = None) -> None:
         self.batched = batched
+        self.streamed = batched if streamed is None else streamed
         self.failing_calls = failing_calls
         self.batches: list[int] = []
         self.kinds: list[list[str]] = []  # each batch's updates, by kind
         self.singles = 0
+        self.streams = 0  # streams opened
+
+    def RecordRunStream(self, **call: Any) -> StreamOfCalls:
+        self.streams += 1
+        return stream_of_calls(self, available=self.streamed)
 
     def _answer(self, update: pb2.RunUpdate) -> pb2.RunUpdateResult:
         kind = update.WhichOneof("update")
@@ -184,6 +189,27 @@ async def test_a_registry_without_record_runs_gets_the_single_calls() -> None:
         await ledger.finish(pb2.FinishExecutionRequest(execution_id=13))
     assert refused.value.details() == "已结束" and reason_of(refused.value) == Reason.RUN_ALREADY_ENDED
     assert internal.singles == 3 and internal.batches == []
+
+
+async def test_batches_travel_on_one_stream_and_a_broken_stream_is_opened_again() -> None:
+    internal = ScriptedInternal(failing_calls=1)
+    ledger = ledger_for(internal)
+    with pytest.raises(grpc.aio.AioRpcError) as broken:
+        await ledger.create(pb2.CreateExecutionRequest(task_id=1))
+    assert broken.value.code() == grpc.StatusCode.UNAVAILABLE
+    for task_id in range(2, 5):
+        assert (await ledger.create(pb2.CreateExecutionRequest(task_id=task_id))).execution.id == task_id
+    assert internal.streams == 2 and internal.batches == [1, 1, 1]
+
+
+async def test_a_registry_without_the_stream_gets_record_runs_calls() -> None:
+    internal = ScriptedInternal(streamed=False)
+    ledger = ledger_for(internal)
+    created = await asyncio.gather(
+        *(ledger.create(pb2.CreateExecutionRequest(task_id=i)) for i in range(1, 4))
+    )
+    assert [response.execution.id for response in created] == [1, 2, 3]
+    assert internal.batches == [3] and internal.singles == 0
 
 
 async def test_the_end_of_a_run_is_retried_through_registry_hiccups() -> None:

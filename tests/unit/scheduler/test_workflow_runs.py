@@ -12,6 +12,7 @@ import pytest
 from services.common.structs import dict_to_struct
 from services.scheduler.ledger import RunLedger
 from services.scheduler.workflow_runs import WorkflowRun
+from tests.unit.scheduler.run_stream import StreamOfCalls, stream_of_calls
 from zquant.scheduler.v1 import execution_service_pb2, task_pb2
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 
@@ -49,6 +50,9 @@ class ScriptedRegistry:
 
     async def ListExecutions(self, request: Any, **call: Any) -> execution_service_pb2.ListExecutionsResponse:
         return execution_service_pb2.ListExecutionsResponse(executions=list(self.children.values()))
+
+    def RecordRunStream(self, **call: Any) -> StreamOfCalls:
+        return stream_of_calls(self)
 
     async def RecordRuns(self, request: pb2.RecordRunsRequest, **call: Any) -> pb2.RecordRunsResponse:
         if self.failing_calls and any(u.WhichOneof("update") == "finish" for u in request.updates):

@@ -125,6 +125,28 @@ class RecordRunsResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[RunUpdateResult]
     def __init__(self, results: _Optional[_Iterable[_Union[RunUpdateResult, _Mapping]]] = ...) -> None: ...
 
+class RecordRunStreamRequest(_message.Message):
+    __slots__ = ("batch_id", "updates")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    updates: _containers.RepeatedCompositeFieldContainer[RunUpdate]
+    def __init__(self, batch_id: _Optional[int] = ..., updates: _Optional[_Iterable[_Union[RunUpdate, _Mapping]]] = ...) -> None: ...
+
+class RecordRunStreamResponse(_message.Message):
+    __slots__ = ("batch_id", "results", "code", "message", "reason")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    batch_id: int
+    results: _containers.RepeatedCompositeFieldContainer[RunUpdateResult]
+    code: int
+    message: str
+    reason: str
+    def __init__(self, batch_id: _Optional[int] = ..., results: _Optional[_Iterable[_Union[RunUpdateResult, _Mapping]]] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class RunUpdateResult(_message.Message):
     __slots__ = ("code", "message", "reason", "create", "progress", "finish", "log", "start")
     CODE_FIELD_NUMBER: _ClassVar[int]
