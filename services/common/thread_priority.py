@@ -12,7 +12,9 @@ it wakes: the wait fell to 30 ms per 12 s and the p99 to 1.1 ms, bare APSchedule
 
 - It needs CAP_SYS_NICE or RLIMIT_RTPRIO >= 1 (root on a development machine, or a systemd
   unit's `LimitRTPRIO=1`). Without it the thread keeps its priority and the reason says how to grant
-  it; nothing else changes. Kubernetes pods run without capabilities: there the scheduler's own pod
+  it; nothing else changes. Where cgroup v1's real-time group scheduling gives the process's group
+  no real-time time (`cpu.rt_runtime_us` 0, as Docker's default on such hosts), the kernel refuses
+  even root: the reason then names that group instead (`refusal_reason`). Kubernetes pods run without capabilities: there the scheduler's own pod
   and CPU request keep the executors' work off its CPU time instead.
 - Never with one CPU: a busy real-time thread would hold the only CPU (the kernel's real-time
   throttling leaves the rest 5 %). With two or more it can take at most one: the loop is one thread.
@@ -31,9 +33,12 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 # The lowest real-time priority: above every normal thread, below anything the system runs real-time.
 REALTIME_PRIORITY = 1
+CAP_SYS_NICE = 23  # its bit in /proc/self/status's CapEff
+NOT_PERMITTED = "not permitted: grant CAP_SYS_NICE or RLIMIT_RTPRIO >= 1 (e.g. systemd LimitRTPRIO=1)"
 
 
 def _linux() -> bool:
@@ -72,8 +77,46 @@ def make_loop_thread_realtime() -> str:
             os.sched_param(REALTIME_PRIORITY),
         )
     except PermissionError:
-        return "not permitted: grant CAP_SYS_NICE or RLIMIT_RTPRIO >= 1 (e.g. systemd LimitRTPRIO=1)"
+        return refusal_reason(Path("/proc/self"), Path("/sys/fs/cgroup"))
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(thread_name_prefix="loop-worker", initializer=_normal_priority)
     )
     return ""
+
+
+def refusal_reason(proc_self: Path, cgroup_root: Path) -> str:
+    """Why the kernel refused real-time priority: the permission missing, or, when the process has
+    it, a cgroup v1 group with no real-time time (read from `proc_self`, the process's /proc
+    directory, and `cgroup_root`, where cgroup v1 hierarchies are mounted)."""
+    if not _permitted(proc_self):
+        return NOT_PERMITTED
+    for line in _read(proc_self / "cgroup").splitlines():
+        _, controllers, group = line.split(":", 2)
+        if "cpu" not in controllers.split(","):
+            continue  # cgroup v2 ("0::/..."), which has no real-time group time
+        runtime = _read(cgroup_root / controllers / group.lstrip("/") / "cpu.rt_runtime_us").strip()
+        if runtime == "0":
+            return (
+                f"the cgroup {group} gives real-time threads no time (cpu.rt_runtime_us = 0): "
+                "give it some (e.g. docker run --cpu-rt-runtime=950000) or run without real-time"
+            )
+    return NOT_PERMITTED
+
+
+def _permitted(proc_self: Path) -> bool:
+    """CAP_SYS_NICE in the effective set, or a real-time priority limit (soft) of at least 1."""
+    for line in _read(proc_self / "status").splitlines():
+        if line.startswith("CapEff:") and int(line.split()[1], 16) >> CAP_SYS_NICE & 1:
+            return True
+    for line in _read(proc_self / "limits").splitlines():
+        if line.startswith("Max realtime priority"):
+            soft = line.split()[3]
+            return soft == "unlimited" or int(soft) >= REALTIME_PRIORITY
+    return False
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

@@ -9,11 +9,17 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from services.common.thread_priority import REALTIME_PRIORITY, make_loop_thread_realtime
+from services.common.thread_priority import (
+    NOT_PERMITTED,
+    REALTIME_PRIORITY,
+    make_loop_thread_realtime,
+    refusal_reason,
+)
 
 T = TypeVar("T")
 
@@ -89,3 +95,45 @@ def test_without_the_permission_the_thread_stays_as_it_was_and_the_reason_says_h
     lines = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout.splitlines()
     assert lines[0].startswith("not permitted: grant CAP_SYS_NICE or RLIMIT_RTPRIO >= 1")
     assert int(lines[1]) == os.SCHED_OTHER
+
+
+def process_files(
+    tmp: Path, cap_sys_nice: bool, rtprio: str, cgroups: str, rt_runtime: dict[str, str]
+) -> tuple[Path, Path]:
+    """A process's /proc directory (its capabilities, limits and cgroups) and a cgroup v1 mount
+    with each group's `cpu.rt_runtime_us`, as `refusal_reason` reads them."""
+    proc = tmp / "proc"
+    proc.mkdir()
+    effective = 1 << 23 if cap_sys_nice else 0
+    (proc / "status").write_text(f"Name:\tpython\nCapEff:\t{effective:016x}\n")
+    (proc / "limits").write_text(
+        "Limit                     Soft Limit           Hard Limit           Units\n"
+        f"Max realtime priority     {rtprio:<20} {rtprio:<20}\n"
+    )
+    (proc / "cgroup").write_text(cgroups)
+    root = tmp / "cgroup"
+    for group, runtime in rt_runtime.items():
+        (root / group).mkdir(parents=True)
+        (root / group / "cpu.rt_runtime_us").write_text(f"{runtime}\n")
+    return proc, root
+
+
+def test_a_refusal_without_the_permission_says_how_to_grant_it(tmp_path: Path) -> None:
+    proc, root = process_files(tmp_path, False, "0", "0::/system.slice/zq.service\n", {})
+    assert refusal_reason(proc, root) == NOT_PERMITTED
+
+
+def test_a_refusal_by_a_cgroup_with_no_real_time_time_names_the_group(tmp_path: Path) -> None:
+    cgroups = "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/\n"
+    for cap_sys_nice, rtprio in ((True, "0"), (False, "1"), (False, "unlimited")):
+        case = tmp_path / f"{cap_sys_nice}-{rtprio}"
+        case.mkdir()
+        proc, root = process_files(case, cap_sys_nice, rtprio, cgroups, {"cpu,cpuacct/docker/abc": "0"})
+        reason = refusal_reason(proc, root)
+        assert reason.startswith("the cgroup /docker/abc gives real-time threads no time"), reason
+
+
+def test_a_permitted_process_whose_group_has_real_time_time_gets_the_general_reason(tmp_path: Path) -> None:
+    cgroups = "4:cpu,cpuacct:/docker/abc\n"
+    proc, root = process_files(tmp_path, True, "0", cgroups, {"cpu,cpuacct/docker/abc": "950000"})
+    assert refusal_reason(proc, root) == NOT_PERMITTED
