@@ -59,15 +59,10 @@ class RecordStream:
         batch_id = next(self._batch_ids)
         answered: asyncio.Future[pb2.RecordRunStreamResponse] = asyncio.get_running_loop().create_future()
         stream.unanswered[batch_id] = answered
+        request = pb2.RecordRunStreamRequest(batch_id=batch_id, updates=updates)
         try:
-            async with self._writing:
-                await stream.call.write(pb2.RecordRunStreamRequest(batch_id=batch_id, updates=updates))
-        except grpc.aio.AioRpcError as exc:  # the stream had failed: it says why
-            self._ended(stream, exc)
-        except asyncio.InvalidStateError:  # it had ended OK (the registry stopped)
-            self._ended(stream, _unavailable("the registry ended the run stream"))
-        try:
-            async with asyncio.timeout(self._answer_within):
+            async with asyncio.timeout(self._answer_within):  # the write too: a stuck stream blocks it
+                await self._write(stream, request)
                 response = await answered
         except TimeoutError:
             silent = f"no answer on the run stream in {self._answer_within:.0f} s"
@@ -77,6 +72,16 @@ class RecordStream:
         if response.code:
             raise answered_error(response.code, response.message, response.reason)
         return list(response.results)
+
+    async def _write(self, stream: _Stream, request: pb2.RecordRunStreamRequest) -> None:
+        """Sends the batch; a stream found ended fails its unanswered batches, this one with them."""
+        try:
+            async with self._writing:
+                await stream.call.write(request)
+        except grpc.aio.AioRpcError as exc:  # the stream had failed: it says why
+            self._ended(stream, exc)
+        except asyncio.InvalidStateError:  # it had ended OK (the registry stopped)
+            self._ended(stream, _unavailable("the registry ended the run stream"))
 
     async def close(self) -> None:
         """Ends the stream; batches still unanswered are cancelled."""

@@ -3,7 +3,8 @@ without its internal listener): batches on one stream each get the answer their 
 would have had, a batch that fails as a whole is answered with its code and reason while the stream
 goes on, a caller without the service token is refused, and a registry that stops ends the stream
 OK at once (not after its grace, as a call cut off would be), after which the next batch fails as
-unavailable and one to its successor opens a new stream."""
+unavailable and one to its successor opens a new stream. And, with a scripted registry that stops
+answering, a batch unanswered in time fails with DEADLINE_EXCEEDED and takes its stream with it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -25,6 +27,7 @@ from services.registry.store import tasks as task_store
 from services.scheduler.clients import RegistryClient
 from services.scheduler.record_stream import RecordStream
 from stack.ports import free_ports
+from tests.unit.scheduler.run_stream import StreamOfCalls, stream_of_calls
 from zquant.scheduler.v1 import registry_internal_service_pb2 as pb2
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -168,3 +171,35 @@ async def recorded_once_up(stream: RecordStream, updates: list[pb2.RunUpdate]) -
                 raise
             await asyncio.sleep(0.1)
     raise AssertionError("the successor never answered")
+
+
+class SilentRegistry:
+    """A registry whose first stream takes batches and never answers them (stuck inside); its
+    later streams answer."""
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.metadata: list[tuple[str, str]] = []
+        self.internal = self
+
+    async def RecordRuns(self, request: pb2.RecordRunsRequest, **call: Any) -> pb2.RecordRunsResponse:
+        if self.streams == 1:
+            await asyncio.Event().wait()
+        return pb2.RecordRunsResponse(results=[pb2.RunUpdateResult() for _ in request.updates])
+
+    def RecordRunStream(self, **call: Any) -> StreamOfCalls:
+        self.streams += 1
+        return stream_of_calls(self)
+
+
+async def test_a_batch_unanswered_in_time_fails_and_the_next_one_goes_on_a_new_stream() -> None:
+    registry = SilentRegistry()
+    stream = RecordStream(registry, answer_within=0.2)  # type: ignore[arg-type]  # a structural fake
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as silent:
+            await stream.record([create(1)])
+        assert silent.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not reason_of(silent.value)
+        assert len(await stream.record([create(1)])) == 1
+        assert registry.streams == 2
+    finally:
+        await stream.close()
