@@ -9,10 +9,10 @@ A batch gets what its RecordRuns call would have given: the results, or an AioRp
 code and reason of a batch that failed as a whole. The stream opens at the first batch and again
 after it ended; when it ends (the registry stopped, the connection broke), every batch still
 unanswered on it fails with the stream's error, or UNAVAILABLE when it ended OK (a registry that
-stops answers what it read, then ends it). A batch unanswered after `timeout` fails with
-DEADLINE_EXCEEDED and takes the stream down with it: a stream that answers nothing is not trusted
-with the next batch (`answer_within`, seconds). A registry without RecordRunStream fails the first batch with UNIMPLEMENTED,
-and the ledger falls back to RecordRuns calls.
+stops answers what it read, then ends it). A batch not sent and answered within `answer_within`
+seconds fails with DEADLINE_EXCEEDED and takes the stream down with it: a stream that answers
+nothing is not trusted with the next batch. A registry without RecordRunStream fails the first
+batch with UNIMPLEMENTED, and the ledger falls back to RecordRuns calls.
 """
 
 from __future__ import annotations
