@@ -14,8 +14,9 @@ it wakes: the wait fell to 30 ms per 12 s and the p99 to 1.1 ms, bare APSchedule
   unit's `LimitRTPRIO=1`). Without it the thread keeps its priority and the reason says how to grant
   it; nothing else changes. Where cgroup v1's real-time group scheduling gives the process's group
   no real-time time (`cpu.rt_runtime_us` 0, as Docker's default on such hosts), the kernel refuses
-  even root: the reason then names that group instead (`refusal_reason`). Kubernetes pods run without capabilities: there the scheduler's own pod
-  and CPU request keep the executors' work off its CPU time instead.
+  even root: the reason then names that group instead (`refusal_reason`). Kubernetes pods run
+  without capabilities: there the scheduler's own pod and CPU request keep the executors' work off
+  its CPU time instead.
 - Never with one CPU: a busy real-time thread would hold the only CPU (the kernel's real-time
   throttling leaves the rest 5 %). With two or more it can take at most one: the loop is one thread.
 - Threads inherit the policy of the thread that starts them: the loop's worker threads

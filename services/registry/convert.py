@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from services.common.calendars import CalendarDefinition
+from services.common.errors import DomainError
 from services.common.structs import dict_to_struct, struct_to_dict
 from services.common.tracing import trace_id_of
 from services.registry.models import BackfillRow, CalendarRow, ExecutionRow, TaskRow, UserRow
@@ -371,4 +373,17 @@ def outcome_to_proto(outcome: Outcome) -> internal_pb2.RunUpdateResult:
         )
     return internal_pb2.RunUpdateResult(
         code=outcome.code.value[0], message=outcome.message, reason=outcome.reason
+    )
+
+
+def batch_answer_to_proto(
+    batch_id: int, answer: Sequence[Outcome] | DomainError
+) -> internal_pb2.RecordRunStreamResponse:
+    """A RecordRunStream batch's answer: its outcomes, or the error it failed with as a whole."""
+    if isinstance(answer, DomainError):
+        return internal_pb2.RecordRunStreamResponse(
+            batch_id=batch_id, code=answer.code.value[0], message=answer.message, reason=answer.reason
+        )
+    return internal_pb2.RecordRunStreamResponse(
+        batch_id=batch_id, results=[outcome_to_proto(outcome) for outcome in answer]
     )

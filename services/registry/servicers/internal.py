@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from services.common.errors import FailedPrecondition, Reason
+from services.common.errors import DomainError, FailedPrecondition, Reason
 from services.common.guard import current_principal, domain_error_of
 from services.registry import convert, feed
 from services.registry.app import RegistryApp
@@ -20,7 +20,7 @@ from services.registry.db import concurrent_change
 from services.registry.housekeeping import Housekeeping
 from services.registry.live.leadership import HoldTerms, LeadershipHolds
 from services.registry.runs.batch_stream import BatchStreams
-from services.registry.runs.model import LogAppend
+from services.registry.runs.model import LogAppend, Outcome
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import backfills as backfill_store
 from services.registry.store import leadership
@@ -68,7 +68,7 @@ class InternalServicer:
 
     async def RecordRuns(self, request: pb2.RecordRunsRequest, context: Context) -> pb2.RecordRunsResponse:
         _require_service()
-        outcomes = await self._runs.record([convert.run_update_of(update) for update in request.updates])
+        outcomes = await self._record(request.updates)
         return pb2.RecordRunsResponse(results=[convert.outcome_to_proto(outcome) for outcome in outcomes])
 
     async def RecordRunStream(
@@ -80,18 +80,15 @@ class InternalServicer:
 
     async def _record_batch(self, request: pb2.RecordRunStreamRequest) -> pb2.RecordRunStreamResponse:
         """A batch of the stream, answered as its RecordRuns call would have been."""
+        answer: list[Outcome] | DomainError
         try:
-            outcomes = await self._runs.record([convert.run_update_of(update) for update in request.updates])
+            answer = await self._record(request.updates)
         except Exception as exc:
-            error = domain_error_of(exc, RECORD_RUN_STREAM, concurrent_change)
-            return pb2.RecordRunStreamResponse(
-                batch_id=request.batch_id,
-                code=error.code.value[0],
-                message=error.message,
-                reason=error.reason,
-            )
-        results = [convert.outcome_to_proto(outcome) for outcome in outcomes]
-        return pb2.RecordRunStreamResponse(batch_id=request.batch_id, results=results)
+            answer = domain_error_of(exc, RECORD_RUN_STREAM, concurrent_change)
+        return convert.batch_answer_to_proto(request.batch_id, answer)
+
+    async def _record(self, updates: Iterable[pb2.RunUpdate]) -> list[Outcome]:
+        return await self._runs.record([convert.run_update_of(update) for update in updates])
 
     async def StartExecution(
         self, request: pb2.StartExecutionRequest, context: Context
