@@ -2,16 +2,18 @@
 
 A :class:`Ports` value names every port a stack listens on. `Ports.fixed` reads the ZQ_*_PORT
 variables (replica i > 0 of the registry or the scheduler listens on its base port + 100 * i);
-`Ports.free` asks the kernel for ports nobody holds right now.
+`Ports.free` picks ports nobody holds right now, below the kernel's ephemeral range.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import random
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
 
@@ -109,18 +111,53 @@ class Ports:
         )
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that are free on 127.0.0.1 at this moment."""
-    sockets: list[socket.socket] = []
+# Free ports are picked below the kernel's ephemeral range: a port the kernel hands out for a bind
+# to port 0 comes from that range, and any outgoing connection on the machine may take it as its
+# source port between the pick and the service's own bind (CI once lost a test module to that:
+# Envoy's stats port was taken while the registry started).
+FREE_PORT_FLOOR = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_next_free: int | None = None
+
+
+def _free_range() -> range:
+    """Where free ports are picked: below the ephemeral range, and for a pytest-xdist worker its
+    own slice of that (parallel stacks never pick the same port)."""
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOCALHOST, 0))
-            sockets.append(s)  # held open until all are picked, so they are distinct
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        ceiling = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ceiling = 32768  # Linux's default start of the ephemeral range
+    ceiling = max(ceiling, FREE_PORT_FLOOR + 1000)
+    worker, workers = (
+        os.environ.get("PYTEST_XDIST_WORKER", ""),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT", ""),
+    )
+    if not (worker.startswith("gw") and worker[2:].isdigit() and workers.isdigit() and int(workers) > 0):
+        return range(FREE_PORT_FLOOR, ceiling)
+    size = (ceiling - FREE_PORT_FLOOR) // int(workers)
+    start = FREE_PORT_FLOOR + size * (int(worker[2:]) % int(workers))
+    return range(start, start + size)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that are free on 127.0.0.1 at this moment, outside the ephemeral range
+    (see FREE_PORT_FLOOR). Taken in turn from a random place, so this process does not hand out a
+    port again soon, and a child process (a stack a test starts) picks elsewhere in the same range."""
+    global _next_free
+    candidates = _free_range()
+    if _next_free is None or _next_free not in candidates:
+        _next_free = random.choice(candidates)
+    picked: list[int] = []
+    for _ in range(len(candidates)):
+        port, _next_free = (
+            _next_free,
+            candidates.start + (_next_free + 1 - candidates.start) % len(candidates),
+        )
+        if not port_in_use(port):
+            picked.append(port)
+            if len(picked) == count:
+                return picked
+    raise OSError(errno.EADDRINUSE, f"fewer than {count} free ports in {candidates}")
 
 
 def port_in_use(port: int) -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
-from stack.ports import LOCALHOST, Ports, free_ports, port_in_use
+import pytest
+
+from stack.ports import FREE_PORT_FLOOR, LOCALHOST, Ports, free_ports, port_in_use
 
 
 def test_fixed_ports_are_the_documented_defaults() -> None:
@@ -40,3 +43,16 @@ def test_a_listening_port_is_in_use_and_a_closed_one_is_not() -> None:
         listener.bind((LOCALHOST, port))
         listener.listen()
         assert port_in_use(port)
+
+
+def test_free_ports_lie_below_the_ephemeral_range_in_the_workers_own_slice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    middle = FREE_PORT_FLOOR + (ephemeral_start - FREE_PORT_FLOOR) // 2
+    ports = free_ports(20)
+    assert len(set(ports)) == 20 and all(middle <= port < ephemeral_start for port in ports)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert all(FREE_PORT_FLOOR <= port < middle for port in free_ports(20))
