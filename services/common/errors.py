@@ -62,6 +62,8 @@ class Reason(StrEnum):
     RUN_NOT_PENDING = "RUN_NOT_PENDING"
     ATTEMPT_STALE = "ATTEMPT_STALE"
     RUN_UPDATE_INVALID = "RUN_UPDATE_INVALID"
+    # An answer to a trigger offer that no trigger waits for any more (internal).
+    TRIGGER_OFFER_GONE = "TRIGGER_OFFER_GONE"
     # A rerun of a run that is still live or succeeded.
     RUN_NOT_RERUNNABLE = "RUN_NOT_RERUNNABLE"
     # A trigger's or backfill's params or logical_date that cannot be used.

@@ -1,5 +1,5 @@
 """What the registry's servicers share: settings, database, tokens, live events, progress, the
-cluster bus (PostgreSQL), caches, the line of task creates, clock."""
+cluster bus (PostgreSQL), caches, the line of task creates, trigger offers, clock."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.registry.live.held_terms import HeldTerms
 from services.registry.live.list_cache import TaskListCache
 from services.registry.live.name_cache import TaskNameCache
 from services.registry.live.progress import ProgressBuffer
+from services.registry.live.trigger_offers import TriggerOffers
 from services.registry.passwords import PasswordPool
 from services.registry.settings import RegistrySettings
 from services.registry.task_creates import TaskCreates
@@ -39,6 +40,8 @@ class RegistryApp:
     upkeep: BulkUpkeep
     # Single task creates, those that arrive together in one transaction.
     creates: TaskCreates
+    # Manual triggers waiting for the scheduler to name an executor.
+    trigger_offers: TriggerOffers
     # Shares events with the other registry replicas; None when this is the only one (SQLite, or
     # ZQ_CLUSTER_EVENTS off).
     cluster: ClusterBus | None = None
@@ -88,6 +91,7 @@ class RegistryApp:
             passwords=passwords or PasswordPool(),
             upkeep=BulkUpkeep(db),
             creates=TaskCreates(db, settings, clock),
+            trigger_offers=TriggerOffers(events),
             cluster=cluster,
             secrets=SecretBox(settings.alert_key),
             clock=clock,

@@ -16,10 +16,12 @@ from services.registry.models import BackfillRow, CalendarRow, ExecutionRow, Tas
 from services.registry.runs.model import (
     Appended,
     Created,
+    Declined,
     End,
     Ended,
     LogAppend,
     NewRun,
+    OfferAnswer,
     Outcome,
     Report,
     Reported,
@@ -80,32 +82,6 @@ def task_to_proto(row: TaskRow, now: datetime, latest: LatestRun | None = None) 
     return task
 
 
-# The task columns scheduling needs: what the scheduler's snapshot reads and sends.
-SCHEDULING_COLUMNS = (
-    "id",
-    "name",
-    "task_type",
-    "cron_expression",
-    "interval_seconds",
-    "run_at",
-    "timezone",
-    "enabled",
-    "paused",
-    "config",
-    "max_retries",
-    "retry_interval",
-    "timeout_seconds",
-    "concurrency_policy",
-    "misfire_policy",
-    "misfire_grace_seconds",
-    "updated_at",
-    "calendar",
-    "calendar_shift",
-    "calendar_holidays",
-    "schedule_anchor",
-)
-
-
 def _scheduling_fields(row: TaskRow) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -132,7 +108,7 @@ def _scheduling_fields(row: TaskRow) -> dict[str, Any]:
 
 
 def scheduling_task_to_proto(row: TaskRow) -> task_pb2.Task:
-    """A task as scheduling needs it (`SCHEDULING_COLUMNS`), what the scheduler's snapshot sends:
+    """A task as scheduling needs it (`store.tasks.SCHEDULING_COLUMNS`), what the scheduler's snapshot sends:
     none of the fields only people read (description, who created and changed it, tags) nor the
     list's display fields (next_run_time, schedule_status, latest execution), for a fraction of the
     cost and of the scheduler's memory."""
@@ -337,6 +313,10 @@ def run_update_of(update: internal_pb2.RunUpdate) -> Update | None:
     return None
 
 
+def offer_answer_of(answer: internal_pb2.OfferAnswer) -> OfferAnswer:
+    return OfferAnswer(answer.offer_id, answer.executor, answer.lease_seconds)
+
+
 def start_of(request: internal_pb2.StartExecutionRequest) -> Start:
     return Start(request.execution_id, request.executor, request.lease_seconds, request.adopt)
 
@@ -371,6 +351,8 @@ def outcome_to_proto(outcome: Outcome) -> internal_pb2.RunUpdateResult:
         return internal_pb2.RunUpdateResult(
             log=internal_pb2.AppendExecutionLogResponse(end_offset=outcome.end_offset)
         )
+    if isinstance(outcome, Declined):
+        return internal_pb2.RunUpdateResult()
     return internal_pb2.RunUpdateResult(
         code=outcome.code.value[0], message=outcome.message, reason=outcome.reason
     )

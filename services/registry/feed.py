@@ -6,12 +6,13 @@ together with the newest recorded planned time of that page's tasks only (for ca
 before the next page is read. The feed is subscribed before the first page is read, so whatever
 changes while the snapshot streams is queued and follows it (a task changed meanwhile may arrive in
 its page and again as an event: the scheduler applies an unchanged schedule as a no-op). A page
-carries what scheduling needs of a task (`convert.SCHEDULING_COLUMNS`), not what only people read.
+carries what scheduling needs of a task (`store.tasks.SCHEDULING_COLUMNS`), not what only people read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from typing import cast
@@ -19,12 +20,12 @@ from typing import cast
 from sqlalchemy import select
 
 from services.registry.app import RegistryApp
-from services.registry.convert import SCHEDULING_COLUMNS, snapshot_event
+from services.registry.convert import snapshot_event
 from services.registry.live.events import RESUBSCRIBE
 from services.registry.models import TaskRow
 from services.registry.store.calendars import DEFINITIONS
 from services.registry.store.run_history import last_scheduled_times
-from services.registry.store.tasks import TASKS
+from services.registry.store.tasks import SCHEDULING_COLUMNS, TASKS
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,12 @@ async def scheduler_feed(
     page_size: int = SNAPSHOT_PAGE,
     heartbeat_seconds: float = FEED_HEARTBEAT_SECONDS,
     pages: bool = False,
+    takes_offers: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """The snapshot (a snapshot_page event per page with `pages`, else an event per task), its end
-    marker, then live events until the hub ends the feed (RESUBSCRIBE)."""
+    marker, then live events until the hub ends the feed (RESUBSCRIBE); with `takes_offers`, the
+    trigger offers of this registry too, once the snapshot is sent (a scheduler answers them only
+    when it is ready)."""
     with app.events.scheduler_feed() as feed:
         async for page in snapshot(app, page_size):
             if pages:
@@ -88,15 +92,16 @@ async def scheduler_feed(
                 for event in page:
                     yield event
         yield Event(type=Event.EVENT_TYPE_SNAPSHOT_DONE)
-        while True:
-            try:
-                # A timeout scope, not wait_for: no task of its own per event.
-                async with asyncio.timeout(heartbeat_seconds):
-                    event = await feed.get()
-            except TimeoutError:
-                yield Event(type=Event.EVENT_TYPE_HEARTBEAT)
-                continue
-            if event is RESUBSCRIBE:
-                log.info("ending a scheduler feed that may have missed events; it subscribes again")
-                return
-            yield event
+        with app.events.offers_to(feed) if takes_offers else contextlib.nullcontext():
+            while True:
+                try:
+                    # A timeout scope, not wait_for: no task of its own per event.
+                    async with asyncio.timeout(heartbeat_seconds):
+                        event = await feed.get()
+                except TimeoutError:
+                    yield Event(type=Event.EVENT_TYPE_HEARTBEAT)
+                    continue
+                if event is RESUBSCRIBE:
+                    log.info("ending a scheduler feed that may have missed events; it subscribes again")
+                    return
+                yield event

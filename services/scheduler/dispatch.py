@@ -1,9 +1,10 @@
 """Dispatch: drives each run the engine launches to its end, on an executor or, for a workflow, in
 the scheduler itself. The Dispatcher coordinates; each job it hands out lives in its own module.
 
-A run is claimed in the registry for one executor, or created already claimed (`claims.py`: claim,
-requeue, adopt), then streamed from that executor's `Run` call until its end is recorded through the
-ledger (`executor_stream.py`, with `progress_relay.py` and `log_relay.py`). An executor that declines
+A run is claimed in the registry for one executor (`claims.py`: claim, requeue, adopt), or created
+already claimed (a fire's; a manual run whose trigger offer named an executor, `take_offer`), then
+streamed from that executor's `Run` call until its end is recorded through the ledger
+(`executor_stream.py`, with `progress_relay.py` and `log_relay.py`). An executor that declines
 before accepting (busy, draining, unreachable) is passed over for a while and the run goes back to
 pending for the next one. A termination reaches the run wherever it is on its way (`cancels.py`): a
 pending run ends in the registry, a run claimed but not yet streaming ends terminated here, a run on
@@ -36,7 +37,7 @@ from services.scheduler.claims import Claims
 from services.scheduler.clients import REGISTRY_TIMEOUT_SECONDS, ExecutorHandle, ExecutorPool, RegistryClient
 from services.scheduler.executor_stream import ExecutorStream
 from services.scheduler.ledger import RunLedger
-from services.scheduler.reasons import task_is_gone
+from services.scheduler.reasons import describe, task_is_gone
 from services.scheduler.run_handle import Claim, RunHandle
 from services.scheduler.settings import SchedulerSettings
 from services.scheduler.workflow_runs import WorkflowRun
@@ -118,6 +119,33 @@ class Dispatcher:
             self.launch(response.execution, claim)
         finally:
             if handle is not None and claim is None:  # the run was not claimed for it
+                self._executors.release(handle)
+
+    def take_offer(self, offer: internal_pb2.TriggerOffer) -> None:
+        """A user is triggering the task: an executor with room is named for its run, which the
+        registry then creates running there and hands back to be driven (one registry update
+        instead of two, as a fire's); a workflow's run, or one no executor has room for, is
+        declined and arrives pending."""
+        self._background.spawn(self._answer_offer(offer))
+
+    async def _answer_offer(self, offer: internal_pb2.TriggerOffer) -> None:
+        task = self._known_task(offer.task_id)
+        # Declined: a task not known yet (its change is on the way), a workflow (it runs here).
+        declined = task is None or task.task_type == TaskType.WORKFLOW
+        handle = None if declined else self._executors.pick()
+        claim: Claim | None = None
+        try:
+            started = await self._ledger.answer_offer(
+                offer.offer_id, handle.address if handle is not None else ""
+            )
+            if started is not None and handle is not None:
+                claim = Claim(handle, started.attempt, started.task)
+                self.launch(started.execution, claim)
+        except grpc.aio.AioRpcError as exc:
+            # The trigger no longer waited (its run arrives pending), or failed (its caller was told).
+            log.debug("trigger offer not taken", extra={"task_id": offer.task_id, "reason": describe(exc)})
+        finally:
+            if handle is not None and claim is None:  # the run was not created on it
                 self._executors.release(handle)
 
     def launch(self, execution: task_pb2.Execution, claim: Claim | None = None) -> None:

@@ -98,7 +98,7 @@ class Engine:
         while True:
             try:
                 call = self._registry.internal.WatchSchedulerEvents(
-                    internal_pb2.WatchSchedulerEventsRequest(snapshot_pages=True),
+                    internal_pb2.WatchSchedulerEventsRequest(snapshot_pages=True, trigger_offers=True),
                     metadata=self._registry.metadata,
                 )
                 snapshot: set[int] | None = set()  # task ids, until the snapshot is done
@@ -148,6 +148,8 @@ class Engine:
             self._dispatcher.launch(event.execution)
             if event.execution.trigger == Trigger.BACKFILL:
                 self._backfill_wake.set()  # a backfill runs: its pass polls again
+        elif event.type == Feed.EVENT_TYPE_TRIGGER_OFFER:
+            self._dispatcher.take_offer(event.trigger_offer)
         elif event.type == Feed.EVENT_TYPE_TERMINATE_REQUESTED:
             self._dispatcher.request_cancel(event.execution.id)
         return snapshot

@@ -112,6 +112,19 @@ class RunLedger:
         per executor in the registry, so a burst's runs start in a few commits."""
         return (await self._submit(pb2.RunUpdate(start=request))).start
 
+    async def answer_offer(self, offer_id: int, executor: str) -> pb2.StartExecutionResponse | None:
+        """The answer to a trigger offer ("" declines), sent at once and alone: the trigger waits for
+        it with its task locked. The run started on `executor`, once its trigger committed; None for
+        a decline, or when batches do not travel on the stream (the offer then expires, and its run
+        arrives pending). Raises the registry's error (the offer gone, the trigger refused)."""
+        if self._stream is None:
+            return None
+        answer = pb2.OfferAnswer(offer_id=offer_id, executor=executor)
+        (result,) = await self._stream.record([pb2.RunUpdate(offer_answer=answer)])
+        if result.code:
+            raise answered_error(result.code, result.message, result.reason)
+        return result.start if result.HasField("start") else None
+
     async def progress(self, request: pb2.ReportProgressRequest) -> pb2.ReportProgressResponse:
         return (await self._submit(pb2.RunUpdate(progress=request))).progress
 

@@ -41,6 +41,8 @@ class Relay(Protocol):
 class EventHub:
     def __init__(self) -> None:
         self._scheduler: set[asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse]] = set()
+        # The feeds whose scheduler answers trigger offers (live/trigger_offers.py).
+        self._offer_takers: set[asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse]] = set()
         self._executions: defaultdict[int, set[asyncio.Queue[task_pb2.Execution]]] = defaultdict(set)
         # Called on every change of a task or of an execution's state (not on progress updates).
         self.on_change: list[Callable[[], None]] = []
@@ -82,6 +84,15 @@ class EventHub:
         for queue in self._scheduler:
             queue.put_nowait(RESUBSCRIBE)
 
+    def publish_offer(self, event: internal_pb2.WatchSchedulerEventsResponse) -> None:
+        """A trigger offer, to this process's feeds that take offers only (never relayed)."""
+        for queue in self._offer_takers:
+            queue.put_nowait(event)
+
+    @property
+    def offer_takers(self) -> int:
+        return len(self._offer_takers)
+
     @contextmanager
     def scheduler_feed(self) -> Iterator[asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse]]:
         queue: asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse] = asyncio.Queue()
@@ -90,6 +101,15 @@ class EventHub:
             yield queue
         finally:
             self._scheduler.discard(queue)
+
+    @contextmanager
+    def offers_to(self, feed: asyncio.Queue[internal_pb2.WatchSchedulerEventsResponse]) -> Iterator[None]:
+        """While open, trigger offers go to `feed` as well."""
+        self._offer_takers.add(feed)
+        try:
+            yield
+        finally:
+            self._offer_takers.discard(feed)
 
     @property
     def scheduler_subscribers(self) -> int:

@@ -27,6 +27,11 @@ the values of `model` and back; the rules live here.
 - **Reaper** (`reaper.py`): runs whose executor stopped reporting for a lease are ended as failed
   through the same path, so a thousand silent runs are one batch, not a thousand transactions.
 
+- **Manual triggers** (`trigger.py`): the run is created in the trigger's own transaction, already
+  running on the executor the scheduler named while the task was locked (`live/trigger_offers.py`),
+  else pending for the scheduler to claim.
+
 Modules: `model` (the values), `recorder` (RunRecorder: batches, hand-off, fallback, publishing),
-`transaction` (what one shared transaction stores and publishes), `reaper` (LeaseReaper).
+`transaction` (what one shared transaction stores and publishes), `reaper` (LeaseReaper),
+`trigger` (a manual trigger), `batch_stream` (RecordRunStream's batches).
 """

@@ -97,12 +97,12 @@ class BatchStreams:
     async def _until_closing(self, batches: AsyncIterator[Batch]) -> AsyncIterator[Batch]:
         iterator = aiter(batches)
         closing = asyncio.ensure_future(self._closing.wait())
+        following: asyncio.Future[Batch] | None = None
         try:
             while True:
                 following = asyncio.ensure_future(anext(iterator))
                 await asyncio.wait((following, closing), return_when=asyncio.FIRST_COMPLETED)
                 if not following.done():
-                    following.cancel()
                     return
                 try:
                     batch = following.result()
@@ -111,3 +111,11 @@ class BatchStreams:
                 yield batch
         finally:
             closing.cancel()
+            # A read still under way when the stream is left (closing, or this generator closed
+            # while it waited): cancelled, or its outcome taken, so none is left unretrieved.
+            if following is not None:
+                if following.done():
+                    if not following.cancelled():
+                        following.exception()
+                else:
+                    following.cancel()

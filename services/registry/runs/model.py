@@ -36,6 +36,15 @@ class Start:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferAnswer:
+    """The scheduler's answer to a trigger offer: the executor for the run ("" declines)."""
+
+    offer_id: int
+    executor: str
+    lease_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """A running attempt's newest progress, or a heartbeat (`result` None) that renews its lease."""
 
@@ -98,5 +107,10 @@ class Appended:
     end_offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class Declined:
+    """A trigger offer the scheduler declined: its run is created pending."""
+
+
 # Each update of a batch gets its own outcome; a refused one its error (with its Reason).
-Outcome = Created | Started | Ended | Reported | Appended | DomainError
+Outcome = Created | Started | Ended | Reported | Appended | Declined | DomainError

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import grpc
 
-from services.common.errors import DomainError, FailedPrecondition, Reason
+from services.common.errors import DomainError, FailedPrecondition, InvalidArgument, Reason
 from services.common.guard import current_principal, domain_error_of
 from services.registry import convert, feed
 from services.registry.app import RegistryApp
@@ -20,7 +20,7 @@ from services.registry.db import concurrent_change
 from services.registry.housekeeping import Housekeeping
 from services.registry.live.leadership import HoldTerms, LeadershipHolds
 from services.registry.runs.batch_stream import BatchStreams
-from services.registry.runs.model import LogAppend, Outcome
+from services.registry.runs.model import Declined, LogAppend, OfferAnswer, Outcome
 from services.registry.runs.recorder import RunRecorder
 from services.registry.store import backfills as backfill_store
 from services.registry.store import leadership
@@ -57,7 +57,10 @@ class InternalServicer:
         self, request: pb2.WatchSchedulerEventsRequest, context: Context
     ) -> AsyncIterator[pb2.WatchSchedulerEventsResponse]:
         _require_service()
-        async for event in feed.scheduler_feed(self._app, pages=request.snapshot_pages):
+        events = feed.scheduler_feed(
+            self._app, pages=request.snapshot_pages, takes_offers=request.trigger_offers
+        )
+        async for event in events:
             yield event
 
     async def CreateExecution(
@@ -87,8 +90,20 @@ class InternalServicer:
             answer = domain_error_of(exc, RECORD_RUN_STREAM, concurrent_change)
         return convert.batch_answer_to_proto(request.batch_id, answer)
 
-    async def _record(self, updates: Iterable[pb2.RunUpdate]) -> list[Outcome]:
+    async def _record(self, updates: Sequence[pb2.RunUpdate]) -> list[Outcome]:
+        if any(update.HasField("offer_answer") for update in updates):
+            if len(updates) != 1:
+                raise InvalidArgument("触发请求的答复必须单独成批", reason=Reason.RUN_UPDATE_INVALID)
+            return [await self._answer_offer(convert.offer_answer_of(updates[0].offer_answer))]
         return await self._runs.record([convert.run_update_of(update) for update in updates])
+
+    async def _answer_offer(self, answer: OfferAnswer) -> Outcome:
+        """The scheduler's answer to a trigger offer: the run once its trigger committed, or why not."""
+        try:
+            started = await self._app.trigger_offers.answer(answer, self._app.clock())
+        except DomainError as exc:
+            return exc
+        return Declined() if started is None else started
 
     async def StartExecution(
         self, request: pb2.StartExecutionRequest, context: Context

@@ -25,12 +25,12 @@ from services.registry.app import RegistryApp
 from services.registry.convert import execution_to_proto, from_timestamp, task_event, task_to_proto
 from services.registry.live.list_cache import CachedPage
 from services.registry.models import ExecutionRow, TaskRow
+from services.registry.runs.trigger import ManualTrigger, record_trigger
 from services.registry.servicers.audit import caller
 from services.registry.servicers.status import trigger_message
-from services.registry.store import audit, manual_runs, task_batches, task_listing, task_rules
+from services.registry.store import audit, task_batches, task_listing, task_rules
 from services.registry.store import tasks as store
 from services.registry.store.audit import Action, Actor, Target
-from services.registry.store.leadership import current_leader
 from services.registry.task_creates import audit_create, reads_other_tasks
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2, task_service_pb2
@@ -379,47 +379,25 @@ class TaskServicer:
         actor = caller(context, "operator")
         params = check_params(struct_to_dict(request.params), privileged=current_principal().has("admin"))
         logical_date = parse_logical_date(request.logical_date) if request.logical_date else None
-        now = self._app.clock()
-        traceparent = current_traceparent()  # the run joins this call's trace (tracing.py)
-
-        def trigger() -> tuple[ExecutionRow, bool]:
-            # Serialized: the forbid check and the insert cannot race another trigger.
-            with self._app.db.session(serialized=True) as session:
-                row, task = manual_runs.trigger_execution(
-                    session,
-                    request.task_id,
-                    now,
-                    params,
-                    logical_date,
-                    actor=actor.username,
-                    traceparent=traceparent,
-                )
-                audit.record(
-                    session,
-                    actor,
-                    Action.TASK_TRIGGER,
-                    Target.TASK,
-                    request.task_id,
-                    now,
-                    name=task.name,
-                    changes={"execution_id": row.id},
-                )
-                # A term held here says a scheduler leads; else the leader row (held elsewhere).
-                known = self._app.held_terms.leader_known(now)
-                return row, known or current_leader(session, now) is not None
-
-        row, scheduler_up = await asyncio.to_thread(trigger)
-        # The scheduler first: the log line is not on the run's way to an executor.
-        self._app.events.publish_scheduler(
-            internal_pb2.WatchSchedulerEventsResponse(
-                type=internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_EXECUTION_READY,
-                execution=execution_to_proto(row),
-            )
+        manual = ManualTrigger(
+            request.task_id,
+            self._app.clock(),
+            actor,
+            params,
+            logical_date,
+            traceparent=current_traceparent(),  # the run joins this call's trace (tracing.py)
         )
+        triggered = await record_trigger(self._app, manual)
         log.info(
             "task triggered",
-            extra={"task_id": request.task_id, "execution_id": row.id, "user": actor.username},
+            extra={
+                "task_id": request.task_id,
+                "execution_id": triggered.execution_id,
+                "user": actor.username,
+            },
         )
         return task_service_pb2.TriggerTaskResponse(
-            message=trigger_message(scheduler_up), execution_id=row.id, scheduler_up=scheduler_up
+            message=trigger_message(triggered.scheduler_up),
+            execution_id=triggered.execution_id,
+            scheduler_up=triggered.scheduler_up,
         )

@@ -75,6 +75,8 @@ class Claim:
 
     executor: str
     lease_until: datetime
+    # When it was claimed; None: when the run was created (a fire's run is created claimed).
+    started_at: datetime | None = None
 
 
 def create_execution(
@@ -174,7 +176,7 @@ def execution_values(new: NewExecution, now: datetime, start: Claim | None = Non
     if start is not None:
         values.update(
             status=Status.RUNNING,
-            start_time=now,
+            start_time=start.started_at or now,
             executor=start.executor,
             attempt=1,
             lease_expires_at=start.lease_until,

@@ -5,19 +5,20 @@ Each is a check then a write that must not interleave with another: the callers'
 `serialized` (SQLite) and the task or run rows are locked (PostgreSQL); the rows themselves are made
 by the one path of `executions` (`create_execution`, `execution_values`).
 
-A trigger is on the timed path from a click to a running run, so it reads its task as the few Core
-columns it needs (`TaskToTrigger`), not as an ORM entity: on a process that sat idle, loading the
-entity and its unit of work cost more Python than the statement's round trip.
+A trigger is on the timed path from a click to a running run, so it reads its task as the Core
+columns scheduling needs, not as an ORM entity: on a process that sat idle, loading the entity and
+its unit of work cost more Python than the statement's round trip. It may create its run already
+running on an executor the scheduler named meanwhile (`start`; see `live/trigger_offers.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from google.rpc import error_details_pb2
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from services.common.errors import Conflict, FailedPrecondition, InvalidArgument, Reason
@@ -36,6 +37,7 @@ from services.common.workflow_plan import Plan, PlanInvalid
 from services.registry.models import ExecutionRow
 from services.registry.store.executions import (
     TERMINATED_BY_USER,
+    Claim,
     NewExecution,
     create_execution,
     execution_values,
@@ -44,7 +46,7 @@ from services.registry.store.executions import (
 )
 from services.registry.store.run_ends import RunEnd, end_runs, reuse_succeeded_nodes, run_logical_date
 from services.registry.store.run_history import children_of
-from services.registry.store.tasks import TASKS, get_task, task_not_found
+from services.registry.store.tasks import SCHEDULING_COLUMNS, TASKS, get_task, task_not_found
 
 
 def run_already_active(task_id: int, execution_id: int) -> Conflict:
@@ -58,30 +60,22 @@ def run_already_active(task_id: int, execution_id: int) -> Conflict:
     return error
 
 
-class TaskToTrigger(NamedTuple):
-    """What a trigger reads of its task, locked."""
-
-    id: int
-    name: str
-    task_type: str
-    timezone: str
-    concurrency_policy: str
-    config: dict[str, Any] | None
-
-
-# Locked (PostgreSQL): see `trigger_execution`. Built once, so it is compiled once.
+# The task of a trigger, locked (PostgreSQL; see `trigger_execution`): the columns scheduling needs
+# (a run started at once is answered with them), as a Core row. Built once, so compiled once.
 _LOCKED_TASK = (
-    select(*(TASKS.c[field] for field in TaskToTrigger._fields))
+    select(*(TASKS.c[name] for name in SCHEDULING_COLUMNS))
     .where(TASKS.c.id == bindparam("task_id"))
     .with_for_update()
 )
 
 
 class Triggered(NamedTuple):
-    """A manual run and its task (the caller's audit names it without reading it again)."""
+    """A manual run and its task as the trigger read it (a Core row of SCHEDULING_COLUMNS: the
+    caller's audit names it, and a run started at once is answered with it, without reading it
+    again)."""
 
     run: ExecutionRow
-    task: TaskToTrigger
+    task: Row[Any]
 
 
 def trigger_execution(
@@ -93,18 +87,19 @@ def trigger_execution(
     rerun_of_id: int = 0,
     actor: str = "",
     traceparent: str = "",
+    start: Callable[[], Claim | None] | None = None,
 ) -> Triggered:
     """A manual run of the task by `actor` (in the trace `traceparent`), unless its policy is forbid and a run of it is live
     (Conflict); for `logical_date` (default: today in the task's zone), with `params` over its
-    config.
+    config. `start`, called once the task is locked and the trigger checked, just before the
+    insert, may name the executor the run is created running on (a trigger offer's answer).
 
     The check and the insert must not interleave with another trigger's: the task row is locked
     (PostgreSQL), and the caller's session is `serialized` (SQLite takes the write lock at BEGIN).
     """
-    found = session.execute(_LOCKED_TASK, {"task_id": task_id}).first()
-    if found is None:
+    task = session.execute(_LOCKED_TASK, {"task_id": task_id}).first()
+    if task is None:
         raise task_not_found(task_id)
-    task = TaskToTrigger(*found)
     check_params_fit(task.task_type, task.config, params)
     day = logical_date or logical_date_of(now, task.timezone)
     new = NewExecution(
@@ -117,10 +112,11 @@ def trigger_execution(
         triggered_by=actor,
         traceparent=traceparent,
     )
+    claim = start() if start is not None else None
     if task.concurrency_policy != ConcurrencyPolicy.FORBID:
-        return Triggered(create_execution(session, new, now)[0], task)
+        return Triggered(create_execution(session, new, now, claim)[0], task)
     # Forbid: the check and the insert are one statement (a round trip less on the trigger's path).
-    values = execution_values(new, now)
+    values = execution_values(new, now, claim)
     while (row := insert_execution_unless_live(session, values)) is None:
         live = session.scalar(
             select(ExecutionRow.id)

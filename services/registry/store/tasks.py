@@ -36,6 +36,31 @@ from services.registry.store.task_rules import (
 )
 
 TASKS = cast(Table, TaskRow.__table__)
+# What scheduling needs of a task (the scheduler's snapshot and a started run's answer): not the
+# fields only people read (description, who created and changed it, tags).
+SCHEDULING_COLUMNS = (
+    "id",
+    "name",
+    "task_type",
+    "cron_expression",
+    "interval_seconds",
+    "run_at",
+    "timezone",
+    "enabled",
+    "paused",
+    "config",
+    "max_retries",
+    "retry_interval",
+    "timeout_seconds",
+    "concurrency_policy",
+    "misfire_policy",
+    "misfire_grace_seconds",
+    "updated_at",
+    "calendar",
+    "calendar_shift",
+    "calendar_holidays",
+    "schedule_anchor",
+)
 
 
 def task_not_found(task_id: int) -> NotFound:

@@ -1,10 +1,11 @@
 """services.registry.store.manual_runs.trigger_execution on SQLite and PostgreSQL: `forbid` applies
-to manual triggers, and triggers racing each other in separate transactions start exactly one run."""
+to manual triggers, triggers racing each other in separate transactions start exactly one run, and
+a trigger given an executor (a trigger offer's answer) creates its run running there."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from services.common.errors import Conflict, DomainError, Reason
 from services.registry.db import Database
 from services.registry.models import ExecutionRow
 from services.registry.store import manual_runs, tasks
+from services.registry.store.executions import Claim
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -89,3 +91,42 @@ def test_a_trigger_of_a_forbid_task_after_its_run_ended_starts_a_new_one(db: Dat
     with db.session() as session:
         session.execute(update(ExecutionRow).where(ExecutionRow.id == first).values(status="success"))
     assert trigger(db, task_id) > first
+
+
+@pytest.mark.parametrize("policy", ["allow", "forbid"])
+def test_a_trigger_given_an_executor_creates_its_run_running_there_from_the_moment_it_was_named(
+    db: Database, policy: str
+) -> None:
+    task_id = new_task(db, f"started-{policy}", policy)
+    named = NOW + timedelta(milliseconds=3)
+    asked: list[str] = []
+
+    def start() -> Claim:
+        with db.engine.connect() as other:  # asked before the insert: no run yet
+            asked.append(str(other.scalar(select(func.count()).select_from(ExecutionRow))))
+        return Claim("10.0.0.7:50052", named + timedelta(seconds=15), started_at=named)
+
+    with db.session(serialized=True) as session:
+        triggered = manual_runs.trigger_execution(session, task_id, NOW, start=start)
+        run_id = triggered.run.id
+    assert asked == ["0"] and triggered.task.name == f"started-{policy}"
+    with db.session() as session:
+        row = session.get(ExecutionRow, run_id)
+        assert row is not None
+        assert (row.status, row.executor, row.attempt) == ("running", "10.0.0.7:50052", 1)
+        assert (row.created_at, row.start_time, row.lease_expires_at) == (
+            NOW,
+            named,
+            named + timedelta(seconds=15),
+        )
+
+
+def test_a_trigger_refused_by_forbid_creates_nothing_though_an_executor_was_named(db: Database) -> None:
+    task_id = new_task(db, "refused-started", "forbid")
+    trigger(db, task_id)
+    with pytest.raises(Conflict), db.session(serialized=True) as session:
+        manual_runs.trigger_execution(
+            session, task_id, NOW, start=lambda: Claim("10.0.0.7:50052", NOW + timedelta(seconds=15))
+        )
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ExecutionRow)) == 1

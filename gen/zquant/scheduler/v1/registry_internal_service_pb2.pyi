@@ -14,13 +14,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WatchSchedulerEventsRequest(_message.Message):
-    __slots__ = ("snapshot_pages",)
+    __slots__ = ("snapshot_pages", "trigger_offers")
     SNAPSHOT_PAGES_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_OFFERS_FIELD_NUMBER: _ClassVar[int]
     snapshot_pages: bool
-    def __init__(self, snapshot_pages: _Optional[bool] = ...) -> None: ...
+    trigger_offers: bool
+    def __init__(self, snapshot_pages: _Optional[bool] = ..., trigger_offers: _Optional[bool] = ...) -> None: ...
 
 class WatchSchedulerEventsResponse(_message.Message):
-    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks")
+    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks", "trigger_offer")
     class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         EVENT_TYPE_UNSPECIFIED: _ClassVar[WatchSchedulerEventsResponse.EventType]
@@ -31,6 +33,7 @@ class WatchSchedulerEventsResponse(_message.Message):
         EVENT_TYPE_TERMINATE_REQUESTED: _ClassVar[WatchSchedulerEventsResponse.EventType]
         EVENT_TYPE_HEARTBEAT: _ClassVar[WatchSchedulerEventsResponse.EventType]
         EVENT_TYPE_SNAPSHOT_PAGE: _ClassVar[WatchSchedulerEventsResponse.EventType]
+        EVENT_TYPE_TRIGGER_OFFER: _ClassVar[WatchSchedulerEventsResponse.EventType]
     EVENT_TYPE_UNSPECIFIED: WatchSchedulerEventsResponse.EventType
     EVENT_TYPE_TASK_UPSERT: WatchSchedulerEventsResponse.EventType
     EVENT_TYPE_TASK_DELETE: WatchSchedulerEventsResponse.EventType
@@ -39,6 +42,7 @@ class WatchSchedulerEventsResponse(_message.Message):
     EVENT_TYPE_TERMINATE_REQUESTED: WatchSchedulerEventsResponse.EventType
     EVENT_TYPE_HEARTBEAT: WatchSchedulerEventsResponse.EventType
     EVENT_TYPE_SNAPSHOT_PAGE: WatchSchedulerEventsResponse.EventType
+    EVENT_TYPE_TRIGGER_OFFER: WatchSchedulerEventsResponse.EventType
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +51,7 @@ class WatchSchedulerEventsResponse(_message.Message):
     LAST_SCHEDULED_TIME_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_CALENDAR_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_TASKS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_OFFER_FIELD_NUMBER: _ClassVar[int]
     type: WatchSchedulerEventsResponse.EventType
     task: _task_pb2.Task
     task_id: int
@@ -55,7 +60,26 @@ class WatchSchedulerEventsResponse(_message.Message):
     last_scheduled_time: _timestamp_pb2.Timestamp
     custom_calendar: _task_pb2.Calendar
     snapshot_tasks: _containers.RepeatedCompositeFieldContainer[WatchSchedulerEventsResponse]
-    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ...) -> None: ...
+    trigger_offer: TriggerOffer
+    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ..., trigger_offer: _Optional[_Union[TriggerOffer, _Mapping]] = ...) -> None: ...
+
+class TriggerOffer(_message.Message):
+    __slots__ = ("offer_id", "task_id")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    offer_id: int
+    task_id: int
+    def __init__(self, offer_id: _Optional[int] = ..., task_id: _Optional[int] = ...) -> None: ...
+
+class OfferAnswer(_message.Message):
+    __slots__ = ("offer_id", "executor", "lease_seconds")
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTOR_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    offer_id: int
+    executor: str
+    lease_seconds: int
+    def __init__(self, offer_id: _Optional[int] = ..., executor: _Optional[str] = ..., lease_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateExecutionRequest(_message.Message):
     __slots__ = ("task_id", "trigger", "scheduled_time", "status", "error_message", "parent_execution_id", "retry_count", "dedup_key", "start_executor", "lease_seconds", "logical_date", "params", "note", "traceparent")
@@ -106,18 +130,20 @@ class RecordRunsRequest(_message.Message):
     def __init__(self, updates: _Optional[_Iterable[_Union[RunUpdate, _Mapping]]] = ...) -> None: ...
 
 class RunUpdate(_message.Message):
-    __slots__ = ("create", "progress", "finish", "log", "start")
+    __slots__ = ("create", "progress", "finish", "log", "start", "offer_answer")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
+    OFFER_ANSWER_FIELD_NUMBER: _ClassVar[int]
     create: CreateExecutionRequest
     progress: ReportProgressRequest
     finish: FinishExecutionRequest
     log: AppendExecutionLogRequest
     start: StartExecutionRequest
-    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogRequest, _Mapping]] = ..., start: _Optional[_Union[StartExecutionRequest, _Mapping]] = ...) -> None: ...
+    offer_answer: OfferAnswer
+    def __init__(self, create: _Optional[_Union[CreateExecutionRequest, _Mapping]] = ..., progress: _Optional[_Union[ReportProgressRequest, _Mapping]] = ..., finish: _Optional[_Union[FinishExecutionRequest, _Mapping]] = ..., log: _Optional[_Union[AppendExecutionLogRequest, _Mapping]] = ..., start: _Optional[_Union[StartExecutionRequest, _Mapping]] = ..., offer_answer: _Optional[_Union[OfferAnswer, _Mapping]] = ...) -> None: ...
 
 class RecordRunsResponse(_message.Message):
     __slots__ = ("results",)
