@@ -90,7 +90,8 @@ TRIGGER_OFFERS = Counter(
     "zq_registry_trigger_offers_total",
     "Manual triggers offered to the scheduler, by its answer: accepted (the run was created running on "
     "the executor it named), declined (no room, a workflow: created pending), expired (no answer in "
-    "25 ms: created pending)",
+    "25 ms: created pending); withdrawn counts accepted answers the trigger had not taken within 1 s "
+    "(stuck behind a lock: created pending)",
     ["outcome"],
 )
 RUNS_FINISHED = Counter("zq_runs_finished_total", "Executions that reached a final state", ["status"])

@@ -34,6 +34,10 @@ from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 # answers in 1-3 ms; one that takes longer is busy, and the run is better queued pending than the
 # trigger kept waiting.
 OFFER_WAIT_SECONDS = 0.025
+# How long an answer that came before its trigger waited (the trigger still waits for the task's
+# lock, or for SQLite's write turn) stays on offer: then it is withdrawn, and the run is created
+# pending. The scheduler's run stream must not wait on a trigger stuck behind a lock.
+ANSWER_HELD_SECONDS = 1.0
 
 Event = internal_pb2.WatchSchedulerEventsResponse
 
@@ -75,6 +79,17 @@ class Offer:
                 TRIGGER_OFFERS.labels("expired").inc()
             self._closed = True
             return self._choice
+
+    def withdraw(self) -> bool:
+        """On the event loop: takes back an executor the trigger has not taken yet (it then creates
+        its run pending); False when it already has (its outcome follows)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            self._choice = None
+        TRIGGER_OFFERS.labels("withdrawn").inc()
+        return True
 
     def answer(self, choice: Choice | None) -> asyncio.Future[Started] | None:
         """On the event loop: the scheduler's choice (None declines). The future of the trigger's
@@ -135,7 +150,15 @@ class TriggerOffers:
             raise offer_gone(answer.offer_id)
         choice = Choice(answer.executor, answer.lease_seconds, now) if answer.executor else None
         outcome = offer.answer(choice)
-        return None if outcome is None else await outcome
+        if outcome is None:
+            return None
+        try:
+            async with asyncio.timeout(ANSWER_HELD_SECONDS):
+                return await asyncio.shield(outcome)
+        except TimeoutError:
+            if offer.withdraw():
+                raise offer_gone(answer.offer_id) from None
+        return await outcome  # the trigger took it meanwhile: its outcome follows
 
     def settle(self, offer: Offer, outcome: Started | DomainError | None) -> None:
         """The trigger is over (see Offer.settle)."""

@@ -78,8 +78,8 @@ async def _record(app: RegistryApp, request: ManualTrigger) -> TriggerResult:
             app.trigger_offers.settle(offer, exc if isinstance(exc, DomainError) else None)
         raise
     if row.status == ExecutionStatus.RUNNING:  # on the executor the scheduler named
-        execution = execution_to_proto(row, task.name)
         assert offer is not None
+        execution = execution_to_proto(row, task.name)
         # The scheduler first: its answer sends the run to the executor.
         app.trigger_offers.settle(
             offer, Started(execution, row.attempt, scheduling_task_to_proto(cast(TaskRow, task)))

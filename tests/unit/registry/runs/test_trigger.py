@@ -3,12 +3,14 @@ offers) and its run stream on one connection, the trigger through TaskService. A
 offer names an executor creates its run running there in its own transaction, and the answer gets
 the run; a declined offer, or one not answered in time, makes the run pending and announces it as
 execution_ready, and a late answer finds the offer gone; a refused trigger refuses the answer with
-its own reason; a trigger whose caller went away still answers the scheduler with its run; a feed
-that did not ask gets no offer, and an answer must travel alone."""
+its own reason; a trigger whose caller went away still answers the scheduler with its run, and an
+answer its trigger cannot take for a while (stuck behind another writer) is withdrawn; a feed that
+did not ask gets no offer, and an answer must travel alone."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -230,4 +232,28 @@ async def test_a_trigger_whose_caller_went_away_still_creates_its_run_and_answer
     row = env.row(result.start.execution.id)
     assert (row.status, row.executor) == ("running", EXECUTOR)
     assert env.registry.app.progress.get(row.id) is not None
+    feed.cancel()
+
+
+async def test_an_answer_to_a_trigger_stuck_behind_another_writer_is_withdrawn_and_the_run_made_pending(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trigger_offers, "ANSWER_HELD_SECONDS", 0.2)
+    task_id = env.task("stuck")
+    feed = await env.feed()
+    other = sqlite3.connect(env.registry.app.db.url.split("///", 1)[1], isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # SQLite's write lock: the trigger waits for it
+        triggered = env.trigger(task_id)
+        offer = await next_event(feed)
+        result = await asyncio.wait_for(env.answer(offer.trigger_offer.offer_id, EXECUTOR), 5)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    response = await triggered
+
+    assert (result.code, result.reason) == (grpc.StatusCode.NOT_FOUND.value[0], Reason.TRIGGER_OFFER_GONE)
+    assert env.row(response.execution_id).status == "pending"
+    ready = await next_event(feed)
+    assert ready.type == Feed.EVENT_TYPE_EXECUTION_READY and ready.execution.id == response.execution_id
     feed.cancel()
