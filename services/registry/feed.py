@@ -7,6 +7,8 @@ before the next page is read. The feed is subscribed before the first page is re
 changes while the snapshot streams is queued and follows it (a task changed meanwhile may arrive in
 its page and again as an event: the scheduler applies an unchanged schedule as a no-op). A page
 carries what scheduling needs of a task (`store.tasks.SCHEDULING_COLUMNS`), not what only people read.
+A feed that asks for them also carries this registry's trigger offers once its snapshot is sent
+(`live/trigger_offers.py`): before that its scheduler could not answer them in time.
 """
 
 from __future__ import annotations
