@@ -21,6 +21,7 @@ from sqlalchemy import select
 from services.executor.jobs.plugin import PluginRegistry
 from services.executor.server import create_server as create_executor
 from services.executor.settings import ExecutorSettings
+from services.registry.live import trigger_offers
 from services.registry.models import ExecutionRow
 from services.registry.server import RegistryServer
 from services.registry.server import create_server as create_registry
@@ -89,7 +90,11 @@ def create_tasks(registry: RegistryServer) -> dict[str, int]:
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+async def env(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Env]:
+    # The scheduler's answer counts however long a busy machine makes it take (25 ms in service).
+    monkeypatch.setattr(trigger_offers, "OFFER_WAIT_SECONDS", 30.0)
     with_executor = getattr(request, "param", True)
     registry = await create_registry(
         RegistrySettings.from_env(

@@ -87,7 +87,10 @@ class Env:
 
 
 @pytest_asyncio.fixture(loop_scope="function")
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+    # A trigger waits for its answer as long as a test may take to give it (the test that lets it
+    # expire shortens the wait): a busy machine must not turn an answer into a late one.
+    monkeypatch.setattr(trigger_offers, "OFFER_WAIT_SECONDS", 30.0)
     settings = RegistrySettings.from_env(
         {"ZQ_SERVICE_TOKEN": TOKEN, "ZQ_DATA_DIR": str(tmp_path), "ZQ_REGISTRY_PORT": "0"}
     )
@@ -156,8 +159,9 @@ async def test_a_declined_offer_makes_the_run_pending_and_announces_it_ready(env
 
 
 async def test_an_offer_not_answered_in_time_makes_the_run_pending_and_a_late_answer_finds_it_gone(
-    env: Env,
+    env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(trigger_offers, "OFFER_WAIT_SECONDS", 0.05)
     task_id = env.task("unanswered")
     feed = await env.feed()
     expired_before = offers("expired")
@@ -216,9 +220,8 @@ async def test_an_answer_to_no_offer_is_gone_and_one_with_other_updates_is_refus
 
 
 async def test_a_trigger_whose_caller_went_away_still_creates_its_run_and_answers_the_scheduler(
-    env: Env, monkeypatch: pytest.MonkeyPatch
+    env: Env,
 ) -> None:
-    monkeypatch.setattr(trigger_offers, "OFFER_WAIT_SECONDS", 10.0)  # the caller leaves meanwhile
     task_id = env.task("abandoned")
     feed = await env.feed()
     triggered = env.trigger(task_id)
