@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from services.common.settings import data_dir, env_bool, env_float, env_int, env_str
@@ -60,6 +61,10 @@ class RegistrySettings:
     # ZQ_REGISTRY_INTERNAL_PORT: a second listener, only for the services (service token only), so
     # public load cannot queue the scheduler's calls behind it (server.py). 0 = one port for all.
     internal_port: int = 0
+
+    def lease(self, asked_seconds: float) -> timedelta:
+        """A run's lease: what its claimer asked for, else ZQ_LEASE_SECONDS (0 asks for the default)."""
+        return timedelta(seconds=asked_seconds or self.lease_seconds)
 
     @property
     def jwt_key_path(self) -> Path:

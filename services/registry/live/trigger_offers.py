@@ -160,7 +160,9 @@ class TriggerOffers:
                 raise offer_gone(answer.offer_id) from None
         return await outcome  # the trigger took it meanwhile: its outcome follows
 
-    def settle(self, offer: Offer, outcome: Started | DomainError | None) -> None:
-        """The trigger is over (see Offer.settle)."""
+    def settle(self, offer: Offer | None, outcome: Started | DomainError | None) -> None:
+        """The trigger is over (see Offer.settle); nothing to do for a trigger that made no offer."""
+        if offer is None:
+            return
         self._open.pop(offer.offer_id, None)
         offer.settle(outcome)

@@ -33,5 +33,6 @@ the values of `model` and back; the rules live here.
 
 Modules: `model` (the values), `recorder` (RunRecorder: batches, hand-off, fallback, publishing),
 `transaction` (what one shared transaction stores and publishes), `reaper` (LeaseReaper),
-`trigger` (a manual trigger), `batch_stream` (RecordRunStream's batches).
+`trigger` (a manual trigger), `batch_stream` (RecordRunStream's batches), `shielded` (work
+kept to its end when its caller goes away).
 """

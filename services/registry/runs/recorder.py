@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from services.registry.runs.model import (
     Started,
     Update,
 )
+from services.registry.runs.shielded import to_the_end
 from services.registry.runs.transaction import AfterCommit, KnownEnd, Poisoned, RunTransaction, Stored
 from services.registry.store import calendars, run_ends, run_history
 from services.registry.store import executions as store
@@ -55,7 +56,7 @@ def _as_domain_error(exc: Exception) -> DomainError:
 class RunRecorder:
     def __init__(self, app: RegistryApp) -> None:
         self._app = app
-        # Stores under way whose caller may have gone: held here so they are not garbage collected.
+        # Calendar re-sends under way: held here so they are not garbage collected.
         self._storing: set[asyncio.Future[Any]] = set()
         self._transaction = RunTransaction(app, self._calendars_synced)
 
@@ -119,7 +120,7 @@ class RunRecorder:
 
     async def requeue(self, execution_id: int, attempt: int) -> None:
         """running -> pending: the executor had no room."""
-        await self._to_the_end(self._requeue_and_forget(execution_id, attempt))
+        await to_the_end(self._requeue_and_forget(execution_id, attempt))
 
     async def _requeue_and_forget(self, execution_id: int, attempt: int) -> None:
         execution, attempt_now = await asyncio.to_thread(self._requeue, execution_id, attempt)
@@ -167,14 +168,7 @@ class RunRecorder:
         # stop a commit already under way in the thread, so it must not stop what follows it either.
         # Without the after-commit work a run created claimed would be stored `running` but never
         # tracked, and the lease reaper (which reaps tracked runs) would never end it.
-        return await self._to_the_end(self._store_and_publish(stored))
-
-    async def _to_the_end(self, work: Coroutine[Any, Any, T]) -> T:
-        """Runs `work` to its end even when the caller is cancelled meanwhile."""
-        task = asyncio.ensure_future(work)
-        self._storing.add(task)
-        task.add_done_callback(self._storing.discard)
-        return await asyncio.shield(task)
+        return await to_the_end(self._store_and_publish(stored))
 
     async def _store_and_publish(self, stored: list[Stored]) -> dict[int, Outcome]:
         outcomes, after = await asyncio.to_thread(self._store_batch, stored)

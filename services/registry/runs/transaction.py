@@ -14,7 +14,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -152,8 +152,7 @@ class RunTransaction:
             groups[(start.executor, start.lease_seconds, start.adopt)].append((index, start))
         answers: dict[int, ExecutionRow | DomainError] = {}
         for (executor, lease_seconds, adopt), group in groups.items():
-            lease = timedelta(seconds=lease_seconds or self._app.settings.lease_seconds)
-            claim = store.Claim(executor, now + lease)
+            claim = store.Claim(executor, now + self._app.settings.lease(lease_seconds))
             try:
                 rows = store.claim_executions(
                     session, [start.execution_id for _, start in group], claim, now, adopt
@@ -185,8 +184,7 @@ class RunTransaction:
     def _new_row(self, new: NewRun, now: datetime) -> dict[str, Any]:
         start = None
         if new.executor:
-            lease = new.lease_seconds or self._app.settings.lease_seconds
-            start = store.Claim(new.executor, now + timedelta(seconds=lease))
+            start = store.Claim(new.executor, now + self._app.settings.lease(new.lease_seconds))
         return store.execution_values(new.execution, now, start)
 
     def _create(self, session: Session, new: NewRun, values: dict[str, Any], after: AfterCommit) -> Created:

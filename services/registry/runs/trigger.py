@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 from services.common.errors import DomainError
@@ -21,6 +21,7 @@ from services.registry.convert import execution_to_proto, scheduling_task_to_pro
 from services.registry.live.trigger_offers import Offer
 from services.registry.models import TaskRow
 from services.registry.runs.model import Started
+from services.registry.runs.shielded import to_the_end
 from services.registry.store import audit, manual_runs
 from services.registry.store.audit import Action, Actor, Target
 from services.registry.store.executions import Claim
@@ -47,26 +48,11 @@ class TriggerResult:
     scheduler_up: bool
 
 
-# Triggers under way, each kept to its end (see record_trigger).
-_under_way: set[asyncio.Task[TriggerResult]] = set()
-
-
 async def record_trigger(app: RegistryApp, request: ManualTrigger) -> TriggerResult:
-    """Records the manual run (audited) and hands it to the scheduler.
-
-    Shielded: a caller that goes away cannot stop a commit already under way in the thread, so it
-    must not stop what follows it either (the scheduler's answer, the run's announcement); else a
-    run created running would wait for a dispatch that never comes."""
-    work = asyncio.ensure_future(_record(app, request))
-    _under_way.add(work)
-    work.add_done_callback(_finished)
-    return await asyncio.shield(work)
-
-
-def _finished(work: asyncio.Task[TriggerResult]) -> None:
-    _under_way.discard(work)
-    if not work.cancelled():
-        work.exception()  # taken: a caller that went away has nobody to tell
+    """Records the manual run (audited) and hands it to the scheduler, to the end even when the
+    caller goes away meanwhile (else a run created running would wait for a dispatch that never
+    comes)."""
+    return await to_the_end(_record(app, request))
 
 
 async def _record(app: RegistryApp, request: ManualTrigger) -> TriggerResult:
@@ -74,8 +60,7 @@ async def _record(app: RegistryApp, request: ManualTrigger) -> TriggerResult:
     try:
         (row, task), scheduler_up = await asyncio.to_thread(_transaction, app, request, offer)
     except Exception as exc:
-        if offer is not None:
-            app.trigger_offers.settle(offer, exc if isinstance(exc, DomainError) else None)
+        app.trigger_offers.settle(offer, exc if isinstance(exc, DomainError) else None)
         raise
     if row.status == ExecutionStatus.RUNNING:  # on the executor the scheduler named
         assert offer is not None
@@ -87,8 +72,7 @@ async def _record(app: RegistryApp, request: ManualTrigger) -> TriggerResult:
         app.progress.track(execution, row.attempt)  # the lease reaper follows it from now on
         app.events.publish_execution(execution, row.attempt)
         return TriggerResult(row.id, scheduler_up=True)
-    if offer is not None:
-        app.trigger_offers.settle(offer, None)
+    app.trigger_offers.settle(offer, None)
     app.events.publish_scheduler(
         Event(type=Event.EVENT_TYPE_EXECUTION_READY, execution=execution_to_proto(row))
     )
@@ -105,8 +89,9 @@ def _transaction(
         choice = offer.wait() if offer is not None else None
         if choice is None:
             return None
-        lease = timedelta(seconds=choice.lease_seconds or app.settings.lease_seconds)
-        return Claim(choice.executor, choice.at + lease, started_at=choice.at)
+        return Claim(
+            choice.executor, choice.at + app.settings.lease(choice.lease_seconds), started_at=choice.at
+        )
 
     # Serialized: the forbid check and the insert cannot race another trigger.
     with app.db.session(serialized=True) as session:
