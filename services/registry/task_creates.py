@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from services.common.vocabulary import TaskType
 from services.registry.db import Database
 from services.registry.models import TaskRow
@@ -47,11 +45,12 @@ def reads_other_tasks(fields: Mapping[str, Any]) -> bool:
     return fields.get("task_type") == TaskType.WORKFLOW
 
 
-def audit_create(session: Session, actor: Actor, row: TaskRow, now: datetime) -> None:
-    """The audit entry of a created task: who, and the fields given (not the defaults)."""
+def create_entry(actor: Actor, row: TaskRow, now: datetime) -> dict[str, Any]:
+    """The audit entry of a created task (`audit.record_all`): who, and the fields given (not the
+    defaults)."""
     fields = task_rules.editable_values(row)
     given = {name: value for name, value in fields.items() if value not in (None, "", [], {})}
-    audit.record(session, actor, Action.TASK_CREATE, Target.TASK, row.id, now, name=row.name, changes=given)
+    return audit.entry(actor, Action.TASK_CREATE, Target.TASK, row.id, now, name=row.name, changes=given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +98,12 @@ class TaskCreates:
             self._storing = None
 
     def _store_group(self, group: list[_Create]) -> list[TaskRow | Exception]:
-        if len(group) > 1:
-            try:
-                return self._store_together(group)
-            except Exception:  # one create must not fail the others: each alone
-                log.warning("a group of task creates failed; storing each alone", exc_info=True)
+        if len(group) == 1:  # its failure is its own
+            return self._store_together(group)
+        try:
+            return self._store_together(group)
+        except Exception:  # one create must not fail the others: each alone
+            log.warning("a group of task creates failed; storing each alone", exc_info=True)
         outcomes: list[TaskRow | Exception] = []
         for create in group:
             try:
@@ -123,14 +123,19 @@ class TaskCreates:
                 now,
                 lambda name, _first: store.name_taken(name),  # an earlier create of the group took it
             )
-            for create, outcome in zip(group, outcomes, strict=True):
-                if isinstance(outcome, TaskRow):
-                    audit_create(session, create.actor, outcome, now)
+            audit.record_all(
+                session,
+                [
+                    create_entry(create.actor, outcome, now)
+                    for create, outcome in zip(group, outcomes, strict=True)
+                    if isinstance(outcome, TaskRow)
+                ],
+            )
         return list(outcomes)
 
     def _store_alone(self, fields: Mapping[str, Any], actor: Actor, *, serialized: bool = False) -> TaskRow:
         now = self._clock()
         with self._db.session(serialized=serialized) as session:
             row = store.create_task(session, fields, actor.username, self._settings.default_timezone, now)
-            audit_create(session, actor, row, now)
+            audit.record_all(session, [create_entry(actor, row, now)])
             return row

@@ -102,7 +102,9 @@ _CONNECTION_DEFAULTS = {
 }
 # The listener runs a query after this long without notifications.
 IDLE_CHECK_SECONDS = 30.0
-_NOTIFY = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"
+# The payloads go as one JSON array: psycopg dumps a text[] parameter in Python, escaping each
+# character (2.5 ms of the event loop for eight full payloads, against 0.2 ms as JSON).
+_NOTIFY = "SELECT pg_notify(%s, payload) FROM json_array_elements_text(%s::json) AS payload"
 
 P = TypeVar("P", bound=ProtoMessage)
 
@@ -339,7 +341,8 @@ class ClusterBus:
                 try:
                     if conn is None or conn.closed:
                         conn, channel = await self._connect("notify")
-                    await conn.execute(_NOTIFY, (channel, self._pack([message for _, message in batch])))
+                    payloads = json.dumps(self._pack([message for _, message in batch]))
+                    await conn.execute(_NOTIFY, (channel, payloads))
                 except Exception as exc:
                     log.warning(
                         "cluster bus could not send; retrying",

@@ -31,7 +31,7 @@ from services.registry.servicers.status import trigger_message
 from services.registry.store import audit, task_batches, task_listing, task_rules
 from services.registry.store import tasks as store
 from services.registry.store.audit import Action, Actor, Target
-from services.registry.task_creates import audit_create, reads_other_tasks
+from services.registry.task_creates import create_entry, reads_other_tasks
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
@@ -162,8 +162,7 @@ class TaskServicer:
                 self._app.settings.default_timezone,
                 now,
             )
-            for row in rows:
-                audit_create(session, actor, row, now)
+            audit.record_all(session, [create_entry(actor, row, now) for row in rows])
         events = [task_event(row, now) for row in rows]
         return task_service_pb2.BatchCreateTasksResponse(tasks=[event.task for event in events]), events
 

@@ -346,6 +346,22 @@ async def test_an_oversized_task_change_is_read_by_the_receiver(replicas: list[R
         assert event.task.description == "描述" * 1000
 
 
+async def test_many_changes_at_once_arrive_whole_and_in_order_across_several_payloads(
+    replicas: list[Replica],
+) -> None:
+    a, b = replicas
+    # Quotes, backslashes and characters beyond ASCII, in more text than one payload holds.
+    description = '引号 " 反斜杠 \\ 与 \\u0041 ' * 40
+    tasks = [new_task(a.app.db, description=description) for _ in range(12)]
+    with b.events.scheduler_feed() as feed_b:
+        for task in tasks:
+            a.events.publish_scheduler(task_event(task, utcnow()))
+        received = [await next_item(feed_b) for _ in tasks]
+        await quiet(feed_b)
+    assert [event.task.id for event in received] == [task.id for task in tasks]
+    assert {event.task.description for event in received} == {description}
+
+
 async def test_a_requeued_run_is_dropped_everywhere(replicas: list[Replica]) -> None:
     a, b = replicas
     execution, attempt = start_run(a)
