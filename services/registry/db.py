@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Engine, Table, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -61,6 +74,22 @@ def upsert_into(table: Table, dialect: str) -> postgresql.Insert | sqlite.Insert
     """An INSERT into `table` in the dialect's own form, the one with ON CONFLICT (DO NOTHING or DO
     UPDATE): "postgresql" or "sqlite"."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def draw_ids(session: Session, table: Table, count: int) -> list[int]:
+    """PostgreSQL: `count` new ids from the sequence of `table`'s id column, for rows inserted with
+    them by one executemany (`among` reads them back)."""
+    sequence = func.pg_get_serial_sequence(table.name, "id")
+    return list(session.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, count))))
+
+
+def among(column: ColumnElement[int], ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL one array parameter (`= ANY`). A statement with a parameter
+    per id has a text psycopg parses in Python on every execution (it caches short ones only): on
+    the runs' hot path that cost more than the database's work."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def make_engine(url: str) -> Engine:

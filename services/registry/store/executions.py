@@ -24,7 +24,7 @@ from services.common.vocabulary import (
     word_of,
 )
 from services.common.vocabulary import ExecutionStatus as Status
-from services.registry.db import upsert_into
+from services.registry.db import among, draw_ids, upsert_into
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store.tasks import task_not_found
 
@@ -105,8 +105,25 @@ def create_executions(session: Session, rows: list[dict[str, Any]]) -> dict[str,
     """Inserts many runs in one statement (values from `execution_values`, each with a dedup key);
     returns the inserted rows by dedup key: a key missing there already had its run. A task that
     does not exist fails the whole statement (IntegrityError)."""
-    statement = _insert_execution(session.get_bind().dialect.name, True)
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return _create_executions_postgresql(session, rows)
+    statement = _insert_execution(dialect, True)
     return {row.dedup_key: detached(row) for row in session.execute(statement, rows)}
+
+
+def _create_executions_postgresql(session: Session, rows: list[dict[str, Any]]) -> dict[str, ExecutionRow]:
+    """PostgreSQL: the ids drawn first, one pipelined executemany of a one-row INSERT ... ON
+    CONFLICT DO NOTHING, and the rows that went in read back by id. A multi-row INSERT ... RETURNING
+    has a text psycopg parses in Python on every execution (it caches short ones only): about 150 µs
+    of CPU per run, three times this."""
+    ids = draw_ids(session, EXECUTIONS, len(rows))
+    session.execute(
+        _insert_execution("postgresql", True, returning=False),
+        [{**values, "id": execution_id} for values, execution_id in zip(rows, ids, strict=True)],
+    )
+    inserted = session.execute(select(EXECUTIONS).where(among(EXECUTIONS.c.id, ids, "postgresql")))
+    return {row.dedup_key: detached(row) for row in inserted}
 
 
 def insert_execution_unless_live(session: Session, values: dict[str, Any]) -> ExecutionRow | None:
@@ -198,11 +215,11 @@ _UNSET_ON_CREATE: dict[str, Any] = {
 
 
 @functools.cache
-def _insert_execution(dialect: str, deduplicated: bool) -> Any:
+def _insert_execution(dialect: str, deduplicated: bool, returning: bool = True) -> Any:
     insert = upsert_into(EXECUTIONS, dialect)
     if deduplicated:
         insert = insert.on_conflict_do_nothing(index_elements=["dedup_key"])
-    return insert.returning(*EXECUTIONS.c)
+    return insert.returning(*EXECUTIONS.c) if returning else insert
 
 
 _new_execution_row = ExecutionRow.__mapper__.class_manager.new_instance
@@ -231,9 +248,10 @@ def claim_executions(
     else:
         expected = Status.PENDING
         values = {"status": Status.RUNNING, "start_time": now, "result": {}}
+    dialect = session.get_bind().dialect.name
     statement = (
         update(EXECUTIONS)
-        .where(EXECUTIONS.c.id.in_(ids), EXECUTIONS.c.status == expected)
+        .where(among(EXECUTIONS.c.id, ids, dialect), EXECUTIONS.c.status == expected)
         .values(
             **values,
             executor=claim.executor,
@@ -246,7 +264,7 @@ def claim_executions(
     missing = [execution_id for execution_id in ids if execution_id not in claimed]
     status_of: dict[int, str] = {}
     if missing:
-        found = select(EXECUTIONS.c.id, EXECUTIONS.c.status).where(EXECUTIONS.c.id.in_(missing))
+        found = select(EXECUTIONS.c.id, EXECUTIONS.c.status).where(among(EXECUTIONS.c.id, missing, dialect))
         status_of = {row.id: row.status for row in session.execute(found)}
     answers: list[ExecutionRow | FailedPrecondition | NotFound] = []
     for execution_id in execution_ids:

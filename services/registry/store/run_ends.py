@@ -26,6 +26,7 @@ from services.common.vocabulary import (
     Trigger,
 )
 from services.common.vocabulary import ExecutionStatus as Status
+from services.registry.db import among
 from services.registry.models import ExecutionRow, TaskRow
 from services.registry.store import alerts
 from services.registry.store.executions import (
@@ -107,9 +108,8 @@ def _end_many_running(session: Session, ends: list[RunEnd], now: datetime) -> di
     if updated.rowcount != len(ends):
         raise FailedPrecondition("执行记录已结束或尝试已失效", reason=Reason.ATTEMPT_STALE)
     ids = [end.execution_id for end in ends]
-    return {
-        row.id: detached(row) for row in session.execute(select(EXECUTIONS).where(EXECUTIONS.c.id.in_(ids)))
-    }
+    read = select(EXECUTIONS).where(among(EXECUTIONS.c.id, ids, session.get_bind().dialect.name))
+    return {row.id: detached(row) for row in session.execute(read)}
 
 
 def _end_read_row(session: Session, end: RunEnd, now: datetime) -> ExecutionRow:

@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from google.rpc import error_details_pb2
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.errors import AlreadyExists, DomainError, InvalidArgument, Reason
-from services.registry.db import upsert_into
+from services.registry.db import among, draw_ids, upsert_into
 from services.registry.models import TaskRow
 from services.registry.store.task_rules import new_task
 from services.registry.store.tasks import TASKS, name_taken
@@ -189,10 +189,7 @@ def _insert_new_postgresql(session: Session, rows: Sequence[TaskRow]) -> dict[st
     short INSERT (psycopg would parse a multi-row VALUES of 25,000 parameters in Python, which
     costs more than the database's work). Only when a name is taken (the unique index refuses the
     chunk, in a savepoint) are the free ones inserted and read back by id."""
-    sequence = session.scalar(select(func.pg_get_serial_sequence(TASKS.name, "id")))
-    new_ids = list(
-        session.scalars(select(func.nextval(sequence)).select_from(func.generate_series(1, len(rows))))
-    )
+    new_ids = draw_ids(session, TASKS, len(rows))
     values = [{**_column_values(row), "id": task_id} for row, task_id in zip(rows, new_ids, strict=True)]
     try:
         with session.begin_nested():
@@ -201,7 +198,9 @@ def _insert_new_postgresql(session: Session, rows: Sequence[TaskRow]) -> dict[st
     except IntegrityError:
         pass
     session.execute(postgresql.insert(TASKS).on_conflict_do_nothing(index_elements=[TASKS.c.name]), values)
-    inserted = session.execute(select(TASKS.c.name, TASKS.c.id).where(TASKS.c.id.in_(new_ids)))
+    inserted = session.execute(
+        select(TASKS.c.name, TASKS.c.id).where(among(TASKS.c.id, new_ids, "postgresql"))
+    )
     return dict(inserted.all())
 
 

@@ -108,3 +108,33 @@ def test_live_runs_are_read_oldest_first_a_page_after_the_last_id(db: Database) 
         first = [row.id for row in run_history.active_executions(session, 3)]
         rest = [row.id for row in run_history.active_executions(session, 3, after_id=first[-1])]
     assert first + rest == ids  # the ended run is not live
+
+
+def test_runs_created_together_skip_a_key_that_has_its_run_and_come_back_whole_with_their_ids(
+    db: Database,
+) -> None:
+    now = utcnow()
+    with db.session() as session:
+        task = task_store.create_task(
+            session,
+            {"name": f"many_{uuid.uuid4().hex[:12]}", "task_type": "example_task"},
+            "admin",
+            "UTC",
+            now,
+        )
+
+        def values(key: str) -> dict[str, object]:
+            new = store.NewExecution(
+                task_id=task.id, trigger="schedule", scheduled_time=now, dedup_key=key, params={"n": key}
+            )
+            return store.execution_values(new, now)
+
+        (first,) = store.create_executions(session, [values("k-1")]).values()
+        created = store.create_executions(session, [values("k-1"), values("k-2"), values("k-3")])
+    assert sorted(created) == ["k-2", "k-3"]  # k-1 had its run already
+    ids = {row.id for row in created.values()}
+    assert len(ids) == 2 and first.id not in ids
+    for key, row in created.items():
+        assert (row.task_id, row.status, row.dedup_key, row.params) == (task.id, "pending", key, {"n": key})
+        assert row.created_at == now and row.result == {} and row.attempt == 0
+        assert stored(db, row.id).dedup_key == key
