@@ -62,8 +62,8 @@ class RegistryApp:
     ) -> RegistryApp:
         events = EventHub()
         list_cache = TaskListCache()
-        events.on_change.append(list_cache.invalidate)
-        events.on_task_change.append(list_cache.invalidate_totals)
+        events.on_task_change.append(list_cache.task_changed)
+        events.on_run_change.append(list_cache.run_changed)
         task_names = TaskNameCache()
         events.on_task_change.append(task_names.invalidate)
         # A run's bare heartbeats go to the other replicas at most every lease / 5 seconds: few

@@ -49,6 +49,9 @@ class EventHub:
         # Called with the task id on every change of a task (created, updated, deleted); with None
         # when any task may have changed.
         self.on_task_change: list[Callable[[int | None], None]] = []
+        # Called with its task's id on every state change of a run (not on progress updates); with
+        # None when any run may have changed.
+        self.on_run_change: list[Callable[[int | None], None]] = []
         self.relay: Relay | None = None
         # Followers of runs' logs, woken when this replica appends (other replicas' appends are
         # found by polling).
@@ -57,6 +60,10 @@ class EventHub:
     def _changed(self) -> None:
         for callback in self.on_change:
             callback()
+
+    def _run_changed(self, task_id: int | None) -> None:
+        for callback in self.on_run_change:
+            callback(task_id)
 
     # ---- scheduler feed ---------------------------------------------------------------------
 
@@ -72,6 +79,8 @@ class EventHub:
             task_id = event.task.id if event.type == SchedulerEvent.EVENT_TYPE_TASK_UPSERT else event.task_id
             for callback in self.on_task_change:
                 callback(task_id)
+        else:  # a run made ready or asked to stop
+            self._run_changed(event.execution.task_id if event.HasField("execution") else None)
         for queue in self._scheduler:
             queue.put_nowait(event)
 
@@ -81,6 +90,7 @@ class EventHub:
         self._changed()
         for callback in self.on_task_change:
             callback(None)
+        self._run_changed(None)
         for queue in self._scheduler:
             queue.put_nowait(RESUBSCRIBE)
 
@@ -126,6 +136,7 @@ class EventHub:
 
     def deliver_execution(self, execution: task_pb2.Execution) -> None:
         self._changed()
+        self._run_changed(execution.task_id)
         self.deliver_progress(execution)
 
     def publish_progress(self, execution: task_pb2.Execution, attempt: int) -> None:

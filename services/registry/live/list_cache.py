@@ -1,15 +1,23 @@
 """Cache of task-list pages.
 
 A page depends on the tasks, on their newest executions and on the clock (next_run_time,
-schedule_status). It is therefore dropped on every task change and every execution state change
-(the EventHub tells it; progress updates do not count), and expires at the earliest next run time it
-shows, or after `max_age` seconds at most (changes made outside any registry; changes made by other
-registry replicas arrive over the cluster bus and drop it at once).
+schedule_status). Which tasks a page holds, and their order, depend on the tasks' own columns only
+(its filters and `ORDERABLE` columns are the tasks'); the runs only decide what the page shows of
+each of its tasks. So a task change (created, updated, deleted) drops every page, and a run's state
+change drops only the pages that show its task (the EventHub tells both; progress updates do not
+count): while a burst of runs goes on elsewhere, a page of other tasks stays cached. A page also
+expires at the earliest next run time it shows, or after `max_age` seconds at most (changes made
+outside any registry; changes made by other registry replicas arrive over the cluster bus and drop
+it at once).
+
+A page is read in a worker thread while changes go on: it is cached only if no task changed since
+its read began, and no run of a task it shows (the recent run changes are kept, numbered, for that
+check; a read that began before the oldest kept is served, not cached).
 
 The total of a filter's matches (every task, or those of a type, a name, a tag) depends on the
 tasks only, and counting it is the costly part of an uncached page (a count over 100,000 tasks). So
-totals are kept apart from the pages, dropped on task changes only (and after `max_age`): while
-runs come and go, which drops every page, a page read again reads only its own rows.
+totals are kept apart from the pages, dropped on task changes only (and after `max_age`): a page
+read again after a run change reads only its own rows.
 
 Each page also keeps its REST body (the transcoder's JSON for it, see rest_json), rendered on the
 first REST request and then served as is until the page is dropped.
@@ -18,7 +26,9 @@ first REST request and then served as is until the page is dropped.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import datetime
 
 from google.api import httpbody_pb2
@@ -27,6 +37,16 @@ from services.registry import rest_json
 from zquant.scheduler.v1 import task_service_pb2
 
 MAX_PAGES = 256
+# Run changes remembered for reads under way: more than a read's worth at thousands a second.
+RECENT_RUN_CHANGES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ReadStart:
+    """Where a page's read began: the task changes and run changes counted by then."""
+
+    task_changes: int
+    run_changes: int
 
 
 class CachedPage:
@@ -51,21 +71,35 @@ class TaskListCache:
         self._max_age = max_age
         self._clock = clock
         self._pages: dict[Hashable, tuple[float, CachedPage]] = {}
+        # The keys of the cached pages that show each task.
+        self._showing: dict[int, set[Hashable]] = {}
         self.hits = 0
-        # Bumped by every drop: a page read (in a worker thread) across a drop is not cached.
-        self.generation = 0
+        # Counted: a page read across a change that concerns it is not cached.
+        self.task_changes = 0
+        self.run_changes = 0
+        self._recent_runs: deque[tuple[int, int]] = deque(maxlen=RECENT_RUN_CHANGES)
         self._totals: dict[Hashable, tuple[float, int]] = {}
-        # Bumped by every drop of the totals: a total counted across a task change is not kept.
-        self.task_generation = 0
 
-    def invalidate(self) -> None:
-        self.generation += 1
-        self._pages.clear()
-
-    def invalidate_totals(self, _task_id: int | None = None) -> None:
-        """A task changed (EventHub.on_task_change): the number of matches may have."""
-        self.task_generation += 1
+    def task_changed(self, _task_id: int | None = None) -> None:
+        """A task changed, or any may have (None): every page and every total goes."""
+        self.task_changes += 1
+        self._clear_pages()
         self._totals.clear()
+
+    def run_changed(self, task_id: int | None) -> None:
+        """A run of `task_id` changed state: the pages showing that task go (every page for None:
+        any task's runs may have changed)."""
+        if task_id is None:
+            self.task_changes += 1  # as far as pages go
+            self._clear_pages()
+            return
+        self.run_changes += 1
+        self._recent_runs.append((self.run_changes, task_id))
+        for key in self._showing.pop(task_id, ()):
+            self._pages.pop(key, None)
+
+    def read_start(self) -> ReadStart:
+        return ReadStart(self.task_changes, self.run_changes)
 
     def total(self, matches: Hashable) -> int | None:
         entry = self._totals.get(matches)
@@ -73,10 +107,9 @@ class TaskListCache:
             return None
         return entry[1]
 
-    def put_total(self, matches: Hashable, total: int, task_generation: int) -> None:
-        """Keeps `total`, unless it was counted before a task change (`task_generation` is the one its
-        count began in)."""
-        if task_generation != self.task_generation:
+    def put_total(self, matches: Hashable, total: int, began: ReadStart) -> None:
+        """Keeps `total`, unless a task changed since its count began."""
+        if began.task_changes != self.task_changes:
             return
         if len(self._totals) >= MAX_PAGES:
             self._totals.clear()
@@ -94,12 +127,12 @@ class TaskListCache:
         key: Hashable,
         page: task_service_pb2.ListTasksResponse,
         now: datetime,
-        generation: int | None = None,
+        began: ReadStart | None = None,
     ) -> CachedPage:
-        """Caches `page` (unless it is stale already, or was read before a drop: `generation` is the
-        one its read began in); returns its entry either way."""
+        """Caches `page` (unless it is stale already, or a change that concerns it came while it was
+        read: `began` is where its read began); returns its entry either way."""
         entry = CachedPage(page)
-        if generation is not None and generation != self.generation:
+        if began is not None and self._changed_since(began, page):
             return entry
         ttl = self._max_age
         for task in page.tasks:
@@ -108,6 +141,27 @@ class TaskListCache:
         if ttl <= 0:
             return entry
         if len(self._pages) >= MAX_PAGES:
-            self._pages.clear()
+            self._clear_pages()
         self._pages[key] = (self._clock() + ttl, entry)
+        for task in page.tasks:
+            self._showing.setdefault(task.id, set()).add(key)
         return entry
+
+    def _changed_since(self, began: ReadStart, page: task_service_pb2.ListTasksResponse) -> bool:
+        if began.task_changes != self.task_changes:
+            return True
+        if began.run_changes == self.run_changes:
+            return False
+        if not self._recent_runs or self._recent_runs[0][0] > began.run_changes + 1:
+            return True  # more run changes than are remembered
+        shown = {task.id for task in page.tasks}
+        for number, task_id in reversed(self._recent_runs):
+            if number <= began.run_changes:
+                return False
+            if task_id in shown:
+                return True
+        return False
+
+    def _clear_pages(self) -> None:
+        self._pages.clear()
+        self._showing.clear()

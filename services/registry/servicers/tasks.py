@@ -196,11 +196,11 @@ class TaskServicer:
                 next_after_id=rows[-1].id if len(rows) == query.limit and query.order_by in ("", "id") else 0,
             )
 
-        generation, task_generation = cache.generation, cache.task_generation
+        began = cache.read_start()
         page = await asyncio.to_thread(read)
         if known_total is None:
-            cache.put_total(query.matches, page.total, task_generation)
-        return cache.put(query, page, now, generation)
+            cache.put_total(query.matches, page.total, began)
+        return cache.put(query, page, now, began)
 
     async def ListTasks(
         self, request: task_service_pb2.ListTasksRequest, context: Context

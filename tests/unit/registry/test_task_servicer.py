@@ -258,6 +258,28 @@ async def test_the_lists_total_is_counted_again_after_a_task_change_but_not_afte
         event.remove(engine, "before_cursor_execute", count)
 
 
+async def test_a_page_shows_its_own_tasks_new_run_at_once_and_stays_cached_while_other_tasks_run(
+    env: Env,
+) -> None:
+    tasks, cache = env.tasks, env.registry.app.list_cache
+    shown = await tasks.CreateTask(command_task("cached-shown"), metadata=AUTH)
+    other = await tasks.CreateTask(command_task("cached-other"), metadata=AUTH)
+
+    async def listed() -> task_pb2.Task:
+        page = await tasks.ListTasks(task_service_pb2.ListTasksRequest(name="cached-shown"), metadata=AUTH)
+        (task,) = page.tasks
+        return task
+
+    assert (await listed()).latest_execution_status == ""
+    await tasks.TriggerTask(task_service_pb2.TriggerTaskRequest(task_id=other.id), metadata=AUTH)
+    hits = cache.hits
+    assert (await listed()).latest_execution_status == ""
+    assert cache.hits == hits + 1  # another task's run: the page came from the cache
+    await tasks.TriggerTask(task_service_pb2.TriggerTaskRequest(task_id=shown.id), metadata=AUTH)
+    assert (await listed()).latest_execution_status == "pending"
+    assert cache.hits == hits + 1
+
+
 async def refusal_beside_a_bare_writer(
     env: Env, statement: tuple[str, int], call: Callable[[], Awaitable[Any]]
 ) -> grpc.StatusCode:

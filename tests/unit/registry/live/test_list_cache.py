@@ -1,6 +1,7 @@
-"""The task-list cache's REST body: the JSON a REST client gets for GET /api/v1/scheduler/tasks,
-rendered once per cached page, byte for byte as Envoy's transcoder prints the page (checked against
-the real Envoy in tests/integration/test_rest_tasks.py)."""
+"""The task-list cache: which changes drop which pages and totals, and its REST body: the JSON a
+REST client gets for GET /api/v1/scheduler/tasks, rendered once per cached page, byte for byte as
+Envoy's transcoder prints the page (checked against the real Envoy in
+tests/integration/test_rest_tasks.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from google.protobuf import duration_pb2, json_format, message, struct_pb2, type
 from services.common.structs import dict_to_struct
 from services.registry import rest_json
 from services.registry.convert import to_timestamp
-from services.registry.live.list_cache import TaskListCache
+from services.registry.live.list_cache import RECENT_RUN_CHANGES, TaskListCache
 from zquant.scheduler.v1 import task_pb2, task_service_pb2
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -111,7 +112,7 @@ def test_the_body_is_rendered_once_per_cache_fill() -> None:
     again = cache.get("k")
     assert again is not None and again.http_body() is first.http_body()
     # A change drops the page and its body; the next fill renders the new data.
-    cache.invalidate()
+    cache.task_changed(7)
     assert cache.get("k") is None
     cache.put("k", page(task(name="after")), NOW)
     assert b'"name":"after"' in body(cache, "k")
@@ -119,31 +120,65 @@ def test_the_body_is_rendered_once_per_cache_fill() -> None:
     assert cache.get("k") is None
 
 
-def test_a_page_read_across_a_change_is_served_but_not_cached() -> None:
+def test_a_page_read_across_a_task_change_is_served_but_not_cached() -> None:
     cache = TaskListCache()
-    generation = cache.generation  # the read begins
-    cache.invalidate()  # a task changes meanwhile
-    entry = cache.put("k", page(task(name="read before the change")), NOW, generation)
+    began = cache.read_start()
+    cache.task_changed(99)  # any task: it may now belong on the page
+    entry = cache.put("k", page(task(name="read before the change")), NOW, began)
     assert b"read before the change" in entry.http_body().data
     assert cache.get("k") is None
-    cache.put("k", page(task(name="read after it")), NOW, cache.generation)
+    cache.put("k", page(task(name="read after it")), NOW, cache.read_start())
     assert b"read after it" in body(cache, "k")
+
+
+def test_a_run_change_drops_only_the_pages_that_show_its_task() -> None:
+    cache = TaskListCache()
+    cache.put("first", page(task(id=1), task(id=2)), NOW)
+    cache.put("second", page(task(id=3)), NOW)
+    cache.run_changed(2)
+    assert cache.get("first") is None
+    assert cache.get("second") is not None
+    cache.run_changed(None)  # any run may have changed
+    assert cache.get("second") is None
+
+
+def test_a_page_read_across_run_changes_is_cached_unless_one_is_of_its_tasks() -> None:
+    cache = TaskListCache()
+    began = cache.read_start()
+    cache.run_changed(5)  # a task the page does not show
+    cache.put("k", page(task(id=1)), NOW, began)
+    assert cache.get("k") is not None
+    began = cache.read_start()
+    cache.run_changed(5)
+    cache.run_changed(1)  # one it shows
+    cache.put("other", page(task(id=1)), NOW, began)
+    assert cache.get("other") is None
+
+
+def test_a_page_read_across_more_run_changes_than_are_remembered_is_not_cached() -> None:
+    cache = TaskListCache()
+    began = cache.read_start()
+    for _ in range(RECENT_RUN_CHANGES + 1):
+        cache.run_changed(5)
+    cache.put("k", page(task(id=1)), NOW, began)
+    assert cache.get("k") is None
 
 
 def test_a_total_outlives_run_changes_but_not_a_task_change() -> None:
     cache = TaskListCache()
     matches = ("", None, "sync", False, "")
-    cache.put_total(matches, 42, cache.task_generation)
-    cache.invalidate()  # a run changed: every page goes, the total stays
+    cache.put_total(matches, 42, cache.read_start())
+    cache.run_changed(7)
+    cache.run_changed(None)
     assert cache.total(matches) == 42
-    cache.invalidate_totals(7)  # a task changed
+    cache.task_changed(7)
     assert cache.total(matches) is None
 
 
 def test_a_total_counted_across_a_task_change_is_not_kept() -> None:
     cache = TaskListCache()
-    began = cache.task_generation
-    cache.invalidate_totals(None)
+    began = cache.read_start()
+    cache.task_changed(None)
     cache.put_total(("",), 41, began)
     assert cache.total(("",)) is None
 
@@ -151,7 +186,7 @@ def test_a_total_counted_across_a_task_change_is_not_kept() -> None:
 def test_a_total_expires_like_a_page() -> None:
     clock = Clock()
     cache = TaskListCache(max_age=5, clock=clock)
-    cache.put_total(("",), 3, cache.task_generation)
+    cache.put_total(("",), 3, cache.read_start())
     clock.now += 5
     assert cache.total(("",)) is None
 
