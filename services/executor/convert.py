@@ -49,6 +49,13 @@ def event_to_proto(event: RunEvent) -> executor_service_pb2.RunResponse:
     return response
 
 
+def events_to_proto(events: list[RunEvent]) -> executor_service_pb2.RunResponse:
+    """Events ready together as one message: the first in its own fields, the rest in `then`."""
+    response = event_to_proto(events[0])
+    response.then.extend(event_to_proto(event) for event in events[1:])
+    return response
+
+
 def acknowledged_runs(request: executor_service_pb2.AcknowledgeRequest) -> list[tuple[int, int]]:
     """(execution_id, attempt) of each run acknowledged: the batch, plus the single form."""
     runs = [(run.execution_id, run.attempt) for run in request.runs]

@@ -119,37 +119,41 @@ class ActiveRun:
             self.task.cancel()
         return True
 
-    async def events(self, attach: bool = False) -> AsyncIterator[RunEvent]:
-        """accepted, progress..., finished; a heartbeat every heartbeat_seconds in between. A stream
-        that re-attaches gets accepted, the newest progress, then the rest (the outcome at once if
-        the job ended). When the caller goes away the job goes on: only Cancel or a timeout stop it."""
+    async def event_batches(self, attach: bool = False) -> AsyncIterator[list[RunEvent]]:
+        """accepted, progress..., finished, in batches of the events that were ready together (a
+        caller that waits for its last batch to be sent gets the next one whole); a heartbeat every
+        heartbeat_seconds in between. A stream that re-attaches gets accepted, the newest progress,
+        then the rest (the outcome at once if the job ended). When the caller goes away the job goes
+        on: only Cancel or a timeout stop it."""
         first = [ACCEPTED]
         if attach:
             first += [event for event in (self._latest, self.outcome) if event is not None]
         listener = RunListener(first)
         self._listeners.append(listener)
         try:
-            async for event in self._drain(listener):
-                yield event
+            async for batch in self._drain(listener):
+                yield batch
         finally:
             self._listeners.remove(listener)
 
-    async def _drain(self, listener: RunListener) -> AsyncIterator[RunEvent]:
+    async def _drain(self, listener: RunListener) -> AsyncIterator[list[RunEvent]]:
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + self._heartbeat_seconds
         while True:
-            while listener.pending:
-                event = listener.pending.popleft()
-                yield event
-                if event.kind is RunEventKind.FINISHED:
+            if listener.pending:
+                batch = list(listener.pending)
+                listener.pending.clear()
+                yield batch
+                if batch[-1].kind is RunEventKind.FINISHED:  # nothing follows the outcome
                     return
+                continue
             listener.wakeup.clear()
             try:
                 async with asyncio.timeout_at(next_heartbeat):
                     await listener.wakeup.wait()
             except TimeoutError:
                 next_heartbeat = loop.time() + self._heartbeat_seconds
-                yield HEARTBEAT
+                yield [HEARTBEAT]
 
 
 @dataclass(slots=True)
@@ -166,10 +170,9 @@ class KeptOutcome:
             RunEventKind.FINISHED, self.stored.result, self.stored.status, self.stored.error_message
         )
 
-    async def events(self, attach: bool = False) -> AsyncIterator[RunEvent]:
+    async def event_batches(self, attach: bool = False) -> AsyncIterator[list[RunEvent]]:
         """accepted, then the outcome (its result is the run's final progress snapshot)."""
-        yield ACCEPTED
-        yield self.event
+        yield [ACCEPTED, self.event]
 
 
 class Runner:

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from services.executor.convert import acknowledged_runs, event_to_proto, run_spec_from_proto
+from services.executor.convert import acknowledged_runs, event_to_proto, events_to_proto, run_spec_from_proto
 from services.executor.runner import Runner
 from zquant.scheduler.v1 import executor_service_pb2, executor_service_pb2_grpc
 
@@ -25,8 +25,12 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):  # ty
             run = self._runner.attach(request.execution_id, request.attempt)
         else:
             run = self._runner.start(run_spec_from_proto(request))
-        async for event in run.events(attach=request.attach):
-            yield event_to_proto(event)
+        async for batch in run.event_batches(attach=request.attach):
+            if request.batch_events:
+                yield events_to_proto(batch)
+            else:  # a caller from before batches
+                for event in batch:
+                    yield event_to_proto(event)
 
     async def Cancel(
         self, request: executor_service_pb2.CancelRequest, context: Context

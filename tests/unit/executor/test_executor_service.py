@@ -230,6 +230,25 @@ async def test_example_streams_the_guides_progress_structure(executor: Executor)
     assert 0.3 <= final["duration_seconds"] < 1.5
 
 
+async def test_a_caller_that_reads_batches_gets_every_event_in_order_and_others_one_per_message(
+    executor: Executor,
+) -> None:
+    task = make_task(duration_seconds=0, steps=3)
+    request = executor_service_pb2.RunRequest(execution_id=41, attempt=1, task=task, batch_events=True)
+    messages = [message async for message in executor.stub.Run(request, metadata=AUTH)]
+    events = [event for message in messages for event in (message, *message.then)]
+    finished(events)  # accepted first, the outcome last and once
+    assert not any(event.then for message in messages for event in message.then)
+    assert [p["progress_percent"] for p in progress(events)] == sorted(
+        p["progress_percent"] for p in progress(events)
+    )
+    assert len(messages) <= len(events)
+    # A caller from before batches: one event per message, as before.
+    singles = await executor.run_all(task, execution_id=42)
+    finished(singles)
+    assert not any(message.then for message in singles)
+
+
 async def test_example_success_rate_zero_fails_after_all_steps(executor: Executor) -> None:
     end = finished(await executor.run_all(make_task(duration_seconds=0, steps=2, success_rate=0)))
     assert (end.status, end.error_message) == ("failed", "示例任务执行失败（模拟失败场景）")

@@ -1,10 +1,17 @@
 """What waits for a lagging stream: progress events are whole snapshots, so only the newest waits,
-and none waits behind the run's outcome (its result is the final snapshot)."""
+and none waits behind the run's outcome (its result is the final snapshot); what waits goes out as
+one batch."""
 
 from __future__ import annotations
 
-from services.executor.models import ACCEPTED, RunEvent, RunEventKind
-from services.executor.runner import RunListener
+from datetime import date
+
+import pytest
+
+from services.executor.models import ACCEPTED, RunEvent, RunEventKind, RunSpec
+from services.executor.runner import RunListener, Runner
+from services.executor.settings import ExecutorSettings
+from tests.waiting import eventually
 
 
 def progress(step: int) -> RunEvent:
@@ -33,3 +40,24 @@ def test_no_progress_waits_behind_the_outcome() -> None:
     listener.push(progress(1))
     listener.push(RunEvent(RunEventKind.FINISHED, {"current_step": 1, "status": "success"}, "success"))
     assert waiting(listener) == ["accepted", "finished"]
+
+
+@pytest.mark.asyncio
+async def test_the_events_waiting_for_a_stream_go_out_as_one_batch() -> None:
+    runner = Runner(ExecutorSettings(service_token="t"))
+    run = runner.start(
+        RunSpec(
+            execution_id=1,
+            attempt=1,
+            task_id=7,
+            task_name="quick",
+            task_type="example_task",
+            config={"duration_seconds": 0, "steps": 2},
+            timeout_seconds=0,
+            logical_date=date(2026, 12, 4),
+        )
+    )
+    await eventually(lambda: run.outcome, "the job's outcome")
+    # A stream that attaches now finds accepted, the newest progress and the outcome waiting.
+    batches = [[event.kind for event in batch] async for batch in run.event_batches(attach=True)]
+    assert batches == [[RunEventKind.ACCEPTED, RunEventKind.PROGRESS, RunEventKind.FINISHED]]

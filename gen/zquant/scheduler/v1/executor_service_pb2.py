@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from zquant.scheduler.v1 import task_pb2 as zquant_dot_scheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*zquant/scheduler/v1/executor_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\xc5\x01\n\nRunRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0e\n\x06\x61ttach\x18\x04 \x01(\x08\x12\x14\n\x0clogical_date\x18\x05 \x01(\t\x12\'\n\x06params\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10prev_trading_day\x18- \x01(\t\"\xd9\x02\n\x0bRunResponse\x12\x38\n\x04type\x18\x05 \x01(\x0e\x32*.zquant.scheduler.v1.RunResponse.EventType\x12\'\n\x06result\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x0b\n\x03log\x18\x06 \x01(\x0c\"\xa0\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_TYPE_ACCEPTED\x10\x01\x12\x17\n\x13\x45VENT_TYPE_PROGRESS\x10\x02\x12\x18\n\x14\x45VENT_TYPE_HEARTBEAT\x10\x03\x12\x17\n\x13\x45VENT_TYPE_FINISHED\x10\x04\x12\x12\n\x0e\x45VENT_TYPE_LOG\x10\x05J\x04\x08\x01\x10\x02R\nevent_type\"M\n\rCancelRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x15\n\rgrace_seconds\x18\x02 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"#\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"j\n\x12\x41\x63knowledgeRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12-\n\x04runs\x18\x03 \x03(\x0b\x32\x1f.zquant.scheduler.v1.RunAttempt\"3\n\nRunAttempt\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x10\n\x0eGetLoadRequest\"J\n\x0fGetLoadResponse\x12\x10\n\x08\x63\x61pacity\x18\x01 \x01(\x05\x12\x13\n\x0b\x61\x63tive_runs\x18\x02 \x01(\x05\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"A\n\x13\x41\x63knowledgeResponse\x12\x11\n\tforgotten\x18\x01 \x01(\x08\x12\x17\n\x0f\x66orgotten_count\x18\x02 \x01(\x05\x32\xe8\x02\n\x0f\x45xecutorService\x12J\n\x03Run\x12\x1f.zquant.scheduler.v1.RunRequest\x1a .zquant.scheduler.v1.RunResponse0\x01\x12Q\n\x06\x43\x61ncel\x12\".zquant.scheduler.v1.CancelRequest\x1a#.zquant.scheduler.v1.CancelResponse\x12`\n\x0b\x41\x63knowledge\x12\'.zquant.scheduler.v1.AcknowledgeRequest\x1a(.zquant.scheduler.v1.AcknowledgeResponse\x12T\n\x07GetLoad\x12#.zquant.scheduler.v1.GetLoadRequest\x1a$.zquant.scheduler.v1.GetLoadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*zquant/scheduler/v1/executor_service.proto\x12\x13zquant.scheduler.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ezquant/scheduler/v1/task.proto\"\xdb\x01\n\nRunRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.zquant.scheduler.v1.Task\x12\x0e\n\x06\x61ttach\x18\x04 \x01(\x08\x12\x14\n\x0clogical_date\x18\x05 \x01(\t\x12\'\n\x06params\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10prev_trading_day\x18- \x01(\t\x12\x14\n\x0c\x62\x61tch_events\x18\x07 \x01(\x08\"\x89\x03\n\x0bRunResponse\x12\x38\n\x04type\x18\x05 \x01(\x0e\x32*.zquant.scheduler.v1.RunResponse.EventType\x12\'\n\x06result\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x0b\n\x03log\x18\x06 \x01(\x0c\x12.\n\x04then\x18\x07 \x03(\x0b\x32 .zquant.scheduler.v1.RunResponse\"\xa0\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45VENT_TYPE_ACCEPTED\x10\x01\x12\x17\n\x13\x45VENT_TYPE_PROGRESS\x10\x02\x12\x18\n\x14\x45VENT_TYPE_HEARTBEAT\x10\x03\x12\x17\n\x13\x45VENT_TYPE_FINISHED\x10\x04\x12\x12\n\x0e\x45VENT_TYPE_LOG\x10\x05J\x04\x08\x01\x10\x02R\nevent_type\"M\n\rCancelRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x15\n\rgrace_seconds\x18\x02 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\"#\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"j\n\x12\x41\x63knowledgeRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12-\n\x04runs\x18\x03 \x03(\x0b\x32\x1f.zquant.scheduler.v1.RunAttempt\"3\n\nRunAttempt\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\x10\n\x0eGetLoadRequest\"J\n\x0fGetLoadResponse\x12\x10\n\x08\x63\x61pacity\x18\x01 \x01(\x05\x12\x13\n\x0b\x61\x63tive_runs\x18\x02 \x01(\x05\x12\x10\n\x08\x64raining\x18\x03 \x01(\x08\"A\n\x13\x41\x63knowledgeResponse\x12\x11\n\tforgotten\x18\x01 \x01(\x08\x12\x17\n\x0f\x66orgotten_count\x18\x02 \x01(\x05\x32\xe8\x02\n\x0f\x45xecutorService\x12J\n\x03Run\x12\x1f.zquant.scheduler.v1.RunRequest\x1a .zquant.scheduler.v1.RunResponse0\x01\x12Q\n\x06\x43\x61ncel\x12\".zquant.scheduler.v1.CancelRequest\x1a#.zquant.scheduler.v1.CancelResponse\x12`\n\x0b\x41\x63knowledge\x12\'.zquant.scheduler.v1.AcknowledgeRequest\x1a(.zquant.scheduler.v1.AcknowledgeResponse\x12T\n\x07GetLoad\x12#.zquant.scheduler.v1.GetLoadRequest\x1a$.zquant.scheduler.v1.GetLoadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,25 +34,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zquant.scheduler.v1.executo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RUNREQUEST']._serialized_start=130
-  _globals['_RUNREQUEST']._serialized_end=327
-  _globals['_RUNRESPONSE']._serialized_start=330
-  _globals['_RUNRESPONSE']._serialized_end=675
-  _globals['_RUNRESPONSE_EVENTTYPE']._serialized_start=497
-  _globals['_RUNRESPONSE_EVENTTYPE']._serialized_end=657
-  _globals['_CANCELREQUEST']._serialized_start=677
-  _globals['_CANCELREQUEST']._serialized_end=754
-  _globals['_CANCELRESPONSE']._serialized_start=756
-  _globals['_CANCELRESPONSE']._serialized_end=791
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=793
-  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=899
-  _globals['_RUNATTEMPT']._serialized_start=901
-  _globals['_RUNATTEMPT']._serialized_end=952
-  _globals['_GETLOADREQUEST']._serialized_start=954
-  _globals['_GETLOADREQUEST']._serialized_end=970
-  _globals['_GETLOADRESPONSE']._serialized_start=972
-  _globals['_GETLOADRESPONSE']._serialized_end=1046
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1048
-  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1113
-  _globals['_EXECUTORSERVICE']._serialized_start=1116
-  _globals['_EXECUTORSERVICE']._serialized_end=1476
+  _globals['_RUNREQUEST']._serialized_end=349
+  _globals['_RUNRESPONSE']._serialized_start=352
+  _globals['_RUNRESPONSE']._serialized_end=745
+  _globals['_RUNRESPONSE_EVENTTYPE']._serialized_start=567
+  _globals['_RUNRESPONSE_EVENTTYPE']._serialized_end=727
+  _globals['_CANCELREQUEST']._serialized_start=747
+  _globals['_CANCELREQUEST']._serialized_end=824
+  _globals['_CANCELRESPONSE']._serialized_start=826
+  _globals['_CANCELRESPONSE']._serialized_end=861
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=863
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=969
+  _globals['_RUNATTEMPT']._serialized_start=971
+  _globals['_RUNATTEMPT']._serialized_end=1022
+  _globals['_GETLOADREQUEST']._serialized_start=1024
+  _globals['_GETLOADREQUEST']._serialized_end=1040
+  _globals['_GETLOADRESPONSE']._serialized_start=1042
+  _globals['_GETLOADRESPONSE']._serialized_end=1116
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1118
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1183
+  _globals['_EXECUTORSERVICE']._serialized_start=1186
+  _globals['_EXECUTORSERVICE']._serialized_end=1546
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RunRequest(_message.Message):
-    __slots__ = ("execution_id", "attempt", "task", "attach", "logical_date", "params", "prev_trading_day")
+    __slots__ = ("execution_id", "attempt", "task", "attach", "logical_date", "params", "prev_trading_day", "batch_events")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class RunRequest(_message.Message):
     LOGICAL_DATE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     PREV_TRADING_DAY_FIELD_NUMBER: _ClassVar[int]
+    BATCH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     execution_id: int
     attempt: int
     task: _task_pb2.Task
@@ -25,10 +26,11 @@ class RunRequest(_message.Message):
     logical_date: str
     params: _struct_pb2.Struct
     prev_trading_day: str
-    def __init__(self, execution_id: _Optional[int] = ..., attempt: _Optional[int] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., attach: _Optional[bool] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prev_trading_day: _Optional[str] = ...) -> None: ...
+    batch_events: bool
+    def __init__(self, execution_id: _Optional[int] = ..., attempt: _Optional[int] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., attach: _Optional[bool] = ..., logical_date: _Optional[str] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., prev_trading_day: _Optional[str] = ..., batch_events: _Optional[bool] = ...) -> None: ...
 
 class RunResponse(_message.Message):
-    __slots__ = ("type", "result", "status", "error_message", "log")
+    __slots__ = ("type", "result", "status", "error_message", "log", "then")
     class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         EVENT_TYPE_UNSPECIFIED: _ClassVar[RunResponse.EventType]
@@ -48,12 +50,14 @@ class RunResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
+    THEN_FIELD_NUMBER: _ClassVar[int]
     type: RunResponse.EventType
     result: _struct_pb2.Struct
     status: str
     error_message: str
     log: bytes
-    def __init__(self, type: _Optional[_Union[RunResponse.EventType, str]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., log: _Optional[bytes] = ...) -> None: ...
+    then: _containers.RepeatedCompositeFieldContainer[RunResponse]
+    def __init__(self, type: _Optional[_Union[RunResponse.EventType, str]] = ..., result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[str] = ..., error_message: _Optional[str] = ..., log: _Optional[bytes] = ..., then: _Optional[_Iterable[_Union[RunResponse, _Mapping]]] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("execution_id", "grace_seconds", "attempt")
