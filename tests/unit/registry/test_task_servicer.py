@@ -266,7 +266,9 @@ async def test_a_page_shows_its_own_tasks_new_run_at_once_and_stays_cached_while
     other = await tasks.CreateTask(command_task("cached-other"), metadata=AUTH)
 
     async def listed() -> task_pb2.Task:
-        page = await tasks.ListTasks(task_service_pb2.ListTasksRequest(name="cached-shown"), metadata=AUTH)
+        page: task_service_pb2.ListTasksResponse = await tasks.ListTasks(
+            task_service_pb2.ListTasksRequest(name="cached-shown"), metadata=AUTH
+        )
         (task,) = page.tasks
         return task
 
