@@ -46,7 +46,7 @@ def reads_other_tasks(fields: Mapping[str, Any]) -> bool:
 
 
 def create_entry(actor: Actor, row: TaskRow, now: datetime) -> dict[str, Any]:
-    """The audit entry of a created task (`audit.record_all`): who, and the fields given (not the
+    """The audit entry of a created task (`audit.record`): who, and the fields given (not the
     defaults)."""
     fields = task_rules.editable_values(row)
     given = {name: value for name, value in fields.items() if value not in (None, "", [], {})}
@@ -98,11 +98,11 @@ class TaskCreates:
             self._storing = None
 
     def _store_group(self, group: list[_Create]) -> list[TaskRow | Exception]:
-        if len(group) == 1:  # its failure is its own
-            return self._store_together(group)
         try:
             return self._store_together(group)
         except Exception:  # one create must not fail the others: each alone
+            if len(group) == 1:  # its failure is its own
+                raise
             log.warning("a group of task creates failed; storing each alone", exc_info=True)
         outcomes: list[TaskRow | Exception] = []
         for create in group:
@@ -123,13 +123,13 @@ class TaskCreates:
                 now,
                 lambda name, _first: store.name_taken(name),  # an earlier create of the group took it
             )
-            audit.record_all(
+            audit.record(
                 session,
-                [
+                *(
                     create_entry(create.actor, outcome, now)
                     for create, outcome in zip(group, outcomes, strict=True)
                     if isinstance(outcome, TaskRow)
-                ],
+                ),
             )
         return list(outcomes)
 
@@ -137,5 +137,5 @@ class TaskCreates:
         now = self._clock()
         with self._db.session(serialized=serialized) as session:
             row = store.create_task(session, fields, actor.username, self._settings.default_timezone, now)
-            audit.record_all(session, [create_entry(actor, row, now)])
+            audit.record(session, create_entry(actor, row, now))
             return row

@@ -43,9 +43,10 @@ RECENT_RUN_CHANGES = 4096
 
 @dataclass(frozen=True, slots=True)
 class ReadStart:
-    """Where a page's read began: the task changes and run changes counted by then."""
+    """Where a page's read began: the drops of every page (a task change, or any run's) and the run
+    changes counted by then."""
 
-    task_changes: int
+    every_page_drops: int
     run_changes: int
 
 
@@ -75,23 +76,21 @@ class TaskListCache:
         self._showing: dict[int, set[Hashable]] = {}
         self.hits = 0
         # Counted: a page read across a change that concerns it is not cached.
-        self.task_changes = 0
+        self.every_page_drops = 0
         self.run_changes = 0
         self._recent_runs: deque[tuple[int, int]] = deque(maxlen=RECENT_RUN_CHANGES)
         self._totals: dict[Hashable, tuple[float, int]] = {}
 
     def task_changed(self, _task_id: int | None = None) -> None:
         """A task changed, or any may have (None): every page and every total goes."""
-        self.task_changes += 1
-        self._clear_pages()
+        self._drop_every_page()
         self._totals.clear()
 
     def run_changed(self, task_id: int | None) -> None:
         """A run of `task_id` changed state: the pages showing that task go (every page for None:
         any task's runs may have changed)."""
         if task_id is None:
-            self.task_changes += 1  # as far as pages go
-            self._clear_pages()
+            self._drop_every_page()
             return
         self.run_changes += 1
         self._recent_runs.append((self.run_changes, task_id))
@@ -99,7 +98,7 @@ class TaskListCache:
             self._pages.pop(key, None)
 
     def read_start(self) -> ReadStart:
-        return ReadStart(self.task_changes, self.run_changes)
+        return ReadStart(self.every_page_drops, self.run_changes)
 
     def total(self, matches: Hashable) -> int | None:
         entry = self._totals.get(matches)
@@ -108,8 +107,9 @@ class TaskListCache:
         return entry[1]
 
     def put_total(self, matches: Hashable, total: int, began: ReadStart) -> None:
-        """Keeps `total`, unless a task changed since its count began."""
-        if began.task_changes != self.task_changes:
+        """Keeps `total`, unless every page was dropped since its count began (as on any task
+        change)."""
+        if began.every_page_drops != self.every_page_drops:
             return
         if len(self._totals) >= MAX_PAGES:
             self._totals.clear()
@@ -140,15 +140,16 @@ class TaskListCache:
                 ttl = min(ttl, (task.next_run_time.ToDatetime().timestamp() - now.timestamp()))
         if ttl <= 0:
             return entry
-        if len(self._pages) >= MAX_PAGES:
-            self._clear_pages()
+        if len(self._pages) >= MAX_PAGES:  # a full cache starts afresh
+            self._pages.clear()
+            self._showing.clear()
         self._pages[key] = (self._clock() + ttl, entry)
         for task in page.tasks:
             self._showing.setdefault(task.id, set()).add(key)
         return entry
 
     def _changed_since(self, began: ReadStart, page: task_service_pb2.ListTasksResponse) -> bool:
-        if began.task_changes != self.task_changes:
+        if began.every_page_drops != self.every_page_drops:
             return True
         if began.run_changes == self.run_changes:
             return False
@@ -162,6 +163,7 @@ class TaskListCache:
                 return True
         return False
 
-    def _clear_pages(self) -> None:
+    def _drop_every_page(self) -> None:
+        self.every_page_drops += 1
         self._pages.clear()
         self._showing.clear()

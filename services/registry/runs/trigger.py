@@ -107,13 +107,15 @@ def _transaction(
         )
         audit.record(
             session,
-            request.actor,
-            Action.TASK_TRIGGER,
-            Target.TASK,
-            request.task_id,
-            request.now,
-            name=triggered.task.name,
-            changes={"execution_id": triggered.run.id},
+            audit.entry(
+                request.actor,
+                Action.TASK_TRIGGER,
+                Target.TASK,
+                request.task_id,
+                request.now,
+                name=triggered.task.name,
+                changes={"execution_id": triggered.run.id},
+            ),
         )
         # A term held here says a scheduler leads; else the leader row (held elsewhere).
         known = app.held_terms.leader_known(request.now)

@@ -134,7 +134,8 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
                 given = dict.fromkeys(alert_settings.secrets_given(kind, values), "changed")
                 action, changes = Action.ALERT_CHANNEL_UPDATE, {**audit.diff(before, after), **given}
             audit.record(
-                session, actor, action, Target.ALERT_CHANNEL, row.id, now, name=row.name, changes=changes
+                session,
+                audit.entry(actor, action, Target.ALERT_CHANNEL, row.id, now, name=row.name, changes=changes),
             )
             return row
 
@@ -151,7 +152,10 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             alert_settings.delete_channel(session, request.id)
             now = app.clock()
             audit.record(
-                session, actor, Action.ALERT_CHANNEL_DELETE, Target.ALERT_CHANNEL, request.id, now, name=name
+                session,
+                audit.entry(
+                    actor, Action.ALERT_CHANNEL_DELETE, Target.ALERT_CHANNEL, request.id, now, name=name
+                ),
             )
 
         await app.db.run(remove, serialized=True)  # decides on the rules it reads
@@ -188,7 +192,10 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             outcome = {"ok": not error, "delivery_id": delivery.id}
             target = Target.ALERT_CHANNEL
             audit.record(
-                session, actor, Action.ALERT_CHANNEL_TEST, target, row.id, now, name=row.name, changes=outcome
+                session,
+                audit.entry(
+                    actor, Action.ALERT_CHANNEL_TEST, target, row.id, now, name=row.name, changes=outcome
+                ),
             )
             return delivery
 
@@ -231,7 +238,8 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             action = Action.ALERT_RULE_CREATE if before is None else Action.ALERT_RULE_UPDATE
             changes = after if before is None else audit.diff(before, after)
             audit.record(
-                session, actor, action, Target.ALERT_RULE, row.id, now, name=row.name, changes=changes
+                session,
+                audit.entry(actor, action, Target.ALERT_RULE, row.id, now, name=row.name, changes=changes),
             )
             return row
 
@@ -248,12 +256,14 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):  # type: ignor
             alert_settings.delete_rule(session, request.id)
             audit.record(
                 session,
-                actor,
-                Action.ALERT_RULE_DELETE,
-                Target.ALERT_RULE,
-                request.id,
-                app.clock(),
-                name=name,
+                audit.entry(
+                    actor,
+                    Action.ALERT_RULE_DELETE,
+                    Target.ALERT_RULE,
+                    request.id,
+                    app.clock(),
+                    name=name,
+                ),
             )
 
         await app.db.run(remove)

@@ -120,13 +120,15 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):  # type: ignore[m
     def _audit_login(self, s: Session, attempt: audit.Actor, action: Action, reason: str = "") -> None:
         audit.record(
             s,
-            attempt,
-            action,
-            Target.USER,
-            attempt.username,
-            self._app.clock(),
-            name=attempt.username,
-            changes={"reason": reason} if reason else None,
+            audit.entry(
+                attempt,
+                action,
+                Target.USER,
+                attempt.username,
+                self._app.clock(),
+                name=attempt.username,
+                changes={"reason": reason} if reason else None,
+            ),
         )
 
     async def RefreshToken(
@@ -202,7 +204,10 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):  # type: ignore[m
         changes: dict[str, Any] | None = None,
     ) -> None:
         audit.record(
-            s, actor, action, Target.USER, username, self._app.clock(), name=username, changes=changes
+            s,
+            audit.entry(
+                actor, action, Target.USER, username, self._app.clock(), name=username, changes=changes
+            ),
         )
 
     async def CreateUser(

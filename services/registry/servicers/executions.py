@@ -252,7 +252,10 @@ class ExecutionServicer:
             for stopped_row, _ in stopped:
                 logs.append_log(session, stopped_row.id, line)
             name = self._app.task_names.get(session, row.task_id)
-            audit.record(session, actor, Action.EXECUTION_TERMINATE, Target.EXECUTION, row.id, now, name=name)
+            audit.record(
+                session,
+                audit.entry(actor, Action.EXECUTION_TERMINATE, Target.EXECUTION, row.id, now, name=name),
+            )
             return row, stopped, name
 
 

@@ -162,7 +162,7 @@ class TaskServicer:
                 self._app.settings.default_timezone,
                 now,
             )
-            audit.record_all(session, [create_entry(actor, row, now) for row in rows])
+            audit.record(session, *(create_entry(actor, row, now) for row in rows))
         events = [task_event(row, now) for row in rows]
         return task_service_pb2.BatchCreateTasksResponse(tasks=[event.task for event in events]), events
 
@@ -248,13 +248,15 @@ class TaskServicer:
                 row = store.update_task(session, task_id, changes, actor.username, now)
                 audit.record(
                     session,
-                    actor,
-                    Action.TASK_UPDATE,
-                    Target.TASK,
-                    row.id,
-                    now,
-                    name=row.name,
-                    changes=audit.diff(before, task_rules.editable_values(row)),
+                    audit.entry(
+                        actor,
+                        Action.TASK_UPDATE,
+                        Target.TASK,
+                        row.id,
+                        now,
+                        name=row.name,
+                        changes=audit.diff(before, task_rules.editable_values(row)),
+                    ),
                 )
                 return row
 
@@ -290,7 +292,8 @@ class TaskServicer:
             active = store.delete_task(session, task_id, force)
             changes = {"force": True} if force else {}
             audit.record(
-                session, actor, Action.TASK_DELETE, Target.TASK, task_id, now, name=name, changes=changes
+                session,
+                audit.entry(actor, Action.TASK_DELETE, Target.TASK, task_id, now, name=name, changes=changes),
             )
             return active
 
@@ -309,7 +312,7 @@ class TaskServicer:
                     assert paused is not None
                     row = store.set_paused(session, task_id, paused, actor.username, now)
                     action = Action.TASK_PAUSE if paused else Action.TASK_RESUME
-                audit.record(session, actor, action, Target.TASK, row.id, now, name=row.name)
+                audit.record(session, audit.entry(actor, action, Target.TASK, row.id, now, name=row.name))
                 return row, task_listing.latest_runs(session, [row.id]).get(row.id)
 
         row, latest = await asyncio.to_thread(change)

@@ -13,7 +13,7 @@ newest first and filtered by actor, action and target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -76,24 +76,10 @@ MAX_NAME = 100
 MAX_PAGE = 500
 
 
-def record(
-    session: Session,
-    actor: Actor,
-    action: Action,
-    target: Target,
-    target_id: int | str,
-    now: datetime,
-    *,
-    name: str = "",
-    changes: Mapping[str, Any] | None = None,
-) -> None:
-    session.execute(_INSERT_ENTRY, entry(actor, action, target, target_id, now, name=name, changes=changes))
-
-
-def record_all(session: Session, entries: Sequence[dict[str, Any]]) -> None:
-    """Several entries (`entry`) in one statement: a group of creates, a batch."""
+def record(session: Session, *entries: dict[str, Any]) -> None:
+    """Writes entries (`entry`) in one statement: one change's, or a group's or a batch's creates."""
     if entries:
-        session.execute(_INSERT_ENTRY, entries)
+        session.execute(_INSERT_ENTRY, entries[0] if len(entries) == 1 else list(entries))
 
 
 def entry(
@@ -106,7 +92,7 @@ def entry(
     name: str = "",
     changes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The values of one entry, for `record_all`."""
+    """The values of one entry, for `record`."""
     return {
         "at": now,
         "actor": actor.username[:64],

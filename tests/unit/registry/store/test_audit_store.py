@@ -20,13 +20,17 @@ OPERATOR = Actor("op", "10.0.0.2")
 def fill(db: Database) -> None:
     with db.session() as session:
         audit.record(
-            session, ADMIN, Action.TASK_CREATE, Target.TASK, 1, NOW, name="a", changes={"tags": ["x"]}
+            session,
+            audit.entry(ADMIN, Action.TASK_CREATE, Target.TASK, 1, NOW, name="a", changes={"tags": ["x"]}),
         )
         audit.record(
-            session, OPERATOR, Action.TASK_TRIGGER, Target.TASK, 1, NOW + timedelta(seconds=1), name="a"
+            session,
+            audit.entry(OPERATOR, Action.TASK_TRIGGER, Target.TASK, 1, NOW + timedelta(seconds=1), name="a"),
         )
-        audit.record(session, OPERATOR, Action.EXECUTION_TERMINATE, Target.EXECUTION, 9, NOW, name="a")
-        audit.record(session, ADMIN, Action.USER_UNLOCK, Target.USER, "bob", NOW, name="bob")
+        audit.record(
+            session, audit.entry(OPERATOR, Action.EXECUTION_TERMINATE, Target.EXECUTION, 9, NOW, name="a")
+        )
+        audit.record(session, audit.entry(ADMIN, Action.USER_UNLOCK, Target.USER, "bob", NOW, name="bob"))
 
 
 def listed(db: Database, **filters: object) -> list[tuple[str, str, str]]:
@@ -58,7 +62,7 @@ def test_entries_list_newest_first_and_filter_by_actor_action_and_target(db: Dat
 
 def test_an_entry_rolls_back_with_its_change(db: Database) -> None:
     with pytest.raises(RuntimeError), db.session() as session:
-        audit.record(session, ADMIN, Action.TASK_DELETE, Target.TASK, 1, NOW)
+        audit.record(session, audit.entry(ADMIN, Action.TASK_DELETE, Target.TASK, 1, NOW))
         raise RuntimeError("the change failed")
     assert listed(db) == []
 
