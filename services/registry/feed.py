@@ -9,6 +9,11 @@ its page and again as an event: the scheduler applies an unchanged schedule as a
 carries what scheduling needs of a task (`store.tasks.SCHEDULING_COLUMNS`), not what only people read.
 A feed that asks for them also carries this registry's trigger offers once its snapshot is sent
 (`live/trigger_offers.py`): before that its scheduler could not answer them in time.
+
+A feed that asks for batches gets the live events that are queued together as one message (the
+first event, the rest in its `then`): a group of creates committed at once (`task_creates.py`) is
+one message to the scheduler, not one per task. A gRPC message costs both ends more than the event
+it carries. Nothing waits for a batch to fill: a batch is what was queued when the feed writes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ SNAPSHOT_PAGE = 1000
 # A quiet feed's sign of life: its writes fail once the scheduler is gone. Rare: each wakes both.
 FEED_HEARTBEAT_SECONDS = 30.0
 Event = internal_pb2.WatchSchedulerEventsResponse
+# A batch of live events holds this many at the most, and stops growing past about BATCH_BYTES (a
+# task's config may be 64 KiB; a gRPC message may not pass 4 MiB).
+BATCH_EVENTS = 64
+BATCH_BYTES = 1024 * 1024
 SNAPSHOT_COLUMNS = [TASKS.c[name] for name in SCHEDULING_COLUMNS]
 
 
@@ -81,11 +90,12 @@ async def scheduler_feed(
     heartbeat_seconds: float = FEED_HEARTBEAT_SECONDS,
     pages: bool = False,
     takes_offers: bool = False,
+    batches: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """The snapshot (a snapshot_page event per page with `pages`, else an event per task), its end
     marker, then live events until the hub ends the feed (RESUBSCRIBE); with `takes_offers`, the
     trigger offers of this registry too, once the snapshot is sent (a scheduler answers them only
-    when it is ready)."""
+    when it is ready); with `batches`, the live events queued together as one (`batched`)."""
     with app.events.scheduler_feed() as feed:
         async for page in snapshot(app, page_size):
             if pages:
@@ -103,7 +113,35 @@ async def scheduler_feed(
                 except TimeoutError:
                     yield Event(type=Event.EVENT_TYPE_HEARTBEAT)
                     continue
-                if event is RESUBSCRIBE:
+                ending = event is RESUBSCRIBE
+                if not ending:
+                    if batches:
+                        event, ending = batched(event, feed)
+                    yield event
+                if ending:
                     log.info("ending a scheduler feed that may have missed events; it subscribes again")
                     return
-                yield event
+
+
+def batched(first: Event, feed: asyncio.Queue[Event]) -> tuple[Event, bool]:
+    """`first` with the events queued behind it in its `then` (up to BATCH_EVENTS, about
+    BATCH_BYTES), and whether the feed's end (RESUBSCRIBE) was among them. A lone event is sent as
+    it is; a batch is a copy (an event is shared by every feed it was published to)."""
+    if feed.empty():
+        return first, False
+    following: list[Event] = []
+    size = first.ByteSize()
+    ending = False
+    while len(following) < BATCH_EVENTS - 1 and size < BATCH_BYTES and not feed.empty():
+        event = feed.get_nowait()
+        if event is RESUBSCRIBE:
+            ending = True
+            break
+        following.append(event)
+        size += event.ByteSize()
+    if not following:
+        return first, ending
+    batch = Event()
+    batch.CopyFrom(first)
+    batch.then.extend(following)
+    return batch, ending

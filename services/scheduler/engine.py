@@ -98,13 +98,16 @@ class Engine:
         while True:
             try:
                 call = self._registry.internal.WatchSchedulerEvents(
-                    internal_pb2.WatchSchedulerEventsRequest(snapshot_pages=True, trigger_offers=True),
+                    internal_pb2.WatchSchedulerEventsRequest(
+                        snapshot_pages=True, trigger_offers=True, batch_events=True
+                    ),
                     metadata=self._registry.metadata,
                 )
                 snapshot: set[int] | None = set()  # task ids, until the snapshot is done
-                async for event in call:
+                async for message in call:
                     backoff = 0.2
-                    snapshot = await self._follow(event, snapshot)
+                    for event in (message, *message.then):  # live events ready together
+                        snapshot = await self._follow(event, snapshot)
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:

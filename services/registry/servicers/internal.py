@@ -58,7 +58,10 @@ class InternalServicer:
     ) -> AsyncIterator[pb2.WatchSchedulerEventsResponse]:
         _require_service()
         events = feed.scheduler_feed(
-            self._app, pages=request.snapshot_pages, takes_offers=request.trigger_offers
+            self._app,
+            pages=request.snapshot_pages,
+            takes_offers=request.trigger_offers,
+            batches=request.batch_events,
         )
         async for event in events:
             yield event

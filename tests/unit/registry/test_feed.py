@@ -213,3 +213,71 @@ async def test_a_quiet_feed_sends_heartbeats_and_a_change_between_them_at_once(
     assert loop.time() - published < 0.4  # not held until the next heartbeat
     assert (await anext(events)).type == Event.EVENT_TYPE_HEARTBEAT
     await events.aclose()
+
+
+async def test_a_feed_that_reads_batches_gets_the_events_queued_together_as_one_message(
+    app: RegistryApp, db: Database
+) -> None:
+    tasks = create_tasks(db, 3)
+    batched = feed.scheduler_feed(app, batches=True)
+    one_by_one = feed.scheduler_feed(app)
+    await until_snapshot_done(batched)
+    await until_snapshot_done(one_by_one)
+    published = [
+        task_event(tasks[0], utcnow()),
+        Event(type=Event.EVENT_TYPE_TASK_DELETE, task_id=tasks[1].id),
+        task_event(tasks[2], utcnow()),
+    ]
+    for event in published:  # as a group of creates is published: in one turn of the loop
+        app.events.publish_scheduler(event)
+    message = await asyncio.wait_for(anext(batched), 5)
+    assert [message.task.id, message.then[0].task_id, message.then[1].task.id] == [
+        tasks[0].id,
+        tasks[1].id,
+        tasks[2].id,
+    ]
+    assert [event.type for event in (message, *message.then)] == [event.type for event in published]
+    assert not any(event.then for event in message.then)
+    # The other feed reads them one per message, from events the batch left as they were.
+    alone = [await asyncio.wait_for(anext(one_by_one), 5) for _ in published]
+    assert alone == published and not any(event.then for event in alone)
+    await batched.aclose()
+    await one_by_one.aclose()
+
+
+async def test_a_lone_event_goes_as_it_is_and_a_batch_stops_at_its_bounds(
+    app: RegistryApp, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = create_tasks(db, 1)
+    events = feed.scheduler_feed(app, batches=True)
+    await until_snapshot_done(events)
+    event = task_event(tasks[0], utcnow())
+    app.events.publish_scheduler(event)
+    assert await asyncio.wait_for(anext(events), 5) is event
+    for _ in range(feed.BATCH_EVENTS + 5):
+        app.events.publish_scheduler(event)
+    full = await asyncio.wait_for(anext(events), 5)
+    rest = await asyncio.wait_for(anext(events), 5)
+    assert (1 + len(full.then), 1 + len(rest.then)) == (feed.BATCH_EVENTS, 5)
+    # By size: a batch stops growing once it holds BATCH_BYTES.
+    monkeypatch.setattr(feed, "BATCH_BYTES", event.ByteSize() * 5 // 2)
+    for _ in range(5):
+        app.events.publish_scheduler(event)
+    sizes = [1 + len((await asyncio.wait_for(anext(events), 5)).then) for _ in range(2)]
+    assert sizes == [3, 2]
+    await events.aclose()
+
+
+async def test_a_batch_queued_before_the_hub_ends_the_feed_is_sent_and_then_the_feed_ends(
+    app: RegistryApp, db: Database
+) -> None:
+    tasks = create_tasks(db, 2)
+    events = feed.scheduler_feed(app, batches=True)
+    await until_snapshot_done(events)
+    for task in tasks:
+        app.events.publish_scheduler(task_event(task, utcnow()))
+    app.events.end_scheduler_feeds()  # e.g. it fell behind: it must subscribe again
+    message = await asyncio.wait_for(anext(events), 5)
+    assert [event.task.id for event in (message, *message.then)] == [task.id for task in tasks]
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(events), 5)

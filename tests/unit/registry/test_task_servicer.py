@@ -23,6 +23,7 @@ from services.registry.server import RegistryServer, create_server
 from services.registry.settings import RegistrySettings
 from zquant.scheduler.v1 import registry_internal_service_pb2 as internal_pb2
 from zquant.scheduler.v1 import (
+    registry_internal_service_pb2_grpc,
     task_pb2,
     task_service_pb2,
     task_service_pb2_grpc,
@@ -348,3 +349,24 @@ async def test_a_workflow_created_on_sqlite_is_decided_on_its_sub_tasks_as_they_
         task_service_pb2.ListTasksRequest(name="serialized-flow", include_children=True), metadata=AUTH
     )
     assert list(page.tasks) == []
+
+
+async def test_a_scheduler_feed_that_reads_batches_gets_a_batch_creates_tasks_in_one_message(
+    env: Env,
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{env.registry.port}") as channel:
+        feed = registry_internal_service_pb2_grpc.RegistryInternalServiceStub(channel).WatchSchedulerEvents(
+            internal_pb2.WatchSchedulerEventsRequest(snapshot_pages=True, batch_events=True), metadata=AUTH
+        )
+        done = internal_pb2.WatchSchedulerEventsResponse.EVENT_TYPE_SNAPSHOT_DONE
+        while (await feed.read()).type != done:
+            pass
+        batch = await env.tasks.BatchCreateTasks(
+            task_service_pb2.BatchCreateTasksRequest(
+                tasks=[command_task("fed-1"), command_task("fed-2"), command_task("fed-3")]
+            ),
+            metadata=AUTH,
+        )
+        message = await asyncio.wait_for(feed.read(), 5)
+        feed.cancel()
+    assert [event.task.id for event in (message, *message.then)] == [task.id for task in batch.tasks]

@@ -376,3 +376,20 @@ async def test_a_feed_reconnect_makes_the_idle_backfill_pass_ask_the_registry_ag
         await internal.until(lambda: internal.backfill_passes == 2)
         await asyncio.sleep(0.3)
         assert internal.backfill_passes == 2  # no backfill runs: it waits again
+
+
+async def test_the_live_events_of_a_batch_are_applied_each_in_order() -> None:
+    async with running_engine() as (scheduler, registry):
+        Feed = internal_pb2.WatchSchedulerEventsResponse
+        registry.feed.put_nowait(Feed(type=Feed.EVENT_TYPE_SNAPSHOT_DONE))
+        await asyncio.wait_for(scheduler.ready.wait(), 5)
+        assert registry.subscriptions[0].batch_events
+        changed = datetime.now(UTC)
+        batch = upsert(every_second(1, changed), changed)
+        # Task 2 is created, task 1 deleted right after its own create: it never fires.
+        batch.then.extend(
+            [upsert(every_second(2, changed), changed), Feed(type=Feed.EVENT_TYPE_TASK_DELETE, task_id=1)]
+        )
+        registry.feed.put_nowait(batch)
+        await registry.until(lambda: sum(r.task_id == 2 for r in registry.created.values()) >= 2)
+        assert {request.task_id for request in registry.created.values()} == {2}

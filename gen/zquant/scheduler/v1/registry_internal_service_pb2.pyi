@@ -14,15 +14,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WatchSchedulerEventsRequest(_message.Message):
-    __slots__ = ("snapshot_pages", "trigger_offers")
+    __slots__ = ("snapshot_pages", "trigger_offers", "batch_events")
     SNAPSHOT_PAGES_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_OFFERS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     snapshot_pages: bool
     trigger_offers: bool
-    def __init__(self, snapshot_pages: _Optional[bool] = ..., trigger_offers: _Optional[bool] = ...) -> None: ...
+    batch_events: bool
+    def __init__(self, snapshot_pages: _Optional[bool] = ..., trigger_offers: _Optional[bool] = ..., batch_events: _Optional[bool] = ...) -> None: ...
 
 class WatchSchedulerEventsResponse(_message.Message):
-    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks", "trigger_offer")
+    __slots__ = ("type", "task", "task_id", "execution", "schedule_anchor", "last_scheduled_time", "custom_calendar", "snapshot_tasks", "trigger_offer", "then")
     class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         EVENT_TYPE_UNSPECIFIED: _ClassVar[WatchSchedulerEventsResponse.EventType]
@@ -52,6 +54,7 @@ class WatchSchedulerEventsResponse(_message.Message):
     CUSTOM_CALENDAR_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_TASKS_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_OFFER_FIELD_NUMBER: _ClassVar[int]
+    THEN_FIELD_NUMBER: _ClassVar[int]
     type: WatchSchedulerEventsResponse.EventType
     task: _task_pb2.Task
     task_id: int
@@ -61,7 +64,8 @@ class WatchSchedulerEventsResponse(_message.Message):
     custom_calendar: _task_pb2.Calendar
     snapshot_tasks: _containers.RepeatedCompositeFieldContainer[WatchSchedulerEventsResponse]
     trigger_offer: TriggerOffer
-    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ..., trigger_offer: _Optional[_Union[TriggerOffer, _Mapping]] = ...) -> None: ...
+    then: _containers.RepeatedCompositeFieldContainer[WatchSchedulerEventsResponse]
+    def __init__(self, type: _Optional[_Union[WatchSchedulerEventsResponse.EventType, str]] = ..., task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ..., task_id: _Optional[int] = ..., execution: _Optional[_Union[_task_pb2.Execution, _Mapping]] = ..., schedule_anchor: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_scheduled_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom_calendar: _Optional[_Union[_task_pb2.Calendar, _Mapping]] = ..., snapshot_tasks: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ..., trigger_offer: _Optional[_Union[TriggerOffer, _Mapping]] = ..., then: _Optional[_Iterable[_Union[WatchSchedulerEventsResponse, _Mapping]]] = ...) -> None: ...
 
 class TriggerOffer(_message.Message):
     __slots__ = ("offer_id", "task_id")
