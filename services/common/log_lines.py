@@ -24,9 +24,9 @@ class LogStream(StrEnum):
 
 
 def stamp(now: datetime) -> bytes:
-    """`2026-12-03T14:44:01.123Z`: UTC, milliseconds, fixed width (24 bytes)."""
-    now = now.astimezone(UTC)
-    return f"{now:%Y-%m-%dT%H:%M:%S}.{now.microsecond // 1000:03d}Z".encode()
+    """`2026-12-03T14:44:01.123Z`: UTC, milliseconds, fixed width (24 bytes). isoformat, not
+    strftime: every line of every run is stamped, and strftime costs several times more."""
+    return now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds").encode() + b"Z"
 
 
 def log_line(stream: LogStream, text: bytes, now: datetime) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from services.common.log_lines import MAX_LINE_BYTES, LogStream, log_lines, split_at_lines
+from services.common.log_lines import MAX_LINE_BYTES, LogStream, log_lines, split_at_lines, stamp
 
 NOW = datetime(2026, 12, 3, 14, 44, 1, 5000, tzinfo=UTC)
 
@@ -14,6 +14,11 @@ def test_every_line_of_a_message_is_stamped_in_utc_with_its_stream() -> None:
     assert log_lines(LogStream.SYSTEM, "Traceback:\n  boom\n", local) == (
         b"2026-12-03T14:44:01.005Z system Traceback:\n2026-12-03T14:44:01.005Z system   boom\n"
     )
+
+
+def test_a_stamp_has_a_fixed_width_and_cuts_to_the_millisecond() -> None:
+    assert stamp(NOW.replace(microsecond=0)) == b"2026-12-03T14:44:01.000Z"
+    assert stamp(NOW.replace(microsecond=999_999)) == b"2026-12-03T14:44:01.999Z"  # not rounded up
 
 
 def test_an_overlong_line_becomes_several() -> None:
