@@ -49,6 +49,11 @@ READINESS_SERVICE = "readiness"
 READY_ANSWER_SECONDS = 0.8
 
 
+def _registered_methods_ignored(service_name: str, method_handlers: object) -> None:
+    """The generic handler the generated code registers too serves these methods (see
+    ServiceServer)."""
+
+
 class ServiceServer:
     """A grpc.aio server with health and reflection that stops gracefully on SIGTERM."""
 
@@ -76,6 +81,11 @@ class ServiceServer:
                 ("grpc.http2.max_ping_strikes", 0),
             ],
         )
+        # Generic handlers only. The generated add_*_to_server registers each method twice, as a
+        # generic handler and as a "registered method"; for every call grpc.aio's server then waits
+        # (asyncio.wait) on one pending future per registered method: O(methods) per call, 38 us a
+        # call with the registry's 86 methods. The generic handlers serve every method alike.
+        self.server.add_registered_method_handlers = _registered_methods_ignored  # type: ignore[attr-defined]
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._service_names: list[str] = []
         self._stopping = asyncio.Event()
