@@ -211,6 +211,7 @@ class RegistryServer:
             task.cancel()
         self.app.progress.flush_due(force=True)
         self.app.passwords.close()
+        self.app.creates.close()
         self.app.db.dispose()
 
 

@@ -4,6 +4,7 @@ stored in one transaction, and each still gets its own task or its own error."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +32,11 @@ def fields(name: str, **more: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def creates(db: Database) -> TaskCreates:
+def creates(db: Database) -> Iterator[TaskCreates]:
     settings = RegistrySettings.from_env({"ZQ_SERVICE_TOKEN": "t", "ZQ_DEFAULT_TIMEZONE": "Asia/Shanghai"})
-    return TaskCreates(db, settings, lambda: NOW)
+    line = TaskCreates(db, settings, lambda: NOW)
+    yield line
+    line.close()
 
 
 @pytest.fixture
@@ -148,3 +151,20 @@ async def test_a_caller_gone_before_its_turn_creates_nothing(db: Database, creat
         await gone
     await creates.create(fields("after"), ADMIN)  # the line goes on
     assert stored_names(db) == ["after", "first"]
+
+
+async def test_the_lines_transactions_run_on_a_thread_of_their_own(
+    db: Database, creates: TaskCreates
+) -> None:
+    threads: set[str] = set()
+
+    def note_thread(*_: Any) -> None:
+        threads.add(threading.current_thread().name)
+
+    event.listen(db.engine, "commit", note_thread)
+    try:
+        for name in ("own-thread-1", "own-thread-2", "own-thread-3"):  # one group each
+            await creates.create(fields(name), ADMIN)
+    finally:
+        event.remove(db.engine, "commit", note_thread)
+    assert len(threads) == 1 and next(iter(threads)).startswith("task-creates")
