@@ -11,6 +11,9 @@ Health has two names. The overall one ("") is liveness: SERVING from start until
 watches and feeds, so Envoy and the kubelet take it out of rotation until it listens again, without
 restarting it). Both go NOT_SERVING when the server stops.
 
+Every method is served through its generic handler: the "registered method" the generated code
+adds as well would cost every call an `asyncio.wait` over one future per method (see __init__).
+
 `answers_ready` is the same readiness for a probe from another thread (the registry's HTTP
 `/ready`, metrics.py, which Envoy checks so that its checks do not wake gRPC's threads): it also
 proves the event loop responsive, as an answer over gRPC would.
